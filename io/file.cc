@@ -1,0 +1,130 @@
+#include "io/file.h"
+
+#include <linux/stat.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "io/log.h"
+#include "io/ops.h"
+
+namespace xerv::io {
+
+aligned_buffer::aligned_buffer(size_t size) {
+  _size = (size + alignment - 1) / alignment * alignment;
+  if (_size == 0) return;
+  _data = static_cast<char*>(std::aligned_alloc(alignment, _size));
+  ASSERT(_data != nullptr, "aligned_alloc(%zu)", _size);
+  std::memset(_data, 0, _size);
+}
+aligned_buffer::aligned_buffer(aligned_buffer&& o) noexcept
+    : _data(std::exchange(o._data, nullptr)), _size(std::exchange(o._size, 0)) {}
+aligned_buffer& aligned_buffer::operator=(aligned_buffer&& o) noexcept {
+  if (this != &o) {
+    std::free(_data);
+    _data = std::exchange(o._data, nullptr);
+    _size = std::exchange(o._size, 0);
+  }
+  return *this;
+}
+aligned_buffer::~aligned_buffer() { std::free(_data); }
+
+file& file::operator=(file&& o) noexcept {
+  if (this != &o) {
+    if (_fd >= 0) ::close(_fd);
+    _fd = std::exchange(o._fd, -1);
+    _direct = o._direct;
+  }
+  return *this;
+}
+
+file::~file() {
+  if (_fd >= 0) ::close(_fd);
+}
+
+namespace {
+task<int> open_raw(std::string path, int flags, unsigned mode) {
+  cqe_result c = co_await ring_op(
+      [&](io_uring_sqe* s) { io_uring_prep_openat(s, AT_FDCWD, path.c_str(), flags | O_CLOEXEC, mode); });
+  co_return c.res;
+}
+}  // namespace
+
+task<result<file>> file::open(std::string path, open_options opts) {
+  int flags = opts.flags & ~O_DIRECT;
+  if (opts.direct != direct_io::off) {
+    int fd = co_await open_raw(path, flags | O_DIRECT, opts.mode);
+    if (fd >= 0) co_return file(fd, true);
+    if (fd != -EINVAL) co_return from_errno(-fd);
+    if (opts.direct == direct_io::required) co_return errc::not_supported;
+    XLOG(warn, "%s: file system refuses O_DIRECT; using the page cache (durability still relies on fdatasync)",
+         path.c_str());
+  }
+  int fd = co_await open_raw(path, flags, opts.mode);
+  if (fd < 0) co_return from_errno(-fd);
+  co_return file(fd, false);
+}
+
+task<result<size_t>> file::read_at(uint64_t offset, std::span<char> out) {
+  int fd = _fd;
+  size_t done = 0;
+  while (done < out.size()) {
+    cqe_result c = co_await ring_op([&](io_uring_sqe* s) {
+      io_uring_prep_read(s, fd, out.data() + done, static_cast<unsigned>(out.size() - done), offset + done);
+    });
+    if (c.res == -EINTR || c.res == -EAGAIN) continue;
+    if (c.res < 0) co_return cqe_error(c.res, nullptr);
+    if (c.res == 0) break;  // end of file
+    done += static_cast<size_t>(c.res);
+  }
+  co_return done;
+}
+
+task<result<void>> file::write_at(uint64_t offset, std::span<const char> data) {
+  int fd = _fd;
+  size_t done = 0;
+  while (done < data.size()) {
+    cqe_result c = co_await ring_op([&](io_uring_sqe* s) {
+      io_uring_prep_write(s, fd, data.data() + done, static_cast<unsigned>(data.size() - done), offset + done);
+    });
+    if (c.res == -EINTR || c.res == -EAGAIN) continue;
+    if (c.res < 0) co_return cqe_error(c.res, nullptr);
+    if (c.res == 0) co_return from_errno(EIO);  // no progress: never spin
+    done += static_cast<size_t>(c.res);
+  }
+  co_return result<void>{};
+}
+
+task<result<void>> file::datasync() {
+  int fd = _fd;
+  cqe_result c = co_await ring_op([&](io_uring_sqe* s) { io_uring_prep_fsync(s, fd, IORING_FSYNC_DATASYNC); });
+  if (c.res < 0) co_return cqe_error(c.res, nullptr);
+  co_return result<void>{};
+}
+
+task<result<void>> file::allocate(uint64_t offset, uint64_t length) {
+  int fd = _fd;
+  cqe_result c = co_await ring_op([&](io_uring_sqe* s) { io_uring_prep_fallocate(s, fd, 0, offset, length); });
+  if (c.res < 0) co_return cqe_error(c.res, nullptr);
+  co_return result<void>{};
+}
+
+task<result<uint64_t>> file::size() {
+  int fd = _fd;
+  struct statx st {};
+  cqe_result c = co_await ring_op(
+      [&](io_uring_sqe* s) { io_uring_prep_statx(s, fd, "", AT_EMPTY_PATH, STATX_SIZE, &st); });
+  if (c.res < 0) co_return cqe_error(c.res, nullptr);
+  co_return static_cast<uint64_t>(st.stx_size);
+}
+
+task<void> file::close() {
+  int fd = std::exchange(_fd, -1);
+  if (fd < 0) co_return;
+  cqe_result c = co_await ring_op([&](io_uring_sqe* s) { io_uring_prep_close(s, fd); });
+  (void)c;  // Nothing to retry after a failed close.
+}
+
+}  // namespace xerv::io
