@@ -14,6 +14,7 @@
 namespace xerv::io {
 namespace {
 thread_local reactor* t_reactor = nullptr;
+[[maybe_unused]] constexpr uint64_t k_stall_ms = 20;
 
 bool timer_less(const timer_entry* a, const timer_entry* b) {
   return a->deadline_ns != b->deadline_ns ? a->deadline_ns < b->deadline_ns : a->seq < b->seq;
@@ -193,7 +194,17 @@ void reactor::run_ready() {
   // Only what was ready when we started: work scheduled meanwhile waits one turn,
   // so I/O and messages are polled between batches.
   std::swap(_ready, _running);
-  for (auto h : _running) h.resume();
+  for (auto h : _running) {
+#ifdef NDEBUG
+    h.resume();
+#else
+    // Debug builds report tasks that hold the shard too long without yielding.
+    uint64_t start = monotonic_ns();
+    h.resume();
+    if (uint64_t ms = (monotonic_ns() - start) / 1'000'000; ms >= k_stall_ms)
+      XLOG(warn, "stall: a task ran %llu ms on shard %u without yielding", static_cast<unsigned long long>(ms), _id);
+#endif
+  }
   _running.clear();
 }
 

@@ -38,12 +38,20 @@ TEST(task, returns_values_through_nested_awaits) {
   EXPECT_EQ(run_on(1, add(20, 22)), 42);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+// GCC cannot turn symmetric transfer into a tail call under ASan, so each
+// synchronous completion costs a frame there; the Release run checks the full size.
+constexpr long k_chain = 1'000;
+#else
+constexpr long k_chain = 1'000'000;
+#endif
+
 io::task<int> long_chain() {
   // A million synchronous completions: symmetric transfer keeps the stack flat.
   long sum = 0;
-  for (int i = 0; i < 1'000'000; ++i) sum += co_await value(1);
+  for (long i = 0; i < k_chain; ++i) sum += co_await value(1);
   co_await nothing();
-  co_return sum == 1'000'000 ? 0 : 1;
+  co_return sum == k_chain ? 0 : 1;
 }
 TEST(task, long_chains_do_not_grow_the_stack) { EXPECT_EQ(run_on(1, long_chain()), 0); }
 

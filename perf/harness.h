@@ -1,0 +1,130 @@
+#pragma once
+// Shared benchmark harness: runs our implementation and a baseline several times,
+// alternating them so slow drift on the machine (another build, thermal changes)
+// hits both sides alike, then prints one JSON line per benchmark to stdout and a
+// readable summary to stderr. Figures are "higher is better" rates; compare the
+// ratio ours/baseline across machines, not the absolute numbers.
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace xerv::perf {
+
+using fields = std::vector<std::pair<std::string, double>>;
+
+// One measured run. The checksum comes from the work itself (echoed bytes, reply
+// values), so the compiler cannot drop the work and a wrong result is visible.
+struct run_result {
+  double value = 0;
+  uint64_t checksum = 0;
+  fields extra;  // per-run figures such as latency percentiles; medians are reported
+};
+
+struct spread {
+  double median = 0, min = 0, max = 0;
+};
+
+inline spread summarize(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  return {median, v.front(), v.back()};
+}
+
+struct comparison {
+  std::string name, unit;
+  int runs = 0;
+  spread ours, baseline;
+  uint64_t checksum = 0;
+  fields extra;  // parameters and medians of the per-run extras ("ours_p50_us", ...)
+};
+
+inline void add_medians(fields& out, const char* prefix, const std::vector<run_result>& rs) {
+  if (rs.empty()) return;
+  for (size_t i = 0; i < rs.front().extra.size(); ++i) {
+    std::vector<double> v;
+    for (const auto& r : rs) v.push_back(r.extra.at(i).second);
+    out.emplace_back(prefix + rs.front().extra[i].first, summarize(v).median);
+  }
+}
+
+template <class Ours, class Baseline>
+comparison compare(std::string name, std::string unit, int runs, Ours&& ours, Baseline&& baseline) {
+  comparison c{std::move(name), std::move(unit), runs, {}, {}, 0, {}};
+  std::vector<run_result> a, b;
+  for (int i = 0; i < runs; ++i) {
+    a.push_back(ours());
+    b.push_back(baseline());
+    c.checksum = c.checksum * 31 + a.back().checksum * 7 + b.back().checksum;
+  }
+  auto values = [](const std::vector<run_result>& rs) {
+    std::vector<double> v;
+    for (const auto& r : rs) v.push_back(r.value);
+    return v;
+  };
+  c.ours = summarize(values(a));
+  c.baseline = summarize(values(b));
+  add_medians(c.extra, "ours_", a);
+  add_medians(c.extra, "baseline_", b);
+  return c;
+}
+
+inline std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
+      return line.substr(line.find(':') + 2);
+  return "unknown";
+}
+
+inline std::string kernel() {
+  utsname u{};
+  return uname(&u) == 0 ? std::string(u.sysname) + " " + u.release : "unknown";
+}
+
+inline std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    if (static_cast<unsigned char>(ch) >= 0x20) out += ch;
+  }
+  return out + "\"";
+}
+
+inline void emit(const comparison& c) {
+  double ratio = c.baseline.median > 0 ? c.ours.median / c.baseline.median : 0;
+  printf("{\"name\":%s,\"unit\":%s,\"runs\":%d,\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,"
+         "\"baseline_median\":%.6g,\"baseline_min\":%.6g,\"baseline_max\":%.6g,\"ratio\":%.4f,\"checksum\":%llu",
+         json_string(c.name).c_str(), json_string(c.unit).c_str(), c.runs, c.ours.median, c.ours.min, c.ours.max,
+         c.baseline.median, c.baseline.min, c.baseline.max, ratio, static_cast<unsigned long long>(c.checksum));
+  for (const auto& [k, v] : c.extra) printf(",%s:%.6g", json_string(k).c_str(), v);
+  printf(",\"cpu\":%s,\"kernel\":%s}\n", json_string(cpu_model()).c_str(), json_string(kernel()).c_str());
+  fflush(stdout);
+  fprintf(stderr, "%-28s ours %.4g %s [%.4g..%.4g]  baseline %.4g [%.4g..%.4g]  ratio %.3f\n", c.name.c_str(),
+          c.ours.median, c.unit.c_str(), c.ours.min, c.ours.max, c.baseline.median, c.baseline.min, c.baseline.max,
+          ratio);
+}
+
+// "--flag": present or not. "--key N": a number, or `fallback` when absent.
+inline bool has_flag(int argc, char** argv, const char* flag) {
+  for (int i = 1; i < argc; ++i)
+    if (strcmp(argv[i], flag) == 0) return true;
+  return false;
+}
+inline double arg_number(int argc, char** argv, const char* key, double fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (strcmp(argv[i], key) == 0) return strtod(argv[i + 1], nullptr);
+  return fallback;
+}
+
+}  // namespace xerv::perf
