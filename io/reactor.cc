@@ -232,19 +232,31 @@ void reactor::flush_messages() {
       box.overflow_head = box.overflow_head->next;
       if (!box.overflow_head) box.overflow_tail = nullptr;
     }
-    if (box.queue->publish()) {
-      // Pairs with the fence in wait_for_events(): either the target sees our
-      // entries before sleeping, or we see it asleep and wake it.
+    if (box.queue->publish()) wake_if_sleeping(to);
+    if (box.overflow_head) {
+      // Ask the target to wake us when it frees slots, then retry once in case it
+      // already did between our push and the request.
+      box.queue->request_space_notice();
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      reactor& target = _rt.shard(to);
-      if (target._sleeping.load(std::memory_order_relaxed) &&
-          target._sleeping.exchange(false, std::memory_order_acq_rel))
-        wake(to);
+      while (box.overflow_head && box.queue->push(box.overflow_head)) {
+        box.overflow_head = box.overflow_head->next;
+        if (!box.overflow_head) box.overflow_tail = nullptr;
+      }
+      if (box.queue->publish()) wake_if_sleeping(to);
     }
-    if (box.overflow_head) _dirty_targets[keep++] = to;  // retry next iteration
+    if (box.overflow_head) _dirty_targets[keep++] = to;  // retried after the notice
     else box.dirty = false;
   }
   _dirty_targets.resize(keep);
+}
+
+void reactor::wake_if_sleeping(unsigned to) {
+  // Pairs with the fence in wait_for_events(): either the target sees our entries
+  // before sleeping, or we see it asleep and wake it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  reactor& target = _rt.shard(to);
+  if (target._sleeping.load(std::memory_order_relaxed) && target._sleeping.exchange(false, std::memory_order_acq_rel))
+    wake(to);
 }
 
 void reactor::wake(unsigned target) {
@@ -272,6 +284,8 @@ bool reactor::poll_messages() {
     });
     _stats.messages_received += n;
     any |= n != 0;
+    // The sender may be asleep with messages it could not fit: tell it there is room.
+    if (n != 0 && _in[s]->take_space_notice()) wake(s);
   }
   return any;
 }

@@ -112,6 +112,7 @@ class reactor {
   bool poll_messages();
   void flush_messages();
   void wake(unsigned target);
+  void wake_if_sleeping(unsigned target);
   bool incoming_pending() const;
   void wait_for_events();
   void reap();

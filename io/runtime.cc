@@ -136,7 +136,10 @@ void runtime::shard_main(unsigned id, task<int>* main) {
   _start_latch->arrive_and_wait();
   if (main) run_main(this, std::move(*main), &_exit_code);
   r.run();
-  XLOG(info, "shard %u stopped", id);
+  const auto& st = r.counters();
+  XLOG(info, "shard %u stopped (%llu loop iterations, %llu sleeps, %llu wake-ups sent, %llu messages received)", id,
+       static_cast<unsigned long long>(st.loop_iterations), static_cast<unsigned long long>(st.sleeps),
+       static_cast<unsigned long long>(st.wakeups_sent), static_cast<unsigned long long>(st.messages_received));
   _stop_latch->arrive_and_wait();  // no reactor is destroyed while others may still wake it
 }
 

@@ -54,6 +54,15 @@ class spsc_queue {
   }
   bool empty_for_consumer() const { return _tail.load(std::memory_order_acquire) == _consumer_head; }
 
+  // Back-pressure hand-shake: a producer with entries it could not push asks to be
+  // told when the consumer frees slots, so it can sleep instead of polling.
+  void request_space_notice() { _space_wanted.store(true, std::memory_order_seq_cst); }
+  // Consumer, after pop_batch() freed slots: true once per request.
+  bool take_space_notice() {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // our head store before their flag
+    return _space_wanted.load(std::memory_order_relaxed) && _space_wanted.exchange(false, std::memory_order_acq_rel);
+  }
+
  private:
   const uint64_t _mask;
   std::unique_ptr<T[]> _slots;
@@ -63,6 +72,7 @@ class spsc_queue {
   uint64_t _staged_tail = 0;
   uint64_t _published_tail = 0;
   uint64_t _cached_head = 0;
+  alignas(64) std::atomic<bool> _space_wanted{false};
 };
 
 }  // namespace xerv::io
