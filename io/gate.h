@@ -49,20 +49,10 @@ struct is_result : std::false_type {};
 template <class T>
 struct is_result<result<T>> : std::true_type {};
 
-struct spawned {
-  struct promise_type {
-    spawned get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-
 void log_spawn_failure(const char* what);
 
 template <class T>
-spawned run_spawned(gate* g, task<T> t) {
+detached run_spawned(gate* g, task<T> t) {
   try {
     if constexpr (std::is_void_v<T>) {
       co_await std::move(t);

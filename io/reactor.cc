@@ -223,25 +223,26 @@ void reactor::send(unsigned to, message* m) {
   }
 }
 
+void reactor::move_overflow(outbox& box) {
+  while (box.overflow_head && box.queue->push(box.overflow_head)) {
+    box.overflow_head = box.overflow_head->next;
+    if (!box.overflow_head) box.overflow_tail = nullptr;
+  }
+}
+
 void reactor::flush_messages() {
   size_t keep = 0;
   for (size_t i = 0; i < _dirty_targets.size(); ++i) {
     unsigned to = _dirty_targets[i];
     outbox& box = _out[to];
-    while (box.overflow_head && box.queue->push(box.overflow_head)) {
-      box.overflow_head = box.overflow_head->next;
-      if (!box.overflow_head) box.overflow_tail = nullptr;
-    }
+    move_overflow(box);
     if (box.queue->publish()) wake_if_sleeping(to);
     if (box.overflow_head) {
       // Ask the target to wake us when it frees slots, then retry once in case it
       // already did between our push and the request.
       box.queue->request_space_notice();
       std::atomic_thread_fence(std::memory_order_seq_cst);
-      while (box.overflow_head && box.queue->push(box.overflow_head)) {
-        box.overflow_head = box.overflow_head->next;
-        if (!box.overflow_head) box.overflow_tail = nullptr;
-      }
+      move_overflow(box);
       if (box.queue->publish()) wake_if_sleeping(to);
     }
     if (box.overflow_head) _dirty_targets[keep++] = to;  // retried after the notice

@@ -137,6 +137,7 @@ class reactor {
     message* overflow_tail = nullptr;
     bool dirty = false;
   };
+  void move_overflow(outbox& box);
   std::vector<outbox> _out;                    // indexed by target shard
   std::vector<spsc_queue<message*>*> _in;       // indexed by source shard
   std::vector<unsigned> _dirty_targets;

@@ -108,17 +108,7 @@ void runtime::start_signalfd() {
 }
 
 namespace {
-struct main_runner {
-  struct promise_type {
-    main_runner get_return_object() noexcept { return {}; }
-    std::suspend_never initial_suspend() noexcept { return {}; }
-    std::suspend_never final_suspend() noexcept { return {}; }
-    void return_void() noexcept {}
-    void unhandled_exception() noexcept { std::terminate(); }
-  };
-};
-
-main_runner run_main(runtime* rt, task<int> main, int* exit_code) {
+detail::detached run_main(runtime* rt, task<int> main, int* exit_code) {
   try {
     *exit_code = co_await std::move(main);
   } catch (const std::exception& e) {

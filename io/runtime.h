@@ -140,15 +140,6 @@ struct cross_call final : message {
   }
   static void resume_caller(message* m) { static_cast<cross_call*>(m)->caller.resume(); }
 
-  struct detached {
-    struct promise_type {
-      detached get_return_object() noexcept { return {}; }
-      std::suspend_never initial_suspend() noexcept { return {}; }
-      std::suspend_never final_suspend() noexcept { return {}; }
-      void return_void() noexcept {}
-      void unhandled_exception() noexcept { std::terminate(); }
-    };
-  };
   static detached run_task(cross_call* self) {
     try {
       if constexpr (std::is_void_v<R>) {

@@ -125,6 +125,21 @@ task<T> make_ready_task(T v) {
   co_return v;
 }
 
+namespace detail {
+// A coroutine nobody awaits: starts at once and frees itself when it ends. Only the
+// runtime's own drivers use it (spawn, submit_to's remote side, the main task);
+// their bodies catch everything, so an escaping exception is a bug.
+struct detached {
+  struct promise_type {
+    detached get_return_object() noexcept { return {}; }
+    std::suspend_never initial_suspend() noexcept { return {}; }
+    std::suspend_never final_suspend() noexcept { return {}; }
+    void return_void() noexcept {}
+    void unhandled_exception() noexcept { std::terminate(); }
+  };
+};
+}  // namespace detail
+
 template <class T>
 struct is_task : std::false_type {};
 template <class T>
