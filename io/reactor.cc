@@ -50,6 +50,7 @@ reactor::reactor(runtime& rt, unsigned id, const runtime_options& opts, const ri
   _event_fd = eventfd(0, EFD_CLOEXEC);
   ASSERT(_event_fd >= 0, "eventfd: %s", strerror(errno));
   _eventfd_op.on_complete = &on_eventfd;
+  _log_op.on_complete = &on_log_written;
   t_reactor = this;
   arm_eventfd();
   setup_buffer_ring(opts);
@@ -68,6 +69,7 @@ reactor::reactor(runtime& rt, unsigned id, const runtime_options& opts, const ri
 }
 
 reactor::~reactor() {
+  flush_log_now();
   io_uring_queue_exit(&_ring);
   if (_buf_ring) munmap(_buf_ring, _buf_ring_bytes);
   free(_buf_base);
@@ -347,10 +349,77 @@ void reactor::run() {
     run_ready();
     fire_timers();
     flush_messages();
+    flush_log();
     if (_ready.empty()) wait_for_events();
     else io_uring_submit_and_get_events(&_ring);
     reap();
   }
+}
+
+void reactor::append_log(std::string_view line) {
+  if (_log_pending.size() + line.size() > k_log_buffer_max) {
+    ++_log_dropped;  // stderr is not keeping up; never block the shard for it
+    return;
+  }
+  _log_pending.append(line);
+}
+
+void reactor::flush_log() {
+  if (_log_in_flight || (_log_pending.empty() && _log_dropped == 0)) return;
+  if (_log_dropped) {
+    _log_pending += "log: " + std::to_string(_log_dropped) + " lines dropped on shard " + std::to_string(_id) +
+                    " (stderr too slow)\n";
+    _log_dropped = 0;
+  }
+  std::swap(_log_pending, _log_writing);
+  _log_written = 0;
+  _log_in_flight = true;
+  submit_log_write();
+}
+
+void reactor::submit_log_write() {
+  io_uring_sqe* sqe = get_sqe();
+  // Offset -1: write at the file position, as write(2) does (stderr may be a pipe).
+  io_uring_prep_write(sqe, STDERR_FILENO, _log_writing.data() + _log_written,
+                      static_cast<unsigned>(_log_writing.size() - _log_written), uint64_t(-1));
+  io_uring_sqe_set_data(sqe, &_log_op);
+}
+
+void reactor::on_log_written(completion* c, int res, uint32_t) {
+  reactor& r = this_reactor();
+  (void)c;
+  if (res == -EAGAIN || res == -EINTR) {
+    r.submit_log_write();
+    return;
+  }
+  if (res > 0 && r._log_written + size_t(res) < r._log_writing.size()) {
+    r._log_written += size_t(res);
+    r.submit_log_write();
+    return;
+  }
+  // Done, or stderr is gone (then there is nobody to tell).
+  r._log_writing.clear();
+  r._log_in_flight = false;
+}
+
+void reactor::flush_log_now() {
+  // Let an in-flight ring write finish first so lines stay in order.
+  while (_log_in_flight) {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_submit_and_wait(&_ring, 1) < 0 || io_uring_peek_cqe(&_ring, &cqe) != 0 || !cqe) break;
+    uint64_t ud = cqe->user_data;
+    int res = cqe->res;
+    io_uring_cqe_seen(&_ring, cqe);
+    if (ud == reinterpret_cast<uint64_t>(&_log_op)) on_log_written(&_log_op, res, 0);
+  }
+  _log_in_flight = false;
+  std::string_view rest = _log_pending;
+  while (!rest.empty()) {
+    ssize_t w = ::write(STDERR_FILENO, rest.data(), rest.size());
+    if (w <= 0) break;
+    rest.remove_prefix(size_t(w));
+  }
+  _log_pending.clear();
 }
 
 void reactor::stop() {

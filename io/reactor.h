@@ -12,6 +12,8 @@
 #include <chrono>
 #include <coroutine>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "io/cancel.h"
@@ -89,6 +91,11 @@ class reactor {
   // and the target woken at the end of this loop iteration.
   void send(unsigned to, message* m);
 
+  // Logging (see log.h): lines are buffered here and written by the loop.
+  void append_log(std::string_view line);
+  // Writes everything buffered with plain write(2): for assertion failures and exit.
+  void flush_log_now();
+
   // The loop: returns once stop() was called (from any thread).
   void run();
   void stop();
@@ -117,6 +124,9 @@ class reactor {
   void wait_for_events();
   void reap();
   static void on_eventfd(completion* c, int res, uint32_t flags);
+  void flush_log();
+  void submit_log_write();
+  static void on_log_written(completion* c, int res, uint32_t flags);
 
   runtime& _rt;
   const unsigned _id;
@@ -141,6 +151,13 @@ class reactor {
   std::vector<outbox> _out;                    // indexed by target shard
   std::vector<spsc_queue<message*>*> _in;       // indexed by source shard
   std::vector<unsigned> _dirty_targets;
+
+  std::string _log_pending, _log_writing;
+  size_t _log_written = 0;
+  bool _log_in_flight = false;
+  uint64_t _log_dropped = 0;
+  completion _log_op{};
+  static constexpr size_t k_log_buffer_max = 1 << 20;
 
   completion _eventfd_op{};
   uint64_t _eventfd_value = 0;
