@@ -103,11 +103,11 @@ inline std::string json_string(const std::string& s) {
 
 inline void emit(const comparison& c) {
   double ratio = c.baseline.median > 0 ? c.ours.median / c.baseline.median : 0;
-  printf("{\"name\":%s,\"unit\":%s,\"runs\":%d,\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,"
-         "\"baseline_median\":%.6g,\"baseline_min\":%.6g,\"baseline_max\":%.6g,\"ratio\":%.4f,\"checksum\":%llu",
+  printf("{\"name\":%s,\"unit\":%s,\"runs\":%d,\"median\":%.10g,\"min\":%.10g,\"max\":%.10g,"
+         "\"baseline_median\":%.10g,\"baseline_min\":%.10g,\"baseline_max\":%.10g,\"ratio\":%.4f,\"checksum\":%llu",
          json_string(c.name).c_str(), json_string(c.unit).c_str(), c.runs, c.ours.median, c.ours.min, c.ours.max,
          c.baseline.median, c.baseline.min, c.baseline.max, ratio, static_cast<unsigned long long>(c.checksum));
-  for (const auto& [k, v] : c.extra) printf(",%s:%.6g", json_string(k).c_str(), v);
+  for (const auto& [k, v] : c.extra) printf(",%s:%.10g", json_string(k).c_str(), v);
   printf(",\"cpu\":%s,\"kernel\":%s}\n", json_string(cpu_model()).c_str(), json_string(kernel()).c_str());
   fflush(stdout);
   fprintf(stderr, "%-28s ours %.4g %s [%.4g..%.4g]  baseline %.4g [%.4g..%.4g]  ratio %.3f\n", c.name.c_str(),
