@@ -15,6 +15,11 @@ command -v jq >/dev/null || { echo "bench.sh: jq is missing (scripts/setup insta
 mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
+# Busy CPU time of the whole machine, in seconds (/proc/stat counts USER_HZ ticks).
+busy_seconds() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
+}
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # The default echo load oversubscribes a two-core machine (two shards, four client
 # threads); the second echo run, one shard and one client thread, does not.
@@ -22,9 +27,21 @@ runs=("build/release/perf/echo_bench"
   "build/release/perf/echo_bench --shards 1 --client-threads 1"
   "build/release/perf/msg_bench")
 : >"$out/results.jsonl"
+: >"$out/stderr.log"
+noise="$out/noise.md"
+: >"$noise"
 for cmd in "${runs[@]}"; do
   echo "bench.sh: $cmd" >&2
-  (cd "$root" && $cmd) >>"$out/results.jsonl"
+  before=$(busy_seconds)
+  start=$(date +%s.%N)
+  # TIMEFORMAT reports the benchmark's own CPU time, so the rest of the machine's
+  # busy time during the run is what other processes took: the noise.
+  TIMEFORMAT='%U %S'
+  own=$({ time (cd "$root" && $cmd >>"$out/results.jsonl" 2>>"$out/stderr.log"); } 2>&1)
+  tail -n 4 "$out/stderr.log" | grep ratio >&2 || true
+  awk -v cmd="$cmd" -v own="$own" -v b0="$before" -v b1="$(busy_seconds)" -v t0="$start" -v t1="$(date +%s.%N)" -v cpus="$(nproc)" \
+    'BEGIN { split(own, o, " "); mine = o[1] + o[2]; other = b1 - b0 - mine; if (other < 0) other = 0;
+             printf "| `%s` | %.0f | %.1f | %.1f | %.1f |\n", cmd, t1 - t0, (t1 - t0) * cpus, mine, other }' >>"$noise"
 done
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -55,6 +72,14 @@ gen="$out/generated.md"
     echo "|---|---|---|"
     jq -r 'select(has("ours_p50_us")) | "| \(.name) | \(.ours_p50_us) / \(.ours_p99_us) | \(.baseline_p50_us) / \(.baseline_p99_us) |"' "$out/results.jsonl"
   fi
+  echo
+  echo "CPU time during each command, in seconds: what the benchmark used itself, and the"
+  echo "rest of the machine's busy time meanwhile (other processes, plus interrupt time not"
+  echo "charged to the benchmark, so an upper bound on the noise in these figures)."
+  echo
+  echo "| command | wall | CPU available | benchmark | other processes |"
+  echo "|---|---|---|---|---|"
+  cat "$noise"
   echo
   echo "JSON lines:"
   echo
