@@ -37,8 +37,8 @@ for cmd in "${runs[@]}"; do
   # TIMEFORMAT reports the benchmark's own CPU time, so the rest of the machine's
   # busy time during the run is what other processes took: the noise.
   TIMEFORMAT='%U %S'
-  own=$({ time (cd "$root" && $cmd >>"$out/results.jsonl" 2>>"$out/stderr.log"); } 2>&1)
-  tail -n 4 "$out/stderr.log" | grep ratio >&2 || true
+  own=$({ time (cd "$root" && $cmd >>"$out/results.jsonl" 2>"$out/last.log"); } 2>&1)
+  cat "$out/last.log" | tee -a "$out/stderr.log" >&2
   awk -v cmd="$cmd" -v own="$own" -v b0="$before" -v b1="$(busy_seconds)" -v t0="$start" -v t1="$(date +%s.%N)" -v cpus="$(nproc)" \
     'BEGIN { split(own, o, " "); mine = o[1] + o[2]; other = b1 - b0 - mine; if (other < 0) other = 0;
              printf "| `%s` | %.0f | %.1f | %.1f | %.1f |\n", cmd, t1 - t0, (t1 - t0) * cpus, mine, other }' >>"$noise"
@@ -66,7 +66,7 @@ gen="$out/generated.md"
   echo "| benchmark | unit | xerv | baseline | xerv/baseline |"
   echo "|---|---|---|---|---|"
   jq -r '"| \(.name) | \(.unit) | \(.median|round) [\(.min|round)..\(.max|round)] | \(.baseline_median|round) [\(.baseline_min|round)..\(.baseline_max|round)] | \(.ratio) |"' "$out/results.jsonl"
-  if jq -e 'select(has("ours_p50_us"))' "$out/results.jsonl" >/dev/null; then
+  if jq -s -e 'any(.[]; has("ours_p50_us"))' "$out/results.jsonl" >/dev/null; then
     echo
     echo "| benchmark | xerv p50 / p99 µs | baseline p50 / p99 µs |"
     echo "|---|---|---|"
