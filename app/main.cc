@@ -1,14 +1,17 @@
-// The xerv binary. For now: `xerv serve` starts the shard runtime and runs until
-// SIGINT/SIGTERM; `xerv version` prints the version. The HTTP server, flows and
-// configuration arrive with later modules.
+// The xerv binary: CLI, configuration and wiring of the modules onto the shards.
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
-#include "io/gate.h"
+#include "app/config.h"
+#include "http/admin.h"
+#include "http/server.h"
 #include "io/log.h"
+#include "io/reactor.h"
 #include "io/runtime.h"
 #include "io/when_all.h"
 
@@ -20,49 +23,148 @@ namespace {
 
 using namespace xerv;
 
-int usage() {
-  fprintf(stderr,
-          "usage: xerv <command>\n"
+// Loaded in main() before the runtime starts; read-only afterwards.
+app::config g_cfg;
+http::admin_info g_info;
+
+int usage(FILE* to) {
+  fprintf(to,
+          "usage: xerv <command> [options]\n"
           "  serve     run the server until SIGINT/SIGTERM\n"
-          "  version   print the version\n");
-  return 2;
+          "  version   print the version\n"
+          "\noptions of `serve` (flags > environment > --config FILE > defaults):\n  --config FILE\n");
+  app::config scratch;
+  core::settings all = app::declare_settings(scratch);
+  for (const auto& s : all.all()) {
+    if (s.flag.empty()) continue;
+    fprintf(to, "  %-28s %s (env %s, default %s)\n", (s.flag + " VALUE").c_str(), s.description.c_str(),
+            s.env.c_str(), s.default_text.empty() ? "unset" : s.default_text.c_str());
+  }
+  return to == stderr ? 2 : 0;
 }
 
-// XERV_SHARDS: a positive integer, or unset for one shard per CPU.
-bool shards_from_env(unsigned& out) {
-  const char* v = getenv("XERV_SHARDS");
-  if (!v || !*v) return true;
-  char* end = nullptr;
-  long n = strtol(v, &end, 10);
-  if (*end != '\0' || n < 1 || n > 1024) {
-    fprintf(stderr, "xerv: invalid XERV_SHARDS=%s: expected an integer between 1 and 1024\n", v);
-    return false;
+// The services of one shard, created and destroyed on that shard.
+struct shard_services {
+  http::router api_routes;
+  http::router metrics_routes;
+  std::unique_ptr<http::server> api;
+  std::unique_ptr<http::server> metrics;
+};
+thread_local std::unique_ptr<shard_services> t_services;
+
+http::server_options server_options(uint16_t port) {
+  http::server_options o;
+  o.host = g_cfg.api_host;
+  o.port = port;
+  o.limits.body_bytes_max = g_cfg.max_body_bytes;
+  o.header_timeout = std::chrono::milliseconds(g_cfg.header_timeout_ms);
+  o.idle_timeout = std::chrono::milliseconds(g_cfg.idle_timeout_ms);
+  o.connections_max = g_cfg.connections_max;
+  return o;
+}
+
+io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
+  auto svc = std::make_unique<shard_services>();
+  http::add_health_routes(svc->api_routes, g_info);
+  if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->api_routes);
+  if (g_cfg.debug_routes) http::add_debug_routes(svc->api_routes);
+  svc->api = std::make_unique<http::server>(svc->api_routes, server_options(api_port));
+  auto port = svc->api->start();
+  if (!port) co_return port.error();
+  if (g_cfg.metrics_port != 0) {
+    http::add_health_routes(svc->metrics_routes, g_info);
+    if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->metrics_routes);
+    svc->metrics = std::make_unique<http::server>(svc->metrics_routes, server_options(uint16_t(g_cfg.metrics_port)));
+    if (auto m = svc->metrics->start(); !m) {
+      co_await svc->api->stop(std::chrono::milliseconds(0));
+      co_return m.error();
+    }
   }
-  out = static_cast<unsigned>(n);
-  return true;
+  http::set_ready(true);
+  t_services = std::move(svc);
+  co_return *port;
+}
+
+io::task<void> stop_shard(std::chrono::milliseconds grace) {
+  http::set_ready(false);
+  if (!t_services) co_return;
+  if (t_services->api) co_await t_services->api->stop(grace);
+  if (t_services->metrics) co_await t_services->metrics->stop(grace);
+  t_services.reset();
 }
 
 io::task<int> serve() {
-  XLOG(info, "xerv %s serving on %u shards; send SIGTERM or SIGINT to stop", XERV_VERSION, io::shard_count());
+  auto first = co_await start_shard(uint16_t(g_cfg.api_port));
+  if (!first) {
+    XLOG(error, "cannot listen on %s:%llu: %s", g_cfg.api_host.c_str(), static_cast<unsigned long long>(g_cfg.api_port),
+         first.error().message().c_str());
+    co_return 1;
+  }
+  uint16_t port = *first;
+  bool started = true;
+  for (unsigned s = 1; s < io::shard_count() && started; ++s) {
+    auto r = co_await io::submit_to(s, [port] { return start_shard(port); });
+    if (!r) {
+      XLOG(error, "shard %u cannot listen on port %u: %s", s, unsigned(port), r.error().message().c_str());
+      started = false;
+    }
+  }
+  auto grace = std::chrono::milliseconds(g_cfg.shutdown_timeout_ms);
+  if (!started) {
+    co_await io::invoke_on_all([] { return stop_shard(std::chrono::milliseconds(0)); });
+    co_return 1;
+  }
+  XLOG(info, "xerv %s serving on %u shards at http://%s:%u%s", XERV_VERSION, io::shard_count(), g_cfg.api_host.c_str(),
+       unsigned(port),
+       g_cfg.metrics_port ? (" (metrics also on port " + std::to_string(g_cfg.metrics_port) + ")").c_str() : "");
+  XLOG(debug, "config: api %s:%llu, shards %u, metrics %s (port %llu), max body %llu bytes, header timeout %llu ms, "
+       "idle timeout %llu ms, %llu connections per shard, shutdown timeout %llu ms",
+       g_cfg.api_host.c_str(), static_cast<unsigned long long>(g_cfg.api_port), io::shard_count(),
+       g_cfg.metrics_enabled ? "on" : "off", static_cast<unsigned long long>(g_cfg.metrics_port),
+       static_cast<unsigned long long>(g_cfg.max_body_bytes), static_cast<unsigned long long>(g_cfg.header_timeout_ms),
+       static_cast<unsigned long long>(g_cfg.idle_timeout_ms), static_cast<unsigned long long>(g_cfg.connections_max),
+       static_cast<unsigned long long>(g_cfg.shutdown_timeout_ms));
   int sig = co_await io::wait_for_signal();
-  XLOG(info, "received %s, stopping every shard", strsignal(sig));
-  // Services register their stop here as they arrive (HTTP, engine, WAL).
+  XLOG(info, "received %s: no new connections; in-flight requests have %lld ms", strsignal(sig),
+       static_cast<long long>(grace.count()));
+  co_await io::invoke_on_all([grace] { return stop_shard(grace); });
   co_return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) return usage();
+  if (argc < 2) return usage(stderr);
   std::string cmd = argv[1];
   if (cmd == "version" || cmd == "--version") {
     printf("xerv %s\n", XERV_VERSION);
     return 0;
   }
-  if (cmd != "serve") return usage();
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(stdout);
+  if (cmd != "serve") {
+    fprintf(stderr, "xerv: unknown command '%s'\n", cmd.c_str());
+    return usage(stderr);
+  }
+  std::vector<std::string> args(argv + 2, argv + argc), rest;
+  for (const auto& a : args)
+    if (a == "--help" || a == "-h") return usage(stdout);
+  if (auto err = app::load_config(g_cfg, args, rest)) {
+    fprintf(stderr, "xerv: %s\n", err->c_str());
+    return 2;
+  }
+  if (!rest.empty()) {
+    fprintf(stderr, "xerv: unknown option '%s' (see xerv --help)\n", rest.front().c_str());
+    return 2;
+  }
+  io::set_log_level(g_cfg.log_level);
+  io::set_log_format(g_cfg.log_format);
+
   io::runtime_options opts;
-  if (!shards_from_env(opts.shards)) return 2;
+  opts.shards = unsigned(g_cfg.shards);
   io::runtime rt(opts);
+  g_info.version = XERV_VERSION;
+  g_info.shards = rt.shard_count();
+  g_info.started_ns = io::monotonic_ns();
   int code = rt.run(serve());
   XLOG(info, "xerv stopped");
   return code;

@@ -12,6 +12,7 @@
 #include "io/assert.h"
 #include "io/reactor.h"
 #include "io/shard_id.h"
+#include "io/strings.h"
 
 namespace xerv::io {
 namespace {
@@ -19,26 +20,6 @@ log_level g_level = log_level::info;
 log_format g_format = log_format::pretty;
 const char* const k_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 const char* const k_json_names[] = {"debug", "info", "warn", "error"};
-
-void append_json_escaped(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

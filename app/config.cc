@@ -1,0 +1,91 @@
+#include "app/config.h"
+
+namespace xerv::app {
+
+core::settings declare_settings(config& c) {
+  core::settings s;
+  auto text = [](std::string* out) { return core::parse_text(out, false); };
+  s.add({"api_host", "XERV_API_HOST", "--api-host", "0.0.0.0", "address the API listens on (numeric IPv4 or IPv6)",
+         text(&c.api_host)});
+  s.add({"api_port", "XERV_API_PORT", "--api-port", "8080", "API port (0: any free port, logged at start)",
+         core::parse_uint(&c.api_port, 0, 65535)});
+  s.add({"data_dir", "XERV_DATA_DIR", "--data-dir", "/tmp/xerv", "directory for the arena and write-ahead log",
+         text(&c.data_dir)});
+  s.add({"shards", "XERV_SHARDS", "--shards", "0", "shards, one thread and io_uring each (0: one per CPU)",
+         core::parse_uint(&c.shards, 0, 1024)});
+  s.add({"metrics_enabled", "XERV_METRICS_ENABLED", "--metrics-enabled", "true", "serve Prometheus metrics at /metrics",
+         core::parse_bool(&c.metrics_enabled)});
+  s.add({"metrics_port", "XERV_METRICS_PORT", "--metrics-port", "",
+         "also serve /metrics (and /health) on this port; unset: API port only",
+         [&c](std::string_view t) -> std::string {
+           if (t.empty()) {
+             c.metrics_port = 0;
+             return {};
+           }
+           return core::parse_uint(&c.metrics_port, 1, 65535)(t);
+         }});
+  s.add({"log_format", "XERV_LOG_FORMAT", "--log-format", "pretty", "log line format: pretty, compact or json",
+         [&c](std::string_view t) -> std::string {
+           auto f = io::parse_log_format(t);
+           if (!f) return "expected pretty, compact or json";
+           c.log_format = *f;
+           return {};
+         }});
+  auto level = [&c](std::string_view t) -> std::string {
+    if (t.empty()) return {};
+    auto l = io::parse_log_level(t);
+    if (!l) return "expected debug, info, warn or error (or xerv=LEVEL)";
+    c.log_level = *l;
+    return {};
+  };
+  // RUST_LOG comes first so that XERV_LOG, set as well, wins over it.
+  s.add({"rust_log", "RUST_LOG", "", "", "accepted for compatibility: `xerv=debug` style directives", level});
+  s.add({"log", "XERV_LOG", "--log", "info", "log level: debug, info, warn or error", level});
+  s.add({"wal_sync", "XERV_WAL_SYNC", "--wal-sync", "always", "write-ahead log sync mode: always, batch or none",
+         [&c](std::string_view t) -> std::string {
+           if (t != "always" && t != "batch" && t != "none") return "expected always, batch or none";
+           c.wal_sync = std::string(t);
+           return {};
+         }});
+  s.add({"pipelines_dir", "XERV_PIPELINES_DIR", "--pipelines", "", "directory of flow YAML files loaded at start",
+         core::parse_text(&c.pipelines_dir, true)});
+  s.add({"max_body_bytes", "XERV_MAX_BODY_BYTES", "--max-body-bytes", "1MiB",
+         "largest accepted request body (413 beyond); sizes like 1048576, 512KiB, 4MiB",
+         core::parse_bytes(&c.max_body_bytes, 1, uint64_t{1} << 31)});
+  s.add({"http_header_timeout_ms", "XERV_HTTP_HEADER_TIMEOUT_MS", "--http-header-timeout-ms", "10000",
+         "time a client has from the first byte of a request to its last header (408 and close)",
+         core::parse_uint(&c.header_timeout_ms, 10, 3'600'000)});
+  s.add({"http_idle_timeout_ms", "XERV_HTTP_IDLE_TIMEOUT_MS", "--http-idle-timeout-ms", "60000",
+         "how long an idle keep-alive connection stays open", core::parse_uint(&c.idle_timeout_ms, 10, 3'600'000)});
+  s.add({"max_connections", "XERV_MAX_CONNECTIONS", "--max-connections", "10000",
+         "open HTTP connections per shard; beyond it new ones get 503 and are closed",
+         core::parse_uint(&c.connections_max, 1, 1'000'000)});
+  s.add({"shutdown_timeout_ms", "XERV_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms", "30000",
+         "on SIGTERM/SIGINT, how long in-flight requests may take before their I/O is cancelled",
+         core::parse_uint(&c.shutdown_timeout_ms, 0, 3'600'000)});
+  s.add({"debug_routes", "XERV_DEBUG_ROUTES", "--debug-routes", "false",
+         "serve POST /api/v1/debug/echo (answers with the request body; for benchmarks and tests)",
+         core::parse_bool(&c.debug_routes)});
+  return s;
+}
+
+std::optional<std::string> load_config(config& cfg, const std::vector<std::string>& args,
+                                       std::vector<std::string>& rest) {
+  // --config is found first: the file sits below the environment and flags.
+  std::string file;
+  std::vector<std::string> others;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--config") {
+      if (i + 1 >= args.size()) return "missing value for --config";
+      file = args[++i];
+    } else if (args[i].rfind("--config=", 0) == 0) {
+      file = args[i].substr(9);
+    } else {
+      others.push_back(args[i]);
+    }
+  }
+  core::settings s = declare_settings(cfg);
+  return s.load(others, rest, file);
+}
+
+}  // namespace xerv::app

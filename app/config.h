@@ -1,0 +1,42 @@
+#pragma once
+// xerv's settings (SPEC §9 and the HTTP server's own). Loaded once in main() before
+// any shard starts and only read afterwards.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "io/log.h"
+
+namespace xerv::app {
+
+struct config {
+  std::string api_host;
+  uint64_t api_port = 8080;
+  std::string data_dir;
+  uint64_t shards = 0;  // 0: one per CPU
+  bool metrics_enabled = true;
+  uint64_t metrics_port = 0;  // 0: /metrics only on the API port
+  io::log_format log_format = io::log_format::pretty;
+  io::log_level log_level = io::log_level::info;
+  std::string wal_sync;
+  std::string pipelines_dir;
+  uint64_t max_body_bytes = 1 << 20;
+  uint64_t header_timeout_ms = 10'000;
+  uint64_t idle_timeout_ms = 60'000;
+  uint64_t connections_max = 10'000;
+  uint64_t shutdown_timeout_ms = 30'000;
+  bool debug_routes = false;
+};
+
+// Declares every setting, writing into `cfg`.
+core::settings declare_settings(config& cfg);
+
+// Loads flags > environment > --config file > defaults. On error returns the
+// one-line message (the caller exits with code 2).
+std::optional<std::string> load_config(config& cfg, const std::vector<std::string>& args,
+                                       std::vector<std::string>& rest);
+
+}  // namespace xerv::app
