@@ -1,6 +1,10 @@
 #include "http/admin.h"
 
 #include "core/metrics.h"
+#include <algorithm>
+#include <cstdlib>
+
+#include "io/ops.h"
 #include "io/reactor.h"
 #include "io/strings.h"
 #include "io/when_all.h"
@@ -46,6 +50,26 @@ io::task<response> echo(request& req) {
   co_return r;
 }
 
+io::task<io::result<void>> tick_events(stream& out, int count) {
+  for (int i = 0; i < count; ++i) {
+    if (i) (void)co_await io::sleep_for(std::chrono::milliseconds(10));
+    auto r = co_await out.write("id: " + std::to_string(i) + "\ndata: {\"tick\":" + std::to_string(i) + "}\n\n");
+    if (!r) co_return r;
+  }
+  co_return co_await out.finish();
+}
+
+io::task<response> ticks(request& req) {
+  int count = 3;
+  std::string_view q = req.query();
+  if (q.rfind("n=", 0) == 0) count = std::clamp(std::atoi(std::string(q.substr(2)).c_str()), 0, 1000);
+  response r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.streamer = [count](stream& s) { return tick_events(s, count); };
+  co_return r;
+}
+
 }  // namespace
 
 void set_ready(bool ready) { t_ready = ready; }
@@ -64,5 +88,8 @@ void add_metrics_routes(router& r) {
 }  // namespace xerv::http
 
 namespace xerv::http {
-void add_debug_routes(router& r) { r.add("POST", "/api/v1/debug/echo", [](request& req) { return echo(req); }); }
+void add_debug_routes(router& r) {
+  r.add("POST", "/api/v1/debug/echo", [](request& req) { return echo(req); });
+  r.add("GET", "/api/v1/debug/ticks", [](request& req) { return ticks(req); });
+}
 }  // namespace xerv::http

@@ -20,7 +20,8 @@ void set_ready(bool ready);
 
 void add_health_routes(router& r, const admin_info& info);
 void add_metrics_routes(router& r);
-// POST /api/v1/debug/echo answers with the request body (benchmarks and tests).
+// POST /api/v1/debug/echo answers with the request body; GET /api/v1/debug/ticks?n=N
+// streams N Server-Sent Events 10 ms apart (benchmarks and tests).
 void add_debug_routes(router& r);
 
 }  // namespace xerv::http

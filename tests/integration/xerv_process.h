@@ -33,11 +33,17 @@ class xerv_process {
     char tmpl[] = "/tmp/xerv-test-log-XXXXXX";
     int fd = mkstemp(tmpl);
     _log_path = tmpl;
+    // Later entries override earlier ones with the same name (getenv takes the first).
     std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) env.emplace_back(*e);
-    env.push_back("XERV_API_HOST=127.0.0.1");
-    env.push_back("XERV_API_PORT=0");
-    for (auto& e : env_extra) env.push_back(e);
+    auto set = [&env](const std::string& kv) {
+      std::string key = kv.substr(0, kv.find('=') + 1);
+      std::erase_if(env, [&](const std::string& e) { return e.rfind(key, 0) == 0; });
+      env.push_back(kv);
+    };
+    for (char** e = environ; *e; ++e) set(*e);
+    set("XERV_API_HOST=127.0.0.1");
+    set("XERV_API_PORT=0");
+    for (auto& e : env_extra) set(e);
     std::vector<std::string> argv_s = {XERV_BINARY, "serve"};
     for (auto& a : args) argv_s.push_back(a);
     std::vector<char*> argv, envp;
