@@ -32,6 +32,7 @@ int usage(FILE* to) {
           "usage: xerv <command> [options]\n"
           "  serve     run the server until SIGINT/SIGTERM\n"
           "  version   print the version\n"
+          "  config-table  print every setting as a Markdown table\n"
           "\noptions of `serve` (flags > environment > --config FILE > defaults):\n  --config FILE\n");
   app::config scratch;
   core::settings all = app::declare_settings(scratch);
@@ -141,6 +142,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") return usage(stdout);
+  if (cmd == "config-table") {  // the Markdown table in docs/configuration.md
+    app::config scratch;
+    printf("%s", app::declare_settings(scratch).table().c_str());
+    return 0;
+  }
   if (cmd != "serve") {
     fprintf(stderr, "xerv: unknown command '%s'\n", cmd.c_str());
     return usage(stderr);
