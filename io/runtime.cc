@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <latch>
 
@@ -26,30 +27,24 @@ bool try_setup(unsigned flags) {
   return true;
 }
 
-void pin_to_cpu(unsigned shard) {
+// The CPUs this process may use (respecting taskset and cgroups), in order.
+std::vector<int> allowed_cpus() {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-  // The n-th allowed CPU, so pinning respects cgroup/taskset restrictions.
-  unsigned count = static_cast<unsigned>(CPU_COUNT(&allowed)), want = shard % count, seen = 0;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (!CPU_ISSET(cpu, &allowed)) continue;
-    if (seen++ != want) continue;
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(cpu, &one);
-    if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0)
-      XLOG(warn, "could not pin shard %u to cpu %d", shard, cpu);
-    return;
-  }
+  std::vector<int> out;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+      if (CPU_ISSET(cpu, &allowed)) out.push_back(cpu);
+  return out;
 }
 
-unsigned online_cpus() {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0) return static_cast<unsigned>(CPU_COUNT(&allowed));
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n > 0 ? static_cast<unsigned>(n) : 1;
+void pin_to_cpu(unsigned shard, const std::vector<int>& cpus) {
+  if (cpus.empty()) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpus[shard % cpus.size()], &one);
+  if (pthread_setaffinity_np(pthread_self(), sizeof one, &one) != 0)
+    XLOG(warn, "could not pin shard %u to cpu %d", shard, cpus[shard % cpus.size()]);
 }
 
 void raise_fd_limit() {
@@ -79,7 +74,10 @@ ring_features probe_ring_features() {
 }
 
 runtime::runtime(runtime_options opts) : _opts(opts) {
-  _count = opts.shards ? opts.shards : online_cpus();
+  // Read once, before run() pins the calling thread: a second runtime started from
+  // the same thread must still spread its shards over every allowed CPU.
+  _cpus = allowed_cpus();
+  _count = opts.shards ? opts.shards : std::max<unsigned>(1, static_cast<unsigned>(_cpus.size()));
   ASSERT(_count >= 1 && _count <= 1024, "shard count %u", _count);
   _features = probe_ring_features();
   if (opts.force_eventfd_wakeup) _features.msg_ring = false;
@@ -120,7 +118,7 @@ detail::detached run_main(runtime* rt, task<int> main, int* exit_code) {
 }  // namespace
 
 void runtime::shard_main(unsigned id, task<int>* main) {
-  if (_opts.pin_threads) pin_to_cpu(id);
+  if (_opts.pin_threads) pin_to_cpu(id, _cpus);
   reactor r(*this, id, _opts, _features);
   _reactors[id] = &r;
   _start_latch->arrive_and_wait();
@@ -144,8 +142,11 @@ int runtime::run(task<int> main) {
   std::latch start(_count), done(_count);
   _start_latch = &start;
   _stop_latch = &done;
+  cpu_set_t caller_mask;
+  bool restore = pthread_getaffinity_np(pthread_self(), sizeof caller_mask, &caller_mask) == 0;
   for (unsigned id = 1; id < _count; ++id) _threads.emplace_back([this, id] { shard_main(id, nullptr); });
   shard_main(0, &main);
+  if (restore) pthread_setaffinity_np(pthread_self(), sizeof caller_mask, &caller_mask);
   for (auto& t : _threads) t.join();
   _threads.clear();
   _reactors.assign(_count, nullptr);

@@ -55,6 +55,7 @@ class runtime {
 
   runtime_options _opts;
   unsigned _count;
+  std::vector<int> _cpus;  // allowed CPUs when the runtime was made; shard i runs on _cpus[i % size]
   ring_features _features;
   std::vector<std::unique_ptr<spsc_queue<message*>>> _queues;
   std::vector<reactor*> _reactors;

@@ -6,7 +6,10 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <sched.h>
+
 #include <array>
+#include <thread>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
@@ -292,6 +295,27 @@ io::task<int> signal_main() {
 
 TEST(signals, sigterm_is_read_on_shard_0_and_run_returns) {
   EXPECT_EQ(run_on(2, signal_main()), SIGTERM);
+}
+
+}  // namespace
+
+namespace {
+
+// ---------- pinning ----------
+
+io::task<int> distinct_cpus() {
+  auto cpus = co_await io::invoke_on_all([] { return sched_getcpu(); });
+  co_return cpus[0] != cpus[1] ? 0 : 1;
+}
+
+TEST(pinning, every_runtime_spreads_shards_over_the_allowed_cpus) {
+  if (std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs 2 CPUs";
+  // Twice from the same thread: run() must not leave the caller pinned to one CPU.
+  EXPECT_EQ(run_on(2, distinct_cpus()), 0);
+  EXPECT_EQ(run_on(2, distinct_cpus()), 0);
+  cpu_set_t mask;
+  ASSERT_EQ(sched_getaffinity(0, sizeof mask, &mask), 0);
+  EXPECT_GE(CPU_COUNT(&mask), 2);
 }
 
 }  // namespace
