@@ -23,9 +23,11 @@ busy_seconds() {
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # The default echo load oversubscribes a two-core machine (two shards, four client
 # threads); the second echo run, one shard and one client thread, does not.
+# http_bench.sh (wrk against xerv and nginx) needs `scripts/setup perf`.
 runs=("build/release/perf/echo_bench"
   "build/release/perf/echo_bench --shards 1 --client-threads 1"
-  "build/release/perf/msg_bench")
+  "build/release/perf/msg_bench"
+  "perf/http_bench.sh")
 : >"$out/results.jsonl"
 : >"$out/stderr.log"
 noise="$out/noise.md"
@@ -47,7 +49,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 first=$(head -n1 "$out/results.jsonl")
 commit=$(git -C "$root" rev-parse --short HEAD)
-git -C "$root" diff --quiet HEAD -- io perf || commit="$commit (with uncommitted changes in io/ or perf/)"
+git -C "$root" diff --quiet HEAD -- io http app perf || commit="$commit (with uncommitted changes in io/, http/, app/ or perf/)"
 
 gen="$out/generated.md"
 {
