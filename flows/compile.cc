@@ -1,0 +1,640 @@
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "flows/flow.h"
+
+namespace xerv::flows {
+namespace {
+
+// Looks at the event stream before building the tree: aliases and anchors (alias
+// bombs), custom tags and nesting depth are refused here.
+class guard_handler : public YAML::EventHandler {
+ public:
+  guard_handler(std::vector<flow_error>& errors, size_t depth_max) : _errors(errors), _depth_max(depth_max) {}
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override { check_anchor(m, anchor); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { add(m, "YAML aliases are not allowed"); }
+  void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string&) override {
+    check_anchor(m, anchor);
+    check_tag(m, tag);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(m, tag, anchor);
+  }
+  void OnSequenceEnd() override { --_depth; }
+  void OnMapStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
+    open(m, tag, anchor);
+  }
+  void OnMapEnd() override { --_depth; }
+
+ private:
+  void open(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor) {
+    check_anchor(m, anchor);
+    check_tag(m, tag);
+    if (++_depth > _depth_max && !_depth_reported) {
+      _depth_reported = true;
+      add(m, "nesting deeper than " + std::to_string(_depth_max) + " levels");
+    }
+  }
+  void check_anchor(const YAML::Mark& m, YAML::anchor_t anchor) {
+    if (anchor != YAML::NullAnchor) add(m, "YAML anchors are not allowed");
+  }
+  void check_tag(const YAML::Mark& m, const std::string& tag) {
+    if (tag.empty() || tag == "?" || tag == "!" || tag.rfind("tag:yaml.org,2002:", 0) == 0) return;
+    add(m, "custom YAML tag '" + tag + "' is not allowed");
+  }
+  void add(const YAML::Mark& m, std::string msg) { _errors.push_back({m.line + 1, m.column + 1, std::move(msg)}); }
+  std::vector<flow_error>& _errors;
+  size_t _depth_max;
+  size_t _depth = 0;
+  bool _depth_reported = false;
+};
+
+bool valid_pipeline_name(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+bool valid_vertex_name(const std::string& s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+class compiler {
+ public:
+  compiler(const YAML::Node& root, std::string_view source, const flow_limits& limits)
+      : _root(root), _limits(limits), _flow(std::make_unique<compiled_flow>()) {
+    _flow->source = std::string(source);
+  }
+
+  compile_result run() {
+    if (!_root.IsMap()) {
+      error(_root, "a flow is a YAML map with name, triggers, nodes and edges");
+      return std::move(_errors);
+    }
+    check_top_level_keys();
+    read_header();
+    read_settings();
+    read_triggers();
+    read_nodes();
+    if (_errors.empty()) compile_nodes();
+    read_edges();
+    if (_errors.empty()) analyse_graph();
+    if (!_errors.empty()) {
+      std::stable_sort(_errors.begin(), _errors.end(),
+                       [](const flow_error& a, const flow_error& b) { return a.line < b.line; });
+      return std::move(_errors);
+    }
+    return std::move(_flow);
+  }
+
+ private:
+  void error(const YAML::Node& at, std::string msg) {
+    YAML::Mark m = at.IsDefined() ? at.Mark() : _root.Mark();
+    if (m.is_null()) m = YAML::Mark();
+    _errors.push_back({m.line + 1, m.column + 1, std::move(msg)});
+  }
+
+  void check_top_level_keys() {
+    static const char* known[] = {"name", "version", "description", "triggers", "nodes", "edges", "settings", "config"};
+    for (const auto& kv : _root) {
+      std::string k = kv.first.Scalar();
+      if (std::find(std::begin(known), std::end(known), k) == std::end(known))
+        error(kv.first, "unknown top-level key '" + k + "'");
+    }
+  }
+
+  void read_header() {
+    YAML::Node name = _root["name"];
+    if (!name || !name.IsScalar()) {
+      error(_root, "name is required");
+    } else if (!valid_pipeline_name(name.Scalar())) {
+      error(name, "pipeline name '" + name.Scalar() + "' must match [a-z0-9_-]{1,64}");
+    } else {
+      _flow->name = name.Scalar();
+    }
+    if (YAML::Node v = _root["version"]; v && v.IsScalar()) _flow->version = v.Scalar();
+    else if (v) error(v, "version must be a string");
+    else _flow->version = "1";
+    if (YAML::Node d = _root["description"]; d && d.IsScalar()) _flow->description = d.Scalar();
+    if (YAML::Node c = _root["config"]; c) {
+      node_compiler conv(c, c, "config", {}, _errors);
+      _flow->config = conv.to_value(c);
+    } else {
+      core::value_builder b;
+      b.begin_object();
+      b.end();
+      _flow->config = b.finish();
+    }
+  }
+
+  template <class T>
+  void setting(const YAML::Node& s, const char* key, T& out, double min, double max) {
+    YAML::Node n = s[key];
+    if (!n) return;
+    double v = 0;
+    const std::string& text = n.IsScalar() ? n.Scalar() : std::string();
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (!n.IsScalar() || ec != std::errc() || p != text.data() + text.size() || v < min || v > max ||
+        (std::is_integral_v<T> && v != std::floor(v))) {
+      std::ostringstream msg;
+      msg << "settings." << key << " must be " << (std::is_integral_v<T> ? "an integer" : "a number") << " between "
+          << min << " and " << max;
+      error(n, msg.str());
+      return;
+    }
+    out = static_cast<T>(v);
+  }
+
+  void read_settings() {
+    YAML::Node s = _root["settings"];
+    if (!s) return;
+    if (!s.IsMap()) {
+      error(s, "settings must be a map");
+      return;
+    }
+    static const char* known[] = {"max_concurrent_executions", "execution_timeout_ms", "node_timeout_ms",
+                                  "max_concurrent_nodes", "circuit_breaker_threshold", "debug"};
+    for (const auto& kv : s)
+      if (std::find(std::begin(known), std::end(known), kv.first.Scalar()) == std::end(known))
+        error(kv.first, "unknown setting '" + kv.first.Scalar() + "'");
+    flow_settings& st = _flow->settings;
+    setting(s, "max_concurrent_executions", st.max_concurrent_executions, 1, 1'000'000);
+    setting(s, "execution_timeout_ms", st.execution_timeout_ms, 1, 86'400'000);
+    setting(s, "node_timeout_ms", st.node_timeout_ms, 1, 86'400'000);
+    setting(s, "max_concurrent_nodes", st.max_concurrent_nodes, 1, 10'000);
+    setting(s, "circuit_breaker_threshold", st.circuit_breaker_threshold, 0, 1);
+    if (YAML::Node d = s["debug"]; d) {
+      if (d.IsScalar() && (d.Scalar() == "true" || d.Scalar() == "false")) st.debug = d.Scalar() == "true";
+      else error(d, "settings.debug must be true or false");
+    }
+  }
+
+  uint32_t add_vertex(const YAML::Node& key, std::string name, bool trigger) {
+    if (!valid_vertex_name(name)) {
+      error(key, "name '" + name + "' must be letters, digits, _ or - (at most 128)");
+      return no_index;
+    }
+    if (_names.count(name)) {
+      error(key, "duplicate name '" + name + "' (triggers and nodes share one namespace)");
+      return no_index;
+    }
+    auto idx = uint32_t(_flow->vertices.size());
+    _names[name] = idx;
+    vertex v;
+    v.name = std::move(name);
+    v.is_trigger = trigger;
+    v.line = key.Mark().line + 1;
+    _flow->vertices.push_back(std::move(v));
+    _defs.push_back(key);
+    return idx;
+  }
+
+  void read_trigger(const YAML::Node& at, std::string id, const YAML::Node& def) {
+    uint32_t idx = add_vertex(at, id, true);
+    trigger_def t;
+    t.id = std::move(id);
+    t.vertex = idx;
+    YAML::Node type = def["type"];
+    if (!type || !type.IsScalar()) {
+      error(def, "trigger '" + t.id + "': type is required");
+      return;
+    }
+    t.type = type.Scalar();
+    YAML::Node params = def["params"];
+    if (t.type == "webhook") {
+      YAML::Node path = params ? params["path"] : YAML::Node();
+      if (!path || !path.IsScalar() || path.Scalar().empty() || path.Scalar()[0] != '/') {
+        error(params ? params : def, "trigger '" + t.id + "': webhook params.path must start with /");
+      } else {
+        t.path = path.Scalar();
+      }
+      if (YAML::Node m = params["method"]; m) {
+        std::string method = m.Scalar();
+        std::transform(method.begin(), method.end(), method.begin(), ::toupper);
+        if (method != "POST" && method != "PUT" && method != "GET" && method != "PATCH" && method != "DELETE")
+          error(m, "trigger '" + t.id + "': webhook method must be GET, POST, PUT, PATCH or DELETE");
+        t.method = method;
+      }
+      if (YAML::Node r = params["respond"]; r) {
+        if (r.Scalar() == "sync") t.respond = respond_mode::sync;
+        else if (r.Scalar() == "async") t.respond = respond_mode::async;
+        else error(r, "trigger '" + t.id + "': respond must be sync or async");
+      }
+    } else if (t.type == "manual" || t.type == "memory") {
+      // No parameters.
+    } else if (t.type == "cron" || t.type == "filesystem" || t.type == "queue") {
+      error(type, "trigger '" + t.id + "': type '" + t.type + "' is not available in this version yet");
+    } else {
+      error(type, "trigger '" + t.id + "': unknown trigger type '" + t.type +
+                      "' (webhook, manual, memory, cron, filesystem, queue)");
+    }
+    if (idx != no_index) {
+      _flow->vertices[idx].ports = {"out"};
+      _flow->triggers.push_back(std::move(t));
+    }
+  }
+
+  void read_triggers() {
+    YAML::Node ts = _root["triggers"];
+    if (!ts || ts.IsNull() || (ts.IsSequence() && ts.size() == 0)) {
+      error(_root, "at least one trigger is required");
+      return;
+    }
+    if (ts.IsSequence()) {
+      for (const auto& t : ts) {
+        YAML::Node id = t["id"];
+        if (!t.IsMap() || !id || !id.IsScalar()) {
+          error(t, "each trigger needs an id");
+          continue;
+        }
+        read_trigger(id, id.Scalar(), t);
+      }
+    } else if (ts.IsMap()) {
+      for (const auto& kv : ts) read_trigger(kv.first, kv.first.Scalar(), kv.second);
+    } else {
+      error(ts, "triggers must be a list or a map");
+    }
+  }
+
+  void read_nodes() {
+    YAML::Node ns = _root["nodes"];
+    if (!ns || ns.IsNull()) {
+      error(_root, "nodes is required");
+      return;
+    }
+    if (!ns.IsMap()) {
+      error(ns, "nodes must be a map of node name to definition");
+      return;
+    }
+    if (ns.size() > _limits.nodes_max) {
+      error(ns, "more than " + std::to_string(_limits.nodes_max) + " nodes");
+      return;
+    }
+    for (const auto& kv : ns) {
+      uint32_t idx = add_vertex(kv.first, kv.first.Scalar(), false);
+      if (idx == no_index) continue;
+      const YAML::Node& def = kv.second;
+      vertex& v = _flow->vertices[idx];
+      if (!def.IsMap()) {
+        error(def, "node '" + v.name + "': definition must be a map with a type");
+        continue;
+      }
+      YAML::Node type = def["type"];
+      if (!type || !type.IsScalar()) {
+        error(def, "node '" + v.name + "': type is required");
+        continue;
+      }
+      v.type = find_node_type(type.Scalar());
+      if (!v.type) {
+        std::string known;
+        for (const auto& n : node_type_names()) known += (known.empty() ? "" : ", ") + n;
+        error(type, "node '" + v.name + "': unknown node type '" + type.Scalar() + "' (known: " + known + ")");
+        continue;
+      }
+      v.ports = v.type->ports;
+      v.ports.push_back("error");
+      _node_defs[idx] = def;
+    }
+  }
+
+  void compile_nodes() {
+    node_lookup lookup = [this](std::string_view name) -> std::optional<uint32_t> {
+      auto it = _names.find(std::string(name));
+      if (it == _names.end()) return std::nullopt;
+      return it->second;
+    };
+    for (auto& [idx, def] : _node_defs) {
+      vertex& v = _flow->vertices[idx];
+      static const char* known[] = {"type", "config", "retry", "timeout_ms", "description"};
+      for (const auto& kv : def)
+        if (std::find(std::begin(known), std::end(known), kv.first.Scalar()) == std::end(known))
+          error(kv.first, "node '" + v.name + "': unknown key '" + kv.first.Scalar() + "'");
+      YAML::Node config = def["config"];
+      if (config && !config.IsMap() && !config.IsNull()) {
+        error(config, "node '" + v.name + "': config must be a map");
+        continue;
+      }
+      node_compiler nc(config ? config : YAML::Node(YAML::NodeType::Map), def, v.name, lookup, _errors);
+      v.impl = v.type->compile(nc);
+      if (!v.impl && !nc.failed()) error(def, "node '" + v.name + "': invalid config");
+      if (YAML::Node r = def["retry"]; r) {
+        node_compiler rc(r, def, v.name, lookup, _errors);
+        if (!r.IsMap()) {
+          error(r, "node '" + v.name + "': retry must be a map {max_attempts, backoff_ms}");
+        } else {
+          if (auto n = rc.integer("max_attempts", false, 1, 1, 100)) v.retry.max_attempts = uint32_t(*n);
+          if (auto b = rc.integer("backoff_ms", false, 0, 0, 3'600'000)) v.retry.backoff_ms = uint64_t(*b);
+        }
+      }
+      if (YAML::Node t = def["timeout_ms"]; t) {
+        YAML::Node wrap;
+        wrap["timeout_ms"] = t;
+        node_compiler tc(wrap, def, v.name, lookup, _errors);
+        if (auto n = tc.integer("timeout_ms", false, 0, 1, 86'400'000)) v.timeout_ms = uint64_t(*n);
+      }
+    }
+  }
+
+  // "node" or "node.port".
+  std::pair<std::string, std::string> split_ref(const std::string& s) {
+    size_t dot = s.rfind('.');
+    if (dot == std::string::npos) return {s, ""};
+    return {s.substr(0, dot), s.substr(dot + 1)};
+  }
+
+  void read_edges() {
+    YAML::Node es = _root["edges"];
+    if (!es || es.IsNull()) return;
+    if (!es.IsSequence()) {
+      error(es, "edges must be a list of {from, to}");
+      return;
+    }
+    if (es.size() > _limits.edges_max) {
+      error(es, "more than " + std::to_string(_limits.edges_max) + " edges");
+      return;
+    }
+    for (const auto& e : es) {
+      YAML::Node from = e["from"], to = e["to"];
+      if (!e.IsMap() || !from || !to || !from.IsScalar() || !to.IsScalar()) {
+        error(e, "an edge needs from and to");
+        continue;
+      }
+      auto [src, port] = split_ref(from.Scalar());
+      auto [dst, in_port] = split_ref(to.Scalar());
+      auto s = _names.find(src);
+      auto d = _names.find(dst);
+      if (s == _names.end()) {
+        error(from, "edge from unknown node '" + src + "'");
+        continue;
+      }
+      if (d == _names.end()) {
+        error(to, "edge to unknown node '" + dst + "'");
+        continue;
+      }
+      vertex& sv = _flow->vertices[s->second];
+      const vertex& dv = _flow->vertices[d->second];
+      if (dv.is_trigger) {
+        error(to, "edge into trigger '" + dst + "': triggers have no inputs");
+        continue;
+      }
+      if (!in_port.empty() && in_port != "in") {
+        error(to, "node '" + dst + "' has no input port '" + in_port + "' (nodes take input on 'in')");
+        continue;
+      }
+      if (sv.ports.empty()) continue;  // its type was unknown: reported already
+      std::string p = port.empty() ? "out" : port;
+      if (port.empty() && std::find(sv.ports.begin(), sv.ports.end(), "out") == sv.ports.end()) p = sv.ports[0];
+      auto it = std::find(sv.ports.begin(), sv.ports.end(), p);
+      if (it == sv.ports.end()) {
+        std::string known;
+        for (const auto& x : sv.ports) known += (known.empty() ? "" : ", ") + x;
+        error(from, "node '" + src + "' has no port '" + p + "' (ports: " + known + ")");
+        continue;
+      }
+      edge_def ed;
+      ed.from = s->second;
+      ed.port = uint16_t(it - sv.ports.begin());
+      ed.to = d->second;
+      ed.line = from.Mark().line + 1;
+      _flow->edges.push_back(ed);
+    }
+  }
+
+  // Vertices reachable from `start` through edges leaving it on `port` (or any port
+  // when port < 0), then through every forward edge, never entering `stop`.
+  std::vector<bool> reach(uint32_t start, int port, uint32_t stop) const {
+    const auto& vs = _flow->vertices;
+    std::vector<bool> seen(vs.size(), false);
+    std::vector<uint32_t> stack;
+    for (size_t p = 0; p < vs[start].out_edges.size(); ++p) {
+      if (port >= 0 && int(p) != port) continue;
+      for (uint32_t e : vs[start].out_edges[p]) stack.push_back(_flow->edges[e].to);
+    }
+    while (!stack.empty()) {
+      uint32_t v = stack.back();
+      stack.pop_back();
+      if (v == stop || seen[v]) continue;
+      seen[v] = true;
+      for (const auto& outs : vs[v].out_edges)
+        for (uint32_t e : outs)
+          if (!_flow->edges[e].back) stack.push_back(_flow->edges[e].to);
+    }
+    return seen;
+  }
+
+  uint16_t port_index(const vertex& v, std::string_view name) const {
+    return uint16_t(std::find(v.ports.begin(), v.ports.end(), name) - v.ports.begin());
+  }
+
+  void analyse_graph() {
+    auto& vs = _flow->vertices;
+    auto& es = _flow->edges;
+    for (auto& v : vs) v.out_edges.assign(v.ports.size(), {});
+    for (uint32_t i = 0; i < es.size(); ++i) {
+      vs[es[i].from].out_edges[es[i].port].push_back(i);
+      vs[es[i].to].in_edges.push_back(i);
+    }
+    // Back edges: into a std::loop from its own body.
+    for (uint32_t l = 0; l < vs.size(); ++l) {
+      if (vs[l].is_trigger || vs[l].type->shape != node_shape::loop) continue;
+      auto body = reach(l, port_index(vs[l], "continue"), l);
+      for (uint32_t e : vs[l].in_edges)
+        if (body[es[e].from]) es[e].back = true;
+      bool has_back = std::any_of(vs[l].in_edges.begin(), vs[l].in_edges.end(), [&](uint32_t e) { return es[e].back; });
+      if (!has_back && !vs[l].out_edges[port_index(vs[l], "continue")].empty())
+        error(_defs[l], "std::loop '" + vs[l].name + "': its continue branch never leads back to it");
+    }
+    std::vector<uint32_t> order = topo_order();
+    if (order.size() != vs.size()) return;  // cycle reported
+    check_reachable();
+    build_regions(order);
+  }
+
+  std::vector<uint32_t> topo_order() {
+    auto& vs = _flow->vertices;
+    std::vector<uint32_t> indeg(vs.size(), 0), order;
+    for (const auto& e : _flow->edges)
+      if (!e.back) ++indeg[e.to];
+    for (uint32_t v = 0; v < vs.size(); ++v)
+      if (indeg[v] == 0) order.push_back(v);
+    for (size_t i = 0; i < order.size(); ++i)
+      for (const auto& outs : vs[order[i]].out_edges)
+        for (uint32_t e : outs)
+          if (!_flow->edges[e].back && --indeg[_flow->edges[e].to] == 0) order.push_back(_flow->edges[e].to);
+    if (order.size() != vs.size()) {
+      std::string names;
+      int line = 0;
+      for (uint32_t v = 0; v < vs.size(); ++v) {
+        if (indeg[v] == 0) continue;
+        names += (names.empty() ? "" : ", ") + vs[v].name;
+        if (!line) line = vs[v].line;
+      }
+      _errors.push_back({line, 1, "cycle not closed through a std::loop among: " + names});
+    }
+    return order;
+  }
+
+  void check_reachable() {
+    auto& vs = _flow->vertices;
+    std::vector<bool> seen(vs.size(), false);
+    std::vector<uint32_t> stack;
+    for (const auto& t : _flow->triggers) stack.push_back(t.vertex);
+    while (!stack.empty()) {
+      uint32_t v = stack.back();
+      stack.pop_back();
+      if (seen[v]) continue;
+      seen[v] = true;
+      for (const auto& outs : vs[v].out_edges)
+        for (uint32_t e : outs) stack.push_back(_flow->edges[e].to);
+    }
+    for (uint32_t v = 0; v < vs.size(); ++v)
+      if (!seen[v]) error(_defs[v], "node '" + vs[v].name + "' is unreachable from every trigger");
+  }
+
+  void build_regions(const std::vector<uint32_t>& order) {
+    auto& vs = _flow->vertices;
+    auto& es = _flow->edges;
+    struct body_info {
+      uint32_t owner;
+      std::vector<bool> members;
+      size_t size;
+    };
+    std::vector<body_info> bodies;
+    for (uint32_t o = 0; o < vs.size(); ++o) {
+      if (vs[o].is_trigger) continue;
+      node_shape shape = vs[o].type->shape;
+      if (shape != node_shape::split && shape != node_shape::loop) continue;
+      const char* port = shape == node_shape::split ? "out" : "continue";
+      auto members = reach(o, port_index(vs[o], port), o);
+      size_t n = size_t(std::count(members.begin(), members.end(), true));
+      if (shape == node_shape::split) {
+        auto after = reach(o, port_index(vs[o], "done"), o);
+        for (uint32_t v = 0; v < vs.size(); ++v)
+          if (members[v] && after[v])
+            error(_defs[v], "node '" + vs[v].name + "' is downstream of both out and done of std::split '" +
+                                vs[o].name + "'");
+      }
+      bodies.push_back({o, std::move(members), n});
+    }
+    // Each vertex belongs to the smallest body that contains it (bodies nest).
+    _flow->regions.push_back({});
+    std::vector<uint32_t> region_of_body(bodies.size());
+    for (size_t b = 0; b < bodies.size(); ++b) {
+      region_of_body[b] = uint32_t(_flow->regions.size());
+      region_def r;
+      r.owner = bodies[b].owner;
+      vs[bodies[b].owner].body = region_of_body[b];
+      _flow->regions.push_back(std::move(r));
+    }
+    for (uint32_t v = 0; v < vs.size(); ++v) {
+      size_t best = SIZE_MAX;
+      for (size_t b = 0; b < bodies.size(); ++b)
+        if (bodies[b].members[v] && (best == SIZE_MAX || bodies[b].size < bodies[best].size)) best = b;
+      vs[v].region = best == SIZE_MAX ? 0 : region_of_body[best];
+    }
+    for (uint32_t v : order) _flow->regions[vs[v].region].members.push_back(v);
+    // Edges may not enter or leave a body except from its owner and back to it.
+    for (const auto& e : es) {
+      uint32_t from_r = vs[e.from].region, to_r = vs[e.to].region;
+      if (from_r == to_r) continue;
+      bool owner_into_body = vs[e.from].body == to_r;
+      bool back_to_owner = e.back && _flow->regions[from_r].owner == e.to;
+      if (owner_into_body || back_to_owner) continue;
+      std::string what = _flow->regions[to_r].owner != no_index && to_r != vs[e.from].region
+                             ? "enters the body of '" + vs[_flow->regions[to_r].owner].name + "'"
+                             : "leaves the body of '" + vs[_flow->regions[from_r].owner].name + "'";
+      _errors.push_back({e.line, 1, "edge " + vs[e.from].name + " -> " + vs[e.to].name + " " + what});
+    }
+    for (uint32_t r = 0; r < _flow->regions.size(); ++r) {
+      region_def& reg = _flow->regions[r];
+      for (uint32_t v : reg.members) {
+        bool internal_out = false;
+        for (const auto& outs : vs[v].out_edges)
+          for (uint32_t e : outs)
+            if (!es[e].back && vs[es[e].to].region == r) internal_out = true;
+        if (!internal_out && !vs[v].is_trigger) reg.sinks.push_back(v);
+        for (uint32_t e : vs[v].in_edges)
+          if (reg.owner != no_index && es[e].from == reg.owner) {
+            reg.entries.push_back(v);
+            break;
+          }
+      }
+    }
+  }
+
+  YAML::Node _root;
+  flow_limits _limits;
+  std::unique_ptr<compiled_flow> _flow;
+  std::vector<flow_error> _errors;
+  std::map<std::string, uint32_t> _names;
+  std::vector<YAML::Node> _defs;               // per vertex: its key node (for error positions)
+  std::map<uint32_t, YAML::Node> _node_defs;   // per node vertex: its definition
+};
+
+}  // namespace
+
+std::optional<uint32_t> compiled_flow::find(std::string_view n) const {
+  for (uint32_t i = 0; i < vertices.size(); ++i)
+    if (vertices[i].name == n) return i;
+  return std::nullopt;
+}
+
+const trigger_def* compiled_flow::find_trigger(std::string_view id) const {
+  for (const auto& t : triggers)
+    if (t.id == id) return &t;
+  return nullptr;
+}
+
+compile_result compile_flow(std::string_view yaml, const flow_limits& limits) {
+  std::vector<flow_error> errors;
+  if (yaml.size() > limits.yaml_bytes_max) {
+    errors.push_back({1, 1, "flow YAML larger than " + std::to_string(limits.yaml_bytes_max) + " bytes"});
+    return errors;
+  }
+  std::string text(yaml);
+  try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    guard_handler guard(errors, limits.depth_max);
+    while (parser.HandleNextDocument(guard)) {
+    }
+  } catch (const YAML::Exception& e) {
+    errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid YAML: " + e.msg});
+    return errors;
+  }
+  if (!errors.empty()) return errors;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid YAML: " + e.msg});
+    return errors;
+  }
+  try {
+    return compiler(root, yaml, limits).run();
+  } catch (const YAML::Exception& e) {
+    errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid flow: " + e.msg});
+    return errors;
+  }
+}
+
+std::string format_errors(const std::vector<flow_error>& errors, std::string_view file) {
+  std::string out;
+  for (const auto& e : errors)
+    out += std::string(file) + ":" + std::to_string(e.line) + ":" + std::to_string(e.column) + ": " + e.message + "\n";
+  return out;
+}
+
+}  // namespace xerv::flows

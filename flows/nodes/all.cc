@@ -1,0 +1,15 @@
+#include "flows/nodes/all.h"
+
+namespace xerv::flows::nodes {
+
+std::vector<node_type> standard_node_types() {
+  return {
+      log_node(),
+      merge_node(),
+      split_node(),
+      loop_node(),
+      delay_node(),
+  };
+}
+
+}  // namespace xerv::flows::nodes

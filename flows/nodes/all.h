@@ -1,0 +1,19 @@
+#pragma once
+// The standard node library: one file per node type in this folder, each exposing
+// a `node_type xxx_node()` listed in all.cc.
+
+#include <vector>
+
+#include "flows/node.h"
+
+namespace xerv::flows::nodes {
+
+std::vector<node_type> standard_node_types();
+
+node_type log_node();
+node_type merge_node();
+node_type split_node();
+node_type loop_node();
+node_type delay_node();
+
+}  // namespace xerv::flows::nodes
