@@ -20,10 +20,11 @@ std::vector<std::unique_ptr<metric_family_def>>& family_table() {
 
 thread_local metrics_snapshot t_values;
 
-void append_escaped(std::string& out, std::string_view v) {
+// Label values escape \\, " and newline; HELP text only \\ and newline (format 0.0.4).
+void append_escaped(std::string& out, std::string_view v, bool quotes = true) {
   for (char c : v) {
     if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
+    else if (c == '"' && quotes) out += "\\\"";
     else if (c == '\n') out += "\\n";
     else out += c;
   }
@@ -183,7 +184,7 @@ std::string render_prometheus(const metrics_snapshot& merged) {
   for (size_t f = 0; f < table.size(); ++f) {
     const metric_family_def& def = *table[f];
     out += "# HELP " + def.name + " ";
-    append_escaped(out, def.help);
+    append_escaped(out, def.help, false);
     out += "\n# TYPE " + def.name + " " + type_name(def.type) + "\n";
     static const std::map<std::string, series_value, std::less<>> empty;
     const auto& series = f < merged.families.size() ? merged.families[f] : empty;

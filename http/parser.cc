@@ -62,6 +62,7 @@ request_parser::request_parser(parser_limits limits) : _limits(limits) {
     s.on_header_field = &on_header_field;
     s.on_header_field_complete = &on_header_field_complete;
     s.on_header_value = &on_header_value;
+    s.on_header_value_complete = &on_header_value_complete;
     s.on_headers_complete = &on_headers_complete;
     s.on_body = &on_body;
     s.on_message_complete = &on_message_complete;
@@ -89,6 +90,7 @@ int request_parser::on_message_begin(llhttp_t* p) {
   self->_in_message = true;
   self->_headers_complete = false;
   self->_field_done = false;
+  self->_value_done = false;
   return 0;
 }
 
@@ -118,13 +120,32 @@ int request_parser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 }
 
 int request_parser::on_header_field_complete(llhttp_t* p) {
-  self_of(p)->_field_done = true;
+  request_parser* self = self_of(p);
+  self->_field_done = true;
+  self->_value_done = false;
+  if (self->_req._headers.empty() || self->_req._headers.back().name_len == 0)
+    return self->fail(400, "empty header name");
+  return 0;
+}
+
+int request_parser::on_header_value_complete(llhttp_t* p) {
+  request_parser* self = self_of(p);
+  self->_value_done = true;
+  // Trailing whitespace is not part of a field value (RFC 9110 §5.5).
+  request::header_pos& h = self->_req._headers.back();
+  while (h.value_len > 0) {
+    char c = self->_req._storage[h.value_off + h.value_len - 1];
+    if (c != ' ' && c != '\t') break;
+    --h.value_len;
+  }
   return 0;
 }
 
 int request_parser::on_header_value(llhttp_t* p, const char* at, size_t len) {
   request_parser* self = self_of(p);
   if (!self->count_header_bytes(len)) return self->fail(431, "request headers too large");
+  // A value with no name of its own (": x") would otherwise extend the previous header.
+  if (self->_value_done || self->_req._headers.empty()) return self->fail(400, "empty header name");
   self->_req._storage.append(at, len);
   self->_req._headers.back().value_len += static_cast<uint32_t>(len);
   return 0;
@@ -134,6 +155,9 @@ int request_parser::on_headers_complete(llhttp_t* p) {
   request_parser* self = self_of(p);
   self->_req._method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
   self->_headers_complete = true;
+  // xerv speaks plain HTTP/1.1 only: an Upgrade (h2c, WebSocket) or CONNECT is
+  // answered as an ordinary request and the connection stays HTTP/1.1.
+  p->upgrade = 0;
   if ((p->flags & F_CONTENT_LENGTH) && p->content_length > self->_limits.body_bytes_max)
     return self->fail(413, "request body too large");
   // Pause only when the client waits for our go-ahead before sending its body; a
@@ -173,8 +197,7 @@ request_parser::outcome request_parser::feed(const char* data, size_t len) {
     return {parse_event::headers_done, used};
   }
   if (!_error_status) {
-    // llhttp's own verdict (bad method, bad chunk, invalid header token, or an
-    // upgrade request, which xerv does not serve).
+    // llhttp's own verdict (bad method, bad chunk, invalid header token).
     _error_status = 400;
     _error_reason = llhttp_get_error_reason(&_parser);
     if (!_error_reason) _error_reason = llhttp_errno_name(err);

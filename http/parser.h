@@ -94,6 +94,7 @@ class request_parser {
   static int on_header_field(llhttp_t* p, const char* at, size_t len);
   static int on_header_field_complete(llhttp_t* p);
   static int on_header_value(llhttp_t* p, const char* at, size_t len);
+  static int on_header_value_complete(llhttp_t* p);
   static int on_headers_complete(llhttp_t* p);
   static int on_body(llhttp_t* p, const char* at, size_t len);
   static int on_message_complete(llhttp_t* p);
@@ -107,6 +108,7 @@ class request_parser {
   bool _in_message = false;
   bool _headers_complete = false;
   bool _field_done = false;
+  bool _value_done = false;
   bool _message_complete = false;
   int _error_status = 0;
   const char* _error_reason = "";

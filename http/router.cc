@@ -1,5 +1,7 @@
 #include "http/router.h"
 
+#include <algorithm>
+
 #include "io/assert.h"
 
 namespace xerv::http {
@@ -59,6 +61,8 @@ router::match router::find(request& req) const {
       m.target = &r.fn;
       return m;
     }
+    if (std::find(m.allowed.begin(), m.allowed.end(), r.method) != m.allowed.end()) continue;  // listed once
+    m.allowed.push_back(r.method);
     if (!m.allow.empty()) m.allow += ", ";
     m.allow += r.method;
   }

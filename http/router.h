@@ -27,6 +27,7 @@ class router {
     const handler* target = nullptr;  // null: see status
     int status = 0;                   // 404 or 405 when target is null
     std::string allow;                // for 405
+    std::vector<std::string_view> allowed;
   };
   // Fills req.params and req.route on success.
   match find(request& req) const;
