@@ -544,7 +544,11 @@ class compiler {
         if (bodies[b].members[v] && (best == SIZE_MAX || bodies[b].size < bodies[best].size)) best = b;
       vs[v].region = best == SIZE_MAX ? 0 : region_of_body[best];
     }
-    for (uint32_t v : order) _flow->regions[vs[v].region].members.push_back(v);
+    for (uint32_t v : order) {
+      auto& members = _flow->regions[vs[v].region].members;
+      vs[v].local = uint32_t(members.size());
+      members.push_back(v);
+    }
     // Edges may not enter or leave a body except from its owner and back to it.
     for (const auto& e : es) {
       uint32_t from_r = vs[e.from].region, to_r = vs[e.to].region;

@@ -75,6 +75,7 @@ struct vertex {
   retry_policy retry;
   uint64_t timeout_ms = 0;  // 0: the flow's node_timeout_ms
   uint32_t region = 0;      // the region this vertex runs in
+  uint32_t local = 0;       // its position in that region's members
   uint32_t body = no_index; // split/loop: the region of its body
   std::vector<uint32_t> in_edges;
   std::vector<std::vector<uint32_t>> out_edges;  // per port

@@ -1,0 +1,500 @@
+#include "flows/executor.h"
+
+#include <deque>
+#include <memory>
+
+#include "flows/nodes/structural.h"
+#include "io/gate.h"
+#include "io/ops.h"
+#include "io/reactor.h"
+#include "io/when_all.h"
+
+namespace xerv::flows {
+
+const char* to_string(trace_status s) {
+  switch (s) {
+    case trace_status::pending: return "pending";
+    case trace_status::running: return "running";
+    case trace_status::completed: return "completed";
+    case trace_status::failed: return "failed";
+    case trace_status::timed_out: return "timed_out";
+  }
+  return "unknown";
+}
+
+const char* to_string(node_status s) {
+  switch (s) {
+    case node_status::pending: return "pending";
+    case node_status::running: return "running";
+    case node_status::completed: return "completed";
+    case node_status::skipped: return "skipped";
+    case node_status::failed: return "failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+using nodes::loop_impl;
+using nodes::merge_impl;
+using nodes::merge_strategy;
+using nodes::split_impl;
+using nodes::split_mode;
+
+class region_exec;
+
+// One per trace: limits, cancellation and the failure, shared by every region.
+struct trace_ctx {
+  const compiled_flow& flow;
+  std::string trace_id;
+  core::value input;
+  trace_observer* observer;
+  io::cancel_source cancel;   // fires on trace timeout or failure
+  uint32_t running = 0;       // plain nodes in flight, across regions
+  std::deque<region_exec*> slot_waiters;
+  bool failed = false;
+  std::string error_node, error_message;
+
+  void fail_trace(std::string node, std::string message) {
+    if (failed) return;
+    failed = true;
+    error_node = std::move(node);
+    error_message = std::move(message);
+    cancel.cancel(io::errc::cancelled);
+  }
+  bool stopping() const { return failed || cancel.cancelled(); }
+  void release_slot();
+};
+
+// A wake-up flag with at most one waiting coroutine.
+struct wake_event {
+  std::coroutine_handle<> waiter;
+  bool signalled = false;
+  void notify() {
+    signalled = true;
+    if (waiter) io::this_reactor().schedule(std::exchange(waiter, {}));
+  }
+  bool await_ready() const noexcept { return signalled; }
+  void await_suspend(std::coroutine_handle<> h) { waiter = h; }
+  void await_resume() { signalled = false; }
+};
+
+class region_exec : public selector_source {
+ public:
+  region_exec(trace_ctx& t, uint32_t region, const region_exec* parent, core::value_ref entry_input,
+              uint16_t entry_port)
+      : _t(t), _flow(t.flow), _region(t.flow.regions[region]), _region_id(region), _parent(parent),
+        _entry_input(entry_input), _entry_port(entry_port) {
+    size_t n = _region.members.size();
+    _st.resize(n);
+  }
+
+  // Runs the region to its end; nullopt when the trace failed or was cancelled.
+  io::task<std::optional<core::value>> run();
+  wake_event& wake() { return _wake; }
+  void set_fired_trigger(uint32_t v) { _fired = v; }
+
+  // selector_source
+  std::optional<core::value_ref> node_output(uint32_t v) const override {
+    const vertex& vx = _flow.vertices[v];
+    if (vx.region == _region_id) {
+      const state& s = _st[vx.local];
+      if (s.status == node_status::completed) return s.output.ref();
+      return std::nullopt;
+    }
+    if (_parent) return _parent->node_output(v);
+    return std::nullopt;
+  }
+  core::value_ref trace_input() const override { return _t.input.ref(); }
+  core::value_ref pipeline_config() const override { return _flow.config.ref(); }
+  std::string_view trace_id() const override { return _t.trace_id; }
+
+ private:
+  struct state {
+    node_status status = node_status::pending;
+    uint32_t unresolved = 0;
+    std::vector<uint32_t> active_from;  // vertices that fed it actively (owner included)
+    uint16_t port = 0;
+    core::value output;
+    uint64_t started_ns = 0;
+  };
+
+  class env final : public node_env {
+   public:
+    env(region_exec& r, uint32_t v, io::cancel_source* cs) : _r(r), _v(v), _cs(cs) {}
+    const selector_source& selectors() const override { return _r; }
+    void log(io::log_level level, std::string_view message) override {
+      if (_r._t.observer) _r._t.observer->node_log(_v, level, message);
+    }
+    std::string_view node_name() const override { return _r._flow.vertices[_v].name; }
+    io::cancel_source* cancel() override { return _cs; }
+
+   private:
+    region_exec& _r;
+    uint32_t _v;
+    io::cancel_source* _cs;
+  };
+
+  state& st(uint32_t v) { return _st[_flow.vertices[v].local]; }
+  bool in_region(uint32_t v) const { return _flow.vertices[v].region == _region_id; }
+
+  void init();
+  void resolve(uint32_t edge, bool active);
+  void make_ready(uint32_t v);
+  void complete(uint32_t v, uint16_t port, core::value out);
+  void skip(uint32_t v);
+  void node_failed(uint32_t v, const std::string& message);
+  core::value input_for(uint32_t v);
+  bool start(uint32_t v);
+  io::task<void> run_async(uint32_t v, core::value input);
+  io::task<node_result> run_split(uint32_t v, core::value input, io::cancel_source* cs);
+  io::task<node_result> run_loop(uint32_t v, core::value input, io::cancel_source* cs);
+  io::task<std::optional<core::value>> run_body_item(uint32_t owner, core::value item, uint16_t port);
+  core::value region_output() const;
+
+  trace_ctx& _t;
+  const compiled_flow& _flow;
+  const region_def& _region;
+  uint32_t _region_id;
+  const region_exec* _parent;
+  core::value_ref _entry_input;
+  uint16_t _entry_port;
+  std::vector<state> _st;
+  std::deque<uint32_t> _ready;
+  uint32_t _in_flight = 0;
+  io::gate _tasks;
+  wake_event _wake;
+  uint32_t _fired = no_index;  // root: the trigger that started the trace
+  friend struct trace_ctx;
+};
+
+void trace_ctx::release_slot() {
+  --running;
+  while (!slot_waiters.empty()) {
+    region_exec* r = slot_waiters.front();
+    slot_waiters.pop_front();
+    r->wake().notify();
+    break;
+  }
+}
+
+void region_exec::init() {
+  for (uint32_t v : _region.members) {
+    uint32_t n = 0;
+    for (uint32_t e : _flow.vertices[v].in_edges) {
+      const edge_def& ed = _flow.edges[e];
+      if (!ed.back && (in_region(ed.from) || ed.from == _region.owner)) ++n;
+    }
+    st(v).unresolved = n;
+  }
+  if (_region.owner == no_index) {
+    // The trigger that fired emits the input; the others are dead paths.
+    for (uint32_t v : _region.members) {
+      if (!_flow.vertices[v].is_trigger) continue;
+      if (v == _fired) {
+        st(v).started_ns = io::monotonic_ns();
+        complete(v, 0, core::value(std::string(_entry_input.bytes())));
+      } else {
+        skip(v);
+      }
+    }
+    return;
+  }
+  for (uint32_t v : _region.entries)
+    for (uint32_t e : _flow.vertices[v].in_edges)
+      if (_flow.edges[e].from == _region.owner) resolve(e, _flow.edges[e].port == _entry_port);
+}
+
+void region_exec::resolve(uint32_t e, bool active) {
+  const edge_def& ed = _flow.edges[e];
+  uint32_t w = ed.to;
+  if (!in_region(w)) return;  // the back edge into a loop, or an edge into a body
+  state& s = st(w);
+  if (s.status != node_status::pending) return;  // first_arrival merges start early
+  --s.unresolved;
+  if (active) s.active_from.push_back(ed.from);
+  const vertex& wv = _flow.vertices[w];
+  if (wv.type && wv.type->shape == node_shape::merge) {
+    auto* m = static_cast<const merge_impl*>(wv.impl.get());
+    if (m->strategy == merge_strategy::first_arrival && !s.active_from.empty()) return make_ready(w);
+    if (m->strategy == merge_strategy::wait_n && s.active_from.size() >= m->wait_count) return make_ready(w);
+  }
+  if (s.unresolved == 0) {
+    if (s.active_from.empty()) skip(w);
+    else make_ready(w);
+  }
+}
+
+void region_exec::make_ready(uint32_t v) {
+  state& s = st(v);
+  s.status = node_status::running;  // claimed: later resolutions are ignored
+  _ready.push_back(v);
+}
+
+void region_exec::complete(uint32_t v, uint16_t port, core::value out) {
+  state& s = st(v);
+  s.status = node_status::completed;
+  s.port = port;
+  s.output = std::move(out);
+  if (_t.observer) _t.observer->node_finished(v, node_status::completed, port, s.output.ref(), io::monotonic_ns() - s.started_ns);
+  const vertex& vx = _flow.vertices[v];
+  for (uint16_t p = 0; p < vx.out_edges.size(); ++p)
+    for (uint32_t e : vx.out_edges[p])
+      if (!_flow.edges[e].back) resolve(e, p == port);
+}
+
+void region_exec::skip(uint32_t v) {
+  state& s = st(v);
+  s.status = node_status::skipped;
+  if (_t.observer) _t.observer->node_finished(v, node_status::skipped, 0, core::value().ref(), 0);
+  for (const auto& outs : _flow.vertices[v].out_edges)
+    for (uint32_t e : outs)
+      if (!_flow.edges[e].back) resolve(e, false);
+}
+
+void region_exec::node_failed(uint32_t v, const std::string& message) {
+  const vertex& vx = _flow.vertices[v];
+  if (vx.has_error_edge() && !_t.stopping()) {
+    core::value_builder b;
+    b.begin_object();
+    b.key("error");
+    b.add_string("node_failed");
+    b.key("message");
+    b.add_string(message);
+    b.key("node");
+    b.add_string(vx.name);
+    b.end();
+    complete(v, vx.error_port(), b.finish());
+    return;
+  }
+  state& s = st(v);
+  s.status = node_status::failed;
+  if (_t.observer) _t.observer->node_finished(v, node_status::failed, 0, core::value().ref(), io::monotonic_ns() - s.started_ns);
+  _t.fail_trace(vx.name, message);
+}
+
+core::value region_exec::input_for(uint32_t v) {
+  const state& s = st(v);
+  auto value_of = [&](uint32_t from) -> core::value_ref {
+    if (from == _region.owner) return _entry_input;
+    return st(from).output.ref();
+  };
+  const vertex& vx = _flow.vertices[v];
+  if (vx.type && vx.type->shape == node_shape::merge) {
+    core::value_builder b;
+    b.begin_object();
+    for (uint32_t from : s.active_from) {
+      b.key(_flow.vertices[from].name);
+      b.add(value_of(from));
+    }
+    b.end();
+    return b.finish();
+  }
+  // A plain node with several active inputs takes the first one to arrive.
+  return core::value(std::string(value_of(s.active_from.front()).bytes()));
+}
+
+// Starts v; returns false when no slot is free (v stays queued).
+bool region_exec::start(uint32_t v) {
+  const vertex& vx = _flow.vertices[v];
+  node_shape shape = vx.type->shape;
+  bool container = shape == node_shape::split || shape == node_shape::loop;
+  if (!container && _t.running >= _flow.settings.max_concurrent_nodes) return false;
+  state& s = st(v);
+  s.started_ns = io::monotonic_ns();
+  if (_t.observer) _t.observer->node_started(v);
+  core::value input = input_for(v);
+  if (!container && !vx.impl->is_async() && vx.retry.backoff_ms == 0) {
+    // Synchronous nodes run inline: no coroutine, no allocation beyond the output.
+    env e(*this, v, &_t.cancel);
+    for (uint32_t attempt = 1;; ++attempt) {
+      node_result r = vx.impl->run(input.ref(), e);
+      if (auto* out = std::get_if<flows::node_output>(&r)) {
+        complete(v, out->port, std::move(out->value));
+        return true;
+      }
+      if (attempt >= vx.retry.max_attempts) {
+        node_failed(v, std::get<node_failure>(r).message);
+        return true;
+      }
+    }
+  }
+  if (!container) ++_t.running;
+  ++_in_flight;
+  auto spawned = io::spawn(_tasks, run_async(v, std::move(input)));
+  ASSERT(spawned.ok(), "region gate closed while running");
+  return true;
+}
+
+// Links a node's own cancel source to the trace's: a trace timeout or failure
+// cancels every node in flight.
+struct cancel_link : io::cancel_source::hook {
+  io::cancel_source* node = nullptr;
+};
+
+io::task<void> region_exec::run_async(uint32_t v, core::value input) {
+  const vertex& vx = _flow.vertices[v];
+  node_shape shape = vx.type->shape;
+  bool container = shape == node_shape::split || shape == node_shape::loop;
+  io::cancel_source node_cs;
+  cancel_link link;
+  link.node = &node_cs;
+  link.fire = [](io::cancel_source::hook* h) {
+    auto* l = static_cast<cancel_link*>(h);
+    l->node->cancel(l->owner ? l->owner->reason() : io::errc::cancelled);
+  };
+  if (_t.cancel.cancelled()) node_cs.cancel(_t.cancel.reason());
+  else _t.cancel.attach(&link);
+
+  node_result r = fail("not run");
+  uint64_t timeout_ms = vx.timeout_ms ? vx.timeout_ms : _flow.settings.node_timeout_ms;
+  for (uint32_t attempt = 1;; ++attempt) {
+    if (container) {
+      // (Not a ?: with two co_awaits: GCC 12 miscompiles that.)
+      if (shape == node_shape::split) r = co_await run_split(v, input, &node_cs);
+      else r = co_await run_loop(v, input, &node_cs);
+    } else {
+      io::deadline limit(std::chrono::milliseconds(timeout_ms), node_cs);
+      env e(*this, v, &node_cs);
+      if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
+      else r = vx.impl->run(input.ref(), e);
+      if (node_cs.reason() == io::errc::timed_out && std::holds_alternative<flows::node_failure>(r) && !_t.stopping())
+        r = fail("node timed out after " + std::to_string(timeout_ms) + " ms");
+    }
+    if (std::holds_alternative<flows::node_output>(r) || attempt >= vx.retry.max_attempts || _t.stopping() || container) break;
+    if (node_cs.cancelled()) break;  // timed out: no retry inside the same deadline
+    if (vx.retry.backoff_ms) (void)co_await io::sleep_for(std::chrono::milliseconds(vx.retry.backoff_ms), &_t.cancel);
+  }
+  io::cancel_source::detach(&link);
+
+  if (!container) _t.release_slot();
+  --_in_flight;
+  if (_t.stopping()) {
+    // The trace is ending; record the node without routing further.
+    state& s = st(v);
+    s.status = node_status::failed;
+    if (_t.observer) _t.observer->node_finished(v, node_status::failed, 0, core::value().ref(), io::monotonic_ns() - s.started_ns);
+  } else if (auto* out = std::get_if<flows::node_output>(&r)) {
+    complete(v, out->port, std::move(out->value));
+  } else {
+    node_failed(v, std::get<node_failure>(r).message);
+  }
+  _wake.notify();
+}
+
+io::task<std::optional<core::value>> region_exec::run_body_item(uint32_t owner, core::value item, uint16_t port) {
+  region_exec child(_t, _flow.vertices[owner].body, this, item.ref(), port);
+  co_return co_await child.run();
+}
+
+io::task<node_result> region_exec::run_split(uint32_t v, core::value input, io::cancel_source*) {
+  const vertex& vx = _flow.vertices[v];
+  auto* cfg = static_cast<const split_impl*>(vx.impl.get());
+  auto arr = cfg->field.resolve(input.ref());
+  if (!arr || arr->type() != core::json_type::array)
+    co_return fail("std::split field '" + cfg->field.text() + "' is not an array");
+  if (arr->size() > cfg->max_items) co_return fail("std::split: more than " + std::to_string(cfg->max_items) + " items");
+  uint32_t n = arr->size();
+  uint32_t window = cfg->mode == split_mode::sequential ? 1
+                    : cfg->mode == split_mode::batched  ? cfg->batch_size
+                                                        : cfg->max_parallel;
+  uint16_t out_port = 0;  // "out"
+  std::vector<core::value> results;
+  results.reserve(n);
+  for (uint32_t base = 0; base < n; base += window) {
+    if (_t.stopping()) co_return fail("trace stopped");
+    std::vector<io::task<std::optional<core::value>>> batch;
+    for (uint32_t i = base; i < std::min(n, base + window); ++i)
+      batch.push_back(run_body_item(v, core::value(std::string(arr->at(i).bytes())), out_port));
+    auto outs = co_await io::when_all(std::move(batch));
+    for (auto& o : outs) {
+      if (!o) co_return fail("a std::split item failed");
+      results.push_back(std::move(*o));
+    }
+  }
+  core::value_builder b;
+  b.begin_array();
+  for (const auto& r : results) b.add(r.ref());
+  b.end();
+  co_return emit(1, b.finish());  // "done"
+}
+
+io::task<node_result> region_exec::run_loop(uint32_t v, core::value input, io::cancel_source*) {
+  const vertex& vx = _flow.vertices[v];
+  auto* cfg = static_cast<const loop_impl*>(vx.impl.get());
+  core::value current = std::move(input);
+  for (uint32_t i = 0; i < cfg->max_iterations; ++i) {
+    if (_t.stopping()) co_return fail("trace stopped");
+    region_exec body(_t, vx.body, this, current.ref(), 0);  // port 0: "continue"
+    auto out = co_await body.run();
+    if (!out) co_return fail("the std::loop body failed");
+    current = std::move(*out);
+    if (cfg->until_true) {
+      auto flag = cfg->until_true->resolve(current.ref());
+      if (flag && flag->type() == core::json_type::boolean && flag->as_bool()) break;
+    }
+    co_await io::yield{};  // long loops must not starve the shard
+  }
+  co_return emit(1, std::move(current));  // "exit"
+}
+
+core::value region_exec::region_output() const {
+  std::vector<uint32_t> done;
+  for (uint32_t v : _region.sinks)
+    if (_st[_flow.vertices[v].local].status == node_status::completed) done.push_back(v);
+  if (done.empty()) return core::value();
+  if (done.size() == 1) return _st[_flow.vertices[done[0]].local].output;
+  core::value_builder b;
+  b.begin_object();
+  for (uint32_t v : done) {
+    b.key(_flow.vertices[v].name);
+    b.add(_st[_flow.vertices[v].local].output.ref());
+  }
+  b.end();
+  return b.finish();
+}
+
+io::task<std::optional<core::value>> region_exec::run() {
+  init();
+  for (;;) {
+    while (!_ready.empty() && !_t.stopping()) {
+      uint32_t v = _ready.front();
+      if (!start(v)) {
+        _t.slot_waiters.push_back(this);
+        break;
+      }
+      _ready.pop_front();
+    }
+    if (_in_flight == 0 && (_ready.empty() || _t.stopping())) break;
+    co_await _wake;
+  }
+  co_await _tasks.close();
+  if (_t.stopping()) co_return std::nullopt;
+  co_return region_output();
+}
+
+}  // namespace
+
+io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
+                                      uint32_t trigger_vertex, trace_observer* observer) {
+  trace_ctx t{flow, std::move(trace_id), std::move(input), observer, {}, 0, {}, false, {}, {}};
+  io::deadline limit(std::chrono::milliseconds(flow.settings.execution_timeout_ms), t.cancel);
+  region_exec root(t, 0, nullptr, t.input.ref(), 0);
+  root.set_fired_trigger(trigger_vertex);
+  auto out = co_await root.run();
+  trace_outcome o;
+  if (out) {
+    o.status = trace_status::completed;
+    o.output = std::move(*out);
+  } else if (t.failed) {
+    o.status = trace_status::failed;
+    o.error_node = t.error_node;
+    o.error_message = t.error_message;
+  } else {
+    o.status = trace_status::timed_out;
+    o.error_message = "trace exceeded execution_timeout_ms (" + std::to_string(flow.settings.execution_timeout_ms) + " ms)";
+  }
+  co_return o;
+}
+
+}  // namespace xerv::flows

@@ -1,0 +1,47 @@
+#pragma once
+// Runs one trace of a compiled flow on the calling shard (SPEC §3): readiness,
+// dead-path elimination, per-trace max_concurrent_nodes, error ports, retries,
+// node and trace timeouts, split and loop bodies, and the trace output. Nothing
+// here blocks or locks; async nodes run as coroutines on the same shard.
+//
+// The observer sees every node start, finish and log line; it is how the trace
+// store, the log stream and (later) the write-ahead log learn what happened.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/json.h"
+#include "flows/flow.h"
+#include "io/task.h"
+
+namespace xerv::flows {
+
+enum class trace_status : uint8_t { pending, running, completed, failed, timed_out };
+enum class node_status : uint8_t { pending, running, completed, skipped, failed };
+
+const char* to_string(trace_status s);
+const char* to_string(node_status s);
+
+class trace_observer {
+ public:
+  virtual ~trace_observer() = default;
+  virtual void node_started(uint32_t vertex) = 0;
+  // `output` is null for skipped and failed nodes.
+  virtual void node_finished(uint32_t vertex, node_status status, uint16_t port, core::value_ref output,
+                             uint64_t duration_ns) = 0;
+  virtual void node_log(uint32_t vertex, io::log_level level, std::string_view message) = 0;
+};
+
+struct trace_outcome {
+  trace_status status = trace_status::completed;
+  core::value output;
+  std::string error_node;     // failed / timed_out: the node that failed, if any
+  std::string error_message;
+};
+
+// `flow` must outlive the returned task. `trigger_vertex` is the trigger that fired.
+io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
+                                      uint32_t trigger_vertex, trace_observer* observer);
+
+}  // namespace xerv::flows

@@ -1,0 +1,266 @@
+// flows/executor: readiness, dead paths, merge, split and loop bodies, timeouts,
+// error ports and the concurrency limit, on a one-shard runtime.
+
+#include "flows/executor.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "tests/run_on.h"
+
+using namespace xerv;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct recorder : flows::trace_observer {
+  const flows::compiled_flow* flow = nullptr;
+  std::map<std::string, int> runs;
+  std::map<std::string, flows::node_status> last;
+  std::vector<std::string> logs;
+  void node_started(uint32_t v) override { ++runs[flow->vertices[v].name]; }
+  void node_finished(uint32_t v, flows::node_status s, uint16_t, core::value_ref, uint64_t) override {
+    last[flow->vertices[v].name] = s;
+  }
+  void node_log(uint32_t, io::log_level, std::string_view m) override { logs.emplace_back(m); }
+};
+
+std::unique_ptr<flows::compiled_flow> compile(const std::string& yaml) {
+  auto r = flows::compile_flow(yaml);
+  if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r)) {
+    ADD_FAILURE() << flows::format_errors(*errs, "flow.yaml");
+    return nullptr;
+  }
+  return std::move(std::get<std::unique_ptr<flows::compiled_flow>>(r));
+}
+
+core::value json(std::string_view text) { return std::get<core::value>(core::parse_json(text)); }
+
+struct run_result {
+  flows::trace_outcome outcome;
+  recorder rec;
+  uint64_t took_ms = 0;
+};
+
+io::task<int> run_flow(const flows::compiled_flow* flow, std::string input, run_result* out) {
+  out->rec.flow = flow;
+  uint64_t t0 = io::monotonic_ns();
+  out->outcome = co_await flows::execute_trace(*flow, json(input), "trace-1", flow->triggers[0].vertex, &out->rec);
+  out->took_ms = (io::monotonic_ns() - t0) / 1'000'000;
+  co_return 0;
+}
+
+run_result run(const std::string& yaml, std::string input) {
+  run_result r;
+  auto flow = compile(yaml);
+  if (!flow) return r;
+  EXPECT_EQ(xerv::testing::run_on(1, run_flow(flow.get(), std::move(input), &r)), 0);
+  return r;
+}
+
+std::string out_json(const run_result& r) { return core::to_json(r.outcome.output.ref()); }
+
+TEST(executor, linear_chain_passes_input_through_and_renders_logs) {
+  auto r = run(R"(
+name: linear
+triggers: [{id: t, type: manual}]
+nodes:
+  a: {type: std::log, config: {message: "order ${input.id} for ${input.amount}"}}
+  b: {type: std::log, config: {message: "from a: ${a.id}"}}
+edges:
+  - {from: t, to: a}
+  - {from: a, to: b}
+)", R"({"id":"A-1","amount":12.5})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_node << ": " << r.outcome.error_message;
+  EXPECT_EQ(out_json(r), R"({"id":"A-1","amount":12.5})");
+  EXPECT_EQ(r.rec.logs, (std::vector<std::string>{"order A-1 for 12.5", "from a: A-1"}));
+  EXPECT_EQ(r.rec.runs["a"], 1);
+  EXPECT_EQ(r.rec.runs["b"], 1);
+}
+
+TEST(executor, merge_waits_for_both_branches_and_keys_by_source) {
+  auto r = run(R"(
+name: fan
+triggers: [{id: t, type: manual}]
+nodes:
+  slow: {type: std::delay, config: {ms: 30}}
+  fast: {type: std::log}
+  join: {type: std::merge}
+edges:
+  - {from: t, to: slow}
+  - {from: t, to: fast}
+  - {from: slow, to: join}
+  - {from: fast, to: join}
+)", R"({"x":1})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_node << ": " << r.outcome.error_message;
+  EXPECT_EQ(out_json(r), R"({"fast":{"x":1},"slow":{"x":1}})");
+  EXPECT_GE(r.took_ms, 30u);
+}
+
+TEST(executor, first_arrival_merge_does_not_wait) {
+  auto r = run(R"(
+name: race
+triggers: [{id: t, type: manual}]
+nodes:
+  slow: {type: std::delay, config: {ms: 300}}
+  fast: {type: std::delay, config: {ms: 1}}
+  join: {type: std::merge, config: {strategy: first_arrival}}
+  after: {type: std::log}
+edges:
+  - {from: t, to: slow}
+  - {from: t, to: fast}
+  - {from: slow, to: join}
+  - {from: fast, to: join}
+  - {from: join, to: after}
+)", R"(1)");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_node << ": " << r.outcome.error_message;
+  EXPECT_EQ(r.rec.runs["join"], 1);
+  // The trace output is the only sink's (after) output: the merge of fast alone.
+  EXPECT_EQ(out_json(r), R"({"fast":1})");
+}
+
+TEST(executor, split_runs_the_body_per_item_and_collects_in_order) {
+  auto r = run(R"(
+name: fanout
+triggers: [{id: t, type: manual}]
+nodes:
+  each: {type: std::split, config: {field: $.items, mode: parallel}}
+  wait: {type: std::delay, config: {ms: 5}}
+  item_log: {type: std::log, config: {message: "item ${wait.n}"}}
+  done: {type: std::log, config: {message: "all done"}}
+edges:
+  - {from: t, to: each}
+  - {from: each.out, to: wait}
+  - {from: wait, to: item_log}
+  - {from: each.done, to: done}
+)", R"({"items":[{"n":1},{"n":2},{"n":3}]})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
+  EXPECT_EQ(out_json(r), R"([{"n":1},{"n":2},{"n":3}])");
+  EXPECT_EQ(r.rec.runs["item_log"], 3);
+  EXPECT_EQ(r.rec.runs["done"], 1);
+}
+
+TEST(executor, split_on_a_non_array_fails_the_trace) {
+  auto r = run(R"(
+name: fanout
+triggers: [{id: t, type: manual}]
+nodes:
+  each: {type: std::split, config: {field: $.items}}
+  body: {type: std::log}
+edges:
+  - {from: t, to: each}
+  - {from: each.out, to: body}
+)", R"({"items":5})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::failed);
+  EXPECT_EQ(r.outcome.error_node, "each");
+  EXPECT_NE(r.outcome.error_message.find("not an array"), std::string::npos);
+}
+
+TEST(executor, loop_runs_its_body_max_iterations_times) {
+  auto r = run(R"(
+name: looping
+triggers: [{id: t, type: manual}]
+nodes:
+  again: {type: std::loop, config: {max_iterations: 4}}
+  body: {type: std::log, config: {message: "iteration"}}
+  after: {type: std::log, config: {message: "exit"}}
+edges:
+  - {from: t, to: again}
+  - {from: again.continue, to: body}
+  - {from: body, to: again}
+  - {from: again.exit, to: after}
+)", R"({"v":1})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
+  EXPECT_EQ(r.rec.runs["body"], 4);
+  EXPECT_EQ(r.rec.runs["after"], 1);
+  EXPECT_EQ(out_json(r), R"({"v":1})");
+}
+
+TEST(executor, loop_stops_when_until_true_holds) {
+  auto r = run(R"(
+name: looping
+triggers: [{id: t, type: manual}]
+nodes:
+  again: {type: std::loop, config: {max_iterations: 10, until_true: $.stop}}
+  body: {type: std::log}
+edges:
+  - {from: t, to: again}
+  - {from: again.continue, to: body}
+  - {from: body, to: again}
+)", R"({"stop":true})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_node << ": " << r.outcome.error_message;
+  EXPECT_EQ(r.rec.runs["body"], 1);
+}
+
+TEST(executor, trace_timeout_ends_the_trace) {
+  auto r = run(R"(
+name: slow
+triggers: [{id: t, type: manual}]
+nodes:
+  nap: {type: std::delay, config: {ms: 5000}}
+edges:
+  - {from: t, to: nap}
+settings: {execution_timeout_ms: 50}
+)", "{}");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::timed_out);
+  EXPECT_LT(r.took_ms, 1000u);
+}
+
+TEST(executor, node_timeout_goes_to_the_error_port_when_connected) {
+  auto r = run(R"(
+name: guarded
+triggers: [{id: t, type: manual}]
+nodes:
+  nap: {type: std::delay, config: {ms: 5000}, timeout_ms: 20}
+  ok: {type: std::log}
+  handler: {type: std::log}
+edges:
+  - {from: t, to: nap}
+  - {from: nap, to: ok}
+  - {from: nap.error, to: handler}
+)", "{}");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
+  EXPECT_EQ(r.rec.last["ok"], flows::node_status::skipped);
+  EXPECT_EQ(r.rec.last["handler"], flows::node_status::completed);
+  EXPECT_EQ(out_json(r), R"({"error":"node_failed","message":"node timed out after 20 ms","node":"nap"})");
+}
+
+TEST(executor, node_timeout_without_error_port_fails_the_trace) {
+  auto r = run(R"(
+name: unguarded
+triggers: [{id: t, type: manual}]
+nodes:
+  nap: {type: std::delay, config: {ms: 5000}, timeout_ms: 20, retry: {max_attempts: 2}}
+edges:
+  - {from: t, to: nap}
+)", "{}");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::failed);
+  EXPECT_EQ(r.outcome.error_node, "nap");
+  EXPECT_LT(r.took_ms, 1000u);
+}
+
+TEST(executor, max_concurrent_nodes_limits_parallel_work) {
+  std::string flow = R"(
+name: limited
+triggers: [{id: t, type: manual}]
+nodes:
+  a: {type: std::delay, config: {ms: 40}}
+  b: {type: std::delay, config: {ms: 40}}
+  c: {type: std::delay, config: {ms: 40}}
+edges:
+  - {from: t, to: a}
+  - {from: t, to: b}
+  - {from: t, to: c}
+settings: {max_concurrent_nodes: LIMIT}
+)";
+  auto one = run(std::string(flow).replace(flow.find("LIMIT"), 5, "1"), "{}");
+  auto three = run(std::string(flow).replace(flow.find("LIMIT"), 5, "3"), "{}");
+  EXPECT_EQ(one.outcome.status, flows::trace_status::completed);
+  EXPECT_EQ(three.outcome.status, flows::trace_status::completed);
+  EXPECT_GE(one.took_ms, 120u);
+  EXPECT_LT(three.took_ms, 110u);
+  EXPECT_EQ(core::to_json(three.outcome.output.ref()), R"({"a":{},"b":{},"c":{}})");
+}
+
+}  // namespace
