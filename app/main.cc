@@ -1,6 +1,8 @@
 // The xerv binary: CLI, configuration and wiring of the modules onto the shards.
 
+#include <algorithm>
 #include <cstdio>
+#include <map>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -8,7 +10,14 @@
 #include <vector>
 
 #include "app/config.h"
+#include <dirent.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "flows/engine.h"
 #include "http/admin.h"
+#include "http/api.h"
 #include "http/server.h"
 #include "io/log.h"
 #include "io/reactor.h"
@@ -26,6 +35,60 @@ using namespace xerv;
 // Loaded in main() before the runtime starts; read-only afterwards.
 app::config g_cfg;
 http::admin_info g_info;
+http::api_options g_api;
+
+// Flows found at start: XERV_PIPELINES_DIR, then the ones deployed through the API
+// and kept in the data directory (which win on a name clash).
+struct startup_flow {
+  std::string yaml;
+  flows::pipeline_state state = flows::pipeline_state::running;
+};
+std::vector<startup_flow> g_startup_flows;
+
+std::vector<std::string> yaml_files(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 5 && (n.ends_with(".yaml") || n.ends_with(".yml"))) out.push_back(dir + "/" + n);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs on the main thread before any shard exists, so plain file reads are fine.
+bool load_startup_flows() {
+  std::map<std::string, startup_flow> by_name;
+  auto load = [&](const std::string& dir) {
+    for (const auto& path : yaml_files(dir)) {
+      std::string yaml = read_file(path);
+      auto r = flows::compile_flow(yaml);
+      if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r)) {
+        fprintf(stderr, "%s", flows::format_errors(*errs, path).c_str());
+        return false;
+      }
+      by_name[std::get<std::unique_ptr<flows::compiled_flow>>(r)->name] = {yaml, flows::pipeline_state::running};
+    }
+    return true;
+  };
+  if (!g_cfg.pipelines_dir.empty() && !load(g_cfg.pipelines_dir)) return false;
+  if (!load(g_cfg.data_dir + "/pipelines")) return false;
+  // The state a pipeline was left in through the API survives restarts.
+  for (auto& [name, f] : by_name) {
+    if (auto s = flows::parse_pipeline_state(read_file(g_cfg.data_dir + "/pipelines/" + name + ".state"))) f.state = *s;
+    g_startup_flows.push_back(std::move(f));
+  }
+  return true;
+}
 
 int usage(FILE* to) {
   fprintf(to,
@@ -46,6 +109,7 @@ int usage(FILE* to) {
 
 // The services of one shard, created and destroyed on that shard.
 struct shard_services {
+  std::unique_ptr<flows::engine> engine;
   http::router api_routes;
   http::router metrics_routes;
   std::unique_ptr<http::server> api;
@@ -58,6 +122,8 @@ http::server_options server_options(uint16_t port) {
   o.host = g_cfg.api_host;
   o.port = port;
   o.limits.body_bytes_max = g_cfg.max_body_bytes;
+  o.limits.large_body_prefix = "/api/v1/pipelines";
+  o.limits.large_body_bytes_max = g_api.flow_bytes_max;
   o.header_timeout = std::chrono::milliseconds(g_cfg.header_timeout_ms);
   o.idle_timeout = std::chrono::milliseconds(g_cfg.idle_timeout_ms);
   o.connections_max = g_cfg.connections_max;
@@ -66,7 +132,14 @@ http::server_options server_options(uint16_t port) {
 
 io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   auto svc = std::make_unique<shard_services>();
+  flows::engine_options eo;
+  eo.shard = io::this_shard_id();
+  eo.shard_count = io::shard_count();
+  svc->engine = std::make_unique<flows::engine>(eo);
+  http::set_shard_engine(svc->engine.get(), &g_api);
   http::add_health_routes(svc->api_routes, g_info);
+  http::add_api_routes(svc->api_routes);
+  svc->api_routes.set_fallback([](http::request& req) { return http::webhook(req); });
   if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->api_routes);
   if (g_cfg.debug_routes) http::add_debug_routes(svc->api_routes);
   svc->api = std::make_unique<http::server>(svc->api_routes, server_options(api_port));
@@ -81,7 +154,6 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
       co_return m.error();
     }
   }
-  http::set_ready(true);
   t_services = std::move(svc);
   co_return *port;
 }
@@ -91,6 +163,9 @@ io::task<void> stop_shard(std::chrono::milliseconds grace) {
   if (!t_services) co_return;
   if (t_services->api) co_await t_services->api->stop(grace);
   if (t_services->metrics) co_await t_services->metrics->stop(grace);
+  // Requests are done; traces still running finish within their own timeouts.
+  co_await t_services->engine->stop();
+  http::set_shard_engine(nullptr, nullptr);
   t_services.reset();
 }
 
@@ -115,6 +190,12 @@ io::task<int> serve() {
     co_await io::invoke_on_all([] { return stop_shard(std::chrono::milliseconds(0)); });
     co_return 1;
   }
+  for (const auto& f : g_startup_flows) {
+    auto r = co_await http::deploy_everywhere(f.yaml, false, f.state);
+    if (r.status >= 300) XLOG(error, "loading a pipeline at start failed: %s", r.body.c_str());
+  }
+  co_await io::invoke_on_all([] { http::set_ready(true); });
+  XLOG(info, "%zu pipelines loaded", g_startup_flows.size());
   XLOG(info, "xerv %s serving on %u shards at http://%s:%u%s", XERV_VERSION, io::shard_count(), g_cfg.api_host.c_str(),
        unsigned(port),
        g_cfg.metrics_port ? (" (metrics also on port " + std::to_string(g_cfg.metrics_port) + ")").c_str() : "");
@@ -164,6 +245,9 @@ int main(int argc, char** argv) {
   }
   io::set_log_level(g_cfg.log_level);
   io::set_log_format(g_cfg.log_format);
+  g_api.data_dir = g_cfg.data_dir;
+  g_api.max_body_bytes = g_cfg.max_body_bytes;
+  if (!load_startup_flows()) return 2;
 
   io::runtime_options opts;
   opts.shards = unsigned(g_cfg.shards);

@@ -53,7 +53,8 @@ io::task<response> echo(request& req) {
 io::task<io::result<void>> tick_events(stream& out, int count) {
   for (int i = 0; i < count; ++i) {
     if (i) (void)co_await io::sleep_for(std::chrono::milliseconds(10));
-    auto r = co_await out.write("id: " + std::to_string(i) + "\ndata: {\"tick\":" + std::to_string(i) + "}\n\n");
+    std::string event = "id: " + std::to_string(i) + "\ndata: {\"tick\":" + std::to_string(i) + "}\n\n";
+    auto r = co_await out.write(event);
     if (!r) co_return r;
   }
   co_return co_await out.finish();

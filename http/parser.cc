@@ -1,5 +1,7 @@
 #include "http/parser.h"
 
+#include <algorithm>
+
 #include "io/strings.h"
 
 namespace xerv::http {
@@ -158,7 +160,11 @@ int request_parser::on_headers_complete(llhttp_t* p) {
   // xerv speaks plain HTTP/1.1 only: an Upgrade (h2c, WebSocket) or CONNECT is
   // answered as an ordinary request and the connection stays HTTP/1.1.
   p->upgrade = 0;
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > self->_limits.body_bytes_max)
+  const parser_limits& lim = self->_limits;
+  self->_body_limit = !lim.large_body_prefix.empty() && self->_req.path().starts_with(lim.large_body_prefix)
+                          ? std::max(lim.large_body_bytes_max, lim.body_bytes_max)
+                          : lim.body_bytes_max;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > self->_body_limit)
     return self->fail(413, "request body too large");
   // Pause only when the client waits for our go-ahead before sending its body; a
   // pause elsewhere would hold back the message-complete step of body-less requests.
@@ -168,7 +174,7 @@ int request_parser::on_headers_complete(llhttp_t* p) {
 
 int request_parser::on_body(llhttp_t* p, const char* at, size_t len) {
   request_parser* self = self_of(p);
-  if (self->_req._body.size() + len > self->_limits.body_bytes_max) return self->fail(413, "request body too large");
+  if (self->_req._body.size() + len > self->_body_limit) return self->fail(413, "request body too large");
   self->_req._body.append(at, len);
   return 0;
 }

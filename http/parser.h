@@ -20,6 +20,10 @@ struct parser_limits {
   size_t header_bytes_max = 16 * 1024;  // request line + headers; beyond: 431
   size_t headers_count_max = 128;       // beyond: 431
   size_t body_bytes_max = 1 << 20;      // beyond: 413
+  // Requests whose path starts with this prefix may carry up to large_body_bytes_max
+  // (flow YAML is deployed through POST /api/v1/pipelines whatever the body limit).
+  std::string large_body_prefix;
+  size_t large_body_bytes_max = 0;
 };
 
 class request {
@@ -105,6 +109,7 @@ class request_parser {
   parser_limits _limits;
   request _req;
   size_t _header_bytes = 0;
+  size_t _body_limit = 0;  // for the current request
   bool _in_message = false;
   bool _headers_complete = false;
   bool _field_done = false;

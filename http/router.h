@@ -5,6 +5,7 @@
 // Each shard builds its own router at start; after that it is only read.
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,11 @@ class router {
 
   size_t size() const { return _routes.size(); }
 
+  // Consulted when no route matches the path (webhooks live at user-chosen paths).
+  using fallback_fn = std::function<std::optional<io::task<response>>(request&)>;
+  void set_fallback(fallback_fn f) { _fallback = std::move(f); }
+  const fallback_fn& fallback() const { return _fallback; }
+
  private:
   struct route {
     std::string method;
@@ -43,6 +49,7 @@ class router {
   };
   static bool match_path(const route& r, std::string_view path, request* bind);
   std::vector<route> _routes;
+  fallback_fn _fallback;
 };
 
 }  // namespace xerv::http

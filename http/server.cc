@@ -199,7 +199,17 @@ io::task<void> server::serve(io::tcp_connection conn) {
       uint64_t t0 = io::monotonic_ns();
       response resp;
       auto m = _routes.find(req);
-      if (!m.target) {
+      std::optional<io::task<response>> fallback;
+      if (!m.target && m.status == 404 && _routes.fallback()) fallback = _routes.fallback()(req);
+      if (fallback) {
+        try {
+          resp = co_await std::move(*fallback);
+        } catch (const std::exception& e) {
+          XLOG(error, "handler for %.*s %.*s failed: %s", int(req.method().size()), req.method().data(),
+               int(req.path().size()), req.path().data(), e.what());
+          resp = json_error(500, "internal", "internal error");
+        }
+      } else if (!m.target) {
         if (m.status == 405) {
           resp = json_error(405, "method_not_allowed",
                             std::string("method ") + std::string(req.method()) + " not allowed; allowed: " + m.allow);

@@ -127,4 +127,44 @@ task<void> file::close() {
   (void)c;  // Nothing to retry after a failed close.
 }
 
+task<result<void>> make_dir(std::string path, unsigned mode) {
+  cqe_result c = co_await ring_op([&](io_uring_sqe* s) { io_uring_prep_mkdirat(s, AT_FDCWD, path.c_str(), mode); });
+  if (c.res < 0 && c.res != -EEXIST) co_return cqe_error(c.res, nullptr);
+  co_return result<void>{};
+}
+
+task<result<void>> rename_file(std::string from, std::string to) {
+  cqe_result c = co_await ring_op(
+      [&](io_uring_sqe* s) { io_uring_prep_renameat(s, AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), 0); });
+  if (c.res < 0) co_return cqe_error(c.res, nullptr);
+  co_return result<void>{};
+}
+
+task<result<void>> remove_file(std::string path) {
+  cqe_result c = co_await ring_op([&](io_uring_sqe* s) { io_uring_prep_unlinkat(s, AT_FDCWD, path.c_str(), 0); });
+  if (c.res < 0 && c.res != -ENOENT) co_return cqe_error(c.res, nullptr);
+  co_return result<void>{};
+}
+
+task<result<void>> write_file_atomic(std::string path, std::string data) {
+  std::string tmp = path + ".tmp";
+  {
+    open_options opts{.flags = O_WRONLY | O_CREAT | O_TRUNC, .direct = direct_io::off};
+    auto f = co_await file::open(tmp, opts);
+    if (!f) co_return f.error();
+    if (auto w = co_await f->write_at(0, data); !w) co_return w.error();
+    if (auto s = co_await f->datasync(); !s) co_return s.error();
+    co_await f->close();
+  }
+  if (auto r = co_await rename_file(tmp, path); !r) co_return r.error();
+  size_t slash = path.find_last_of('/');
+  std::string dir = slash == std::string::npos ? std::string(".") : path.substr(0, slash + 1);
+  open_options dir_opts{.flags = O_RDONLY | O_DIRECTORY, .direct = direct_io::off};
+  auto d = co_await file::open(dir, dir_opts);
+  if (!d) co_return d.error();
+  auto synced = co_await d->datasync();
+  co_await d->close();
+  co_return synced;
+}
+
 }  // namespace xerv::io

@@ -72,4 +72,14 @@ class file {
   bool _direct = false;
 };
 
+// Directory operations through the ring.
+task<result<void>> make_dir(std::string path, unsigned mode = 0755);  // EEXIST is success
+task<result<void>> rename_file(std::string from, std::string to);
+task<result<void>> remove_file(std::string path);  // ENOENT is success
+
+// Replaces `path` with `data` so that a crash leaves the old or the new content,
+// never a mix: write a temporary file, fdatasync it, rename it over `path`, then
+// fsync the directory.
+task<result<void>> write_file_atomic(std::string path, std::string data);
+
 }  // namespace xerv::io

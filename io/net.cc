@@ -115,8 +115,10 @@ task<result<recv_buffer>> tcp_connection::recv(cancel_source* cs) {
     if (c.res != -ENOBUFS) co_return cqe_error(c.res, cs);
     // Every provided buffer is held by someone: fall back to a private buffer.
   }
-  out._fallback = std::make_unique<char[]>(r.recv_buffer_bytes() ? r.recv_buffer_bytes() : 16384);
-  auto n = co_await recv_into({out._fallback.get(), r.recv_buffer_bytes() ? r.recv_buffer_bytes() : 16384}, cs);
+  size_t fallback_bytes = r.recv_buffer_bytes() ? r.recv_buffer_bytes() : 16384;
+  out._fallback = std::make_unique<char[]>(fallback_bytes);
+  std::span<char> into(out._fallback.get(), fallback_bytes);
+  auto n = co_await recv_into(into, cs);
   if (!n) co_return n.error();
   out._data = out._fallback.get();
   out._size = *n;

@@ -1,0 +1,55 @@
+#include "core/trace_id.h"
+
+#include <sys/random.h>
+#include <time.h>
+
+#include <cstdio>
+
+namespace xerv::core {
+
+uint64_t unix_ms_now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
+}
+
+std::string trace_id::to_string() const {
+  char buf[40];
+  snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%04x%08x", unsigned(hi >> 32), unsigned((hi >> 16) & 0xffff),
+           unsigned(hi & 0xffff), unsigned(lo >> 48), unsigned((lo >> 32) & 0xffff), unsigned(lo & 0xffffffff));
+  return buf;
+}
+
+std::optional<trace_id> trace_id::parse(std::string_view s) {
+  if (s.size() != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-') return std::nullopt;
+  trace_id id;
+  int nibbles = 0;
+  for (char c : s) {
+    if (c == '-') continue;
+    int v;
+    if (c >= '0' && c <= '9') v = c - '0';
+    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
+    else return std::nullopt;
+    uint64_t& half = nibbles < 16 ? id.hi : id.lo;
+    half = (half << 4) | uint64_t(v);
+    ++nibbles;
+  }
+  if (nibbles != 32) return std::nullopt;
+  return id;
+}
+
+trace_id new_trace_id(unsigned shard) {
+  thread_local uint64_t seq = [] {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != sizeof r) r = uint64_t(clock());
+    return r;
+  }();
+  thread_local uint64_t last_ms = 0;
+  uint64_t ms = unix_ms_now();
+  if (ms < last_ms) ms = last_ms;  // never go backwards within a shard
+  last_ms = ms;
+  return {(ms << 16) | (shard & 0xffff), ++seq};
+}
+
+}  // namespace xerv::core

@@ -1,0 +1,137 @@
+#pragma once
+// The engine of one shard: its copy of every deployed pipeline, the traces it
+// admitted (the memory backend runs a trace on the shard that accepted it), their
+// pending queues, and a bounded store of recent traces with their logs. Every
+// shard holds the same pipelines; deploys and state changes are applied on all
+// shards by the caller (invoke_on_all). Lives on its shard; no locks.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/trace_id.h"
+#include "flows/executor.h"
+#include "flows/flow.h"
+#include "io/gate.h"
+
+namespace xerv::flows {
+
+enum class pipeline_state { stopped, running, paused, draining };
+const char* to_string(pipeline_state s);
+std::optional<pipeline_state> parse_pipeline_state(std::string_view s);
+
+struct engine_options {
+  unsigned shard = 0;
+  unsigned shard_count = 1;
+  size_t traces_kept_max = 10'000;         // finished traces kept per shard
+  std::chrono::milliseconds trace_retention{3'600'000};
+  size_t logs_per_trace_max = 1'000;
+  size_t pending_max = 10'000;             // queued traces per pipeline per shard
+};
+
+struct log_line {
+  uint64_t unix_ms;
+  io::log_level level;
+  std::string node;
+  std::string message;
+};
+
+struct node_run {
+  node_status status = node_status::pending;
+  std::string port;
+  uint64_t started_ms = 0;
+  uint64_t duration_us = 0;
+  uint32_t runs = 0;
+};
+
+// One trace as the API shows it.
+struct trace_record {
+  core::trace_id id;
+  std::string pipeline;
+  std::string version;
+  std::string trigger;
+  trace_status status = trace_status::pending;
+  uint64_t created_ms = 0, started_ms = 0, finished_ms = 0;
+  core::value input;
+  core::value output;
+  std::string error_node, error_message;
+  std::map<std::string, node_run> nodes;
+  std::vector<log_line> logs;
+  size_t logs_dropped = 0;
+  // Who waits for the end (sync webhooks, wait:true) or for new log lines (SSE).
+  std::vector<std::coroutine_handle<>> waiters;
+
+  bool finished() const { return status != trace_status::pending && status != trace_status::running; }
+  void wake_all();
+};
+
+struct pipeline {
+  std::shared_ptr<const compiled_flow> flow;
+  pipeline_state state = pipeline_state::running;
+  uint64_t deployed_ms = 0;
+  uint64_t started = 0, completed = 0, failed = 0;  // this shard's counters
+  uint32_t active = 0;
+  std::deque<std::shared_ptr<trace_record>> pending;
+};
+
+enum class admit_error { none, pipeline_not_found, trigger_not_found, not_running, queue_full };
+
+struct admission {
+  admit_error error = admit_error::none;
+  std::string detail;  // the pipeline state for not_running
+  std::shared_ptr<trace_record> trace;
+};
+
+class engine {
+ public:
+  explicit engine(engine_options opts);
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  const engine_options& options() const { return _opts; }
+
+  // Deploys (or updates: in-flight traces finish on their version) a flow already
+  // compiled for this shard. Returns true when it replaced an existing pipeline.
+  bool deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state);
+  bool remove(std::string_view name);
+  bool set_state(std::string_view name, pipeline_state state);
+  const pipeline* find(std::string_view name) const;
+  const std::map<std::string, pipeline, std::less<>>& pipelines() const { return _pipelines; }
+  // A webhook trigger bound to this method and exact path: {pipeline, trigger}.
+  std::optional<std::pair<std::string, std::string>> find_webhook(std::string_view method, std::string_view path) const;
+
+  // Admits a trace on this shard; it starts now or waits in the pipeline's queue.
+  admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input);
+  // Completes when the trace has finished.
+  io::task<void> wait_finished(std::shared_ptr<trace_record> t);
+  // Completes at the next change of the trace (a log line, a node, the end).
+  io::task<void> wait_change(std::shared_ptr<trace_record> t);
+
+  std::shared_ptr<trace_record> find_trace(const core::trace_id& id) const;
+  // This shard's traces, newest first, filtered.
+  std::vector<std::shared_ptr<trace_record>> list_traces(std::string_view pipeline, std::optional<trace_status> status) const;
+
+  io::task<void> stop();
+
+ private:
+  void start(pipeline& p, std::shared_ptr<trace_record> t);
+  io::task<void> run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t, uint32_t trigger);
+  void finished(const std::string& pipeline_name, trace_record& t);
+  void evict();
+  uint32_t share(const pipeline& p) const;
+
+  engine_options _opts;
+  std::map<std::string, pipeline, std::less<>> _pipelines;
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<trace_record>> _traces;  // by id: time order
+  size_t _finished_count = 0;
+  io::gate _running;
+};
+
+}  // namespace xerv::flows

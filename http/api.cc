@@ -1,0 +1,737 @@
+#include "http/api.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "core/trace_id.h"
+#include "io/file.h"
+#include "io/log.h"
+#include "io/strings.h"
+#include "io/when_all.h"
+
+// GCC 12 mishandles non-trivial temporaries inside a co_await expression (lambda
+// captures destroyed twice, GCC bug 101367; strings built in the operand freed
+// wrongly), so such operands are bound to named locals before being awaited.
+
+namespace xerv::http {
+namespace {
+
+thread_local flows::engine* t_engine = nullptr;
+thread_local const api_options* t_opts = nullptr;
+
+// ---- JSON text helpers ----
+
+void key(std::string& out, std::string_view k) {
+  if (out.back() != '{' && out.back() != '[') out += ',';
+  io::append_json_string(out, k);
+  out += ':';
+}
+void field(std::string& out, std::string_view k, std::string_view v) {
+  key(out, k);
+  io::append_json_string(out, v);
+}
+void field(std::string& out, std::string_view k, uint64_t v) {
+  key(out, k);
+  out += std::to_string(v);
+}
+void field_raw(std::string& out, std::string_view k, std::string_view raw) {
+  key(out, k);
+  out += raw;
+}
+void field_value(std::string& out, std::string_view k, core::value_ref v) {
+  key(out, k);
+  core::write_json(out, v);
+}
+
+response json_ok(int status, std::string body) {
+  response r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+uint64_t iso_ms(uint64_t ms) { return ms; }
+
+std::string query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view kv = query.substr(0, amp);
+    size_t eq = kv.find('=');
+    if (kv.substr(0, eq) == name) return eq == std::string_view::npos ? std::string() : std::string(kv.substr(eq + 1));
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+// ---- pipelines ----
+
+struct pipeline_counters {
+  uint64_t started = 0, completed = 0, failed = 0, active = 0, pending = 0;
+};
+
+pipeline_counters local_counters(std::string name) {
+  pipeline_counters c;
+  if (const flows::pipeline* p = t_engine->find(name)) {
+    c.started = p->started;
+    c.completed = p->completed;
+    c.failed = p->failed;
+    c.active = p->active;
+    c.pending = p->pending.size();
+  }
+  return c;
+}
+
+io::task<pipeline_counters> counters_everywhere(std::string name) {
+  auto job = io::invoke_on_all([name] { return local_counters(name); });
+  auto parts = co_await std::move(job);
+  pipeline_counters sum;
+  for (const auto& p : parts) {
+    sum.started += p.started;
+    sum.completed += p.completed;
+    sum.failed += p.failed;
+    sum.active += p.active;
+    sum.pending += p.pending;
+  }
+  co_return sum;
+}
+
+void append_trigger(std::string& out, const flows::compiled_flow& f, const flows::trigger_def& t) {
+  out += '{';
+  field(out, "id", f.name + "." + t.id);
+  field(out, "pipeline_id", f.name);
+  field(out, "trigger", t.id);
+  field(out, "type", t.type);
+  if (t.type == "webhook") {
+    field(out, "path", t.path);
+    field(out, "method", t.method);
+    field(out, "respond", t.respond == flows::respond_mode::sync ? "sync" : "async");
+  }
+  out += '}';
+}
+
+std::string pipeline_json(const flows::pipeline& p, const pipeline_counters* c, bool details) {
+  const flows::compiled_flow& f = *p.flow;
+  std::string out = "{";
+  field(out, "id", f.name);
+  field(out, "name", f.name);
+  field(out, "version", f.version);
+  field(out, "description", f.description);
+  field(out, "state", flows::to_string(p.state));
+  field(out, "deployed_at_ms", p.deployed_ms);
+  size_t nodes = std::count_if(f.vertices.begin(), f.vertices.end(), [](const flows::vertex& v) { return !v.is_trigger; });
+  field(out, "node_count", nodes);
+  key(out, "triggers");
+  out += '[';
+  for (const auto& t : f.triggers) {
+    if (out.back() != '[') out += ',';
+    append_trigger(out, f, t);
+  }
+  out += ']';
+  if (details) {
+    key(out, "nodes");
+    out += '[';
+    for (const auto& v : f.vertices) {
+      if (v.is_trigger) continue;
+      if (out.back() != '[') out += ',';
+      out += '{';
+      field(out, "name", v.name);
+      field(out, "type", v.type->name);
+      out += '}';
+    }
+    out += ']';
+    field(out, "edge_count", f.edges.size());
+    key(out, "settings");
+    out += '{';
+    field(out, "max_concurrent_executions", f.settings.max_concurrent_executions);
+    field(out, "execution_timeout_ms", f.settings.execution_timeout_ms);
+    field(out, "node_timeout_ms", f.settings.node_timeout_ms);
+    field(out, "max_concurrent_nodes", f.settings.max_concurrent_nodes);
+    field_raw(out, "debug", f.settings.debug ? "true" : "false");
+    out += '}';
+  }
+  if (c) {
+    key(out, "counters");
+    out += '{';
+    field(out, "traces_started", c->started);
+    field(out, "traces_completed", c->completed);
+    field(out, "traces_failed", c->failed);
+    field(out, "active_traces", c->active);
+    field(out, "pending_traces", c->pending);
+    out += '}';
+  }
+  out += '}';
+  return out;
+}
+
+std::string errors_json(const std::vector<flows::flow_error>& errors) {
+  std::string out = "{\"errors\":[";
+  for (const auto& e : errors) {
+    if (out.back() != '[') out += ',';
+    out += '{';
+    field(out, "line", uint64_t(e.line));
+    field(out, "column", uint64_t(e.column));
+    field(out, "message", e.message);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+response pipeline_not_found(std::string_view name) {
+  std::string details = "{";
+  field(details, "pipeline_id", name);
+  details += '}';
+  return json_error(404, "pipeline_not_found", "no pipeline named '" + std::string(name) + "'", details);
+}
+
+std::string pipeline_dir() { return t_opts->data_dir + "/pipelines"; }
+
+// Compiles and installs on this shard.
+bool deploy_here(std::string yaml, flows::pipeline_state state) {
+  auto r = flows::compile_flow(yaml);
+  auto* flow = std::get_if<std::unique_ptr<flows::compiled_flow>>(&r);
+  ASSERT(flow, "a flow valid on one shard must compile on all");
+  return t_engine->deploy(std::move(*flow), state);
+}
+
+io::task<io::result<void>> ensure_pipeline_dir() {
+  if (auto d = co_await io::make_dir(t_opts->data_dir); !d) co_return d;
+  co_return co_await io::make_dir(pipeline_dir());
+}
+
+io::task<io::result<void>> persist_state(std::string name, flows::pipeline_state state) {
+  if (auto d = co_await ensure_pipeline_dir(); !d) co_return d;
+  std::string path = pipeline_dir() + "/" + name + ".state";
+  co_return co_await io::write_file_atomic(path, flows::to_string(state));
+}
+
+io::task<response> list_pipelines() {
+  std::string out = "{\"pipelines\":[";
+  size_t n = 0;
+  for (const auto& [name, p] : t_engine->pipelines()) {
+    auto c = co_await counters_everywhere(name);
+    const flows::pipeline* still = t_engine->find(name);
+    if (!still) continue;
+    if (out.back() != '[') out += ',';
+    out += pipeline_json(*still, &c, false);
+    ++n;
+  }
+  out += "],\"count\":" + std::to_string(n) + "}";
+  co_return json_ok(200, std::move(out));
+}
+
+io::task<response> get_pipeline(std::string name) {
+  if (!t_engine->find(name)) co_return pipeline_not_found(name);
+  auto c = co_await counters_everywhere(name);
+  const flows::pipeline* p = t_engine->find(name);
+  if (!p) co_return pipeline_not_found(name);
+  co_return json_ok(200, pipeline_json(*p, &c, true));
+}
+
+io::task<response> validate_pipeline(std::string yaml) {
+  auto r = flows::compile_flow(yaml);
+  if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r))
+    co_return json_error(400, "invalid_flow", std::to_string(errs->size()) + " problem(s) in the flow", errors_json(*errs));
+  const auto& f = *std::get<std::unique_ptr<flows::compiled_flow>>(r);
+  std::string out = "{\"valid\":true";
+  field(out, "name", f.name);
+  field(out, "version", f.version);
+  out += '}';
+  co_return json_ok(200, std::move(out));
+}
+
+io::task<response> delete_pipeline(std::string name) {
+  if (!t_engine->find(name)) co_return pipeline_not_found(name);
+  auto job = io::invoke_on_all([name] { return t_engine->remove(name); });
+  co_await std::move(job);
+  std::string yaml_path = pipeline_dir() + "/" + name + ".yaml", state_path = pipeline_dir() + "/" + name + ".state";
+  auto a = co_await io::remove_file(yaml_path);
+  auto b = co_await io::remove_file(state_path);
+  if (!a || !b) XLOG(warn, "removing the stored copy of pipeline %s failed", name.c_str());
+  std::string out = "{";
+  field(out, "id", name);
+  field_raw(out, "deleted", "true");
+  out += '}';
+  co_return json_ok(200, std::move(out));
+}
+
+io::task<response> change_state(std::string name, std::string action) {
+  const flows::pipeline* p = t_engine->find(name);
+  if (!p) co_return pipeline_not_found(name);
+  flows::pipeline_state target;
+  if (action == "start" || action == "resume") target = flows::pipeline_state::running;
+  else if (action == "pause") target = flows::pipeline_state::paused;
+  else if (action == "drain") target = flows::pipeline_state::draining;
+  else target = flows::pipeline_state::stopped;
+  auto job = io::invoke_on_all([name, target] { return t_engine->set_state(name, target); });
+  co_await std::move(job);
+  // What is stored is where the pipeline ends up: a drain ends stopped.
+  auto stored = target == flows::pipeline_state::draining ? flows::pipeline_state::stopped : target;
+  if (auto w = co_await persist_state(name, stored); !w)
+    co_return json_error(503, "unavailable", "cannot store the pipeline state: " + w.error().message());
+  p = t_engine->find(name);
+  if (!p) co_return pipeline_not_found(name);
+  std::string out = "{";
+  field(out, "id", name);
+  field(out, "state", flows::to_string(p->state));
+  out += '}';
+  co_return json_ok(200, std::move(out));
+}
+
+// ---- traces ----
+
+std::string trace_summary(const flows::trace_record& t) {
+  std::string out = "{";
+  field(out, "trace_id", t.id.to_string());
+  field(out, "pipeline_id", t.pipeline);
+  field(out, "version", t.version);
+  field(out, "trigger", t.trigger);
+  field(out, "status", flows::to_string(t.status));
+  field(out, "created_at_ms", iso_ms(t.created_ms));
+  if (t.started_ms) field(out, "started_at_ms", t.started_ms);
+  if (t.finished_ms) {
+    field(out, "finished_at_ms", t.finished_ms);
+    field(out, "duration_ms", t.finished_ms - (t.started_ms ? t.started_ms : t.created_ms));
+  }
+  if (!t.error_message.empty()) {
+    key(out, "error");
+    out += '{';
+    field(out, "node", t.error_node);
+    field(out, "message", t.error_message);
+    out += '}';
+  }
+  out += '}';
+  return out;
+}
+
+std::string trace_details(const flows::trace_record& t) {
+  std::string out = trace_summary(t);
+  out.pop_back();
+  field_value(out, "input", t.input.ref());
+  if (t.status == flows::trace_status::completed) field_value(out, "output", t.output.ref());
+  key(out, "nodes");
+  out += '{';
+  for (const auto& [name, n] : t.nodes) {
+    key(out, name);
+    out += '{';
+    field(out, "status", flows::to_string(n.status));
+    if (!n.port.empty()) field(out, "port", n.port);
+    if (n.started_ms) field(out, "started_at_ms", n.started_ms);
+    field(out, "duration_us", n.duration_us);
+    if (n.runs > 1) field(out, "runs", n.runs);
+    out += '}';
+  }
+  out += "}}";
+  return out;
+}
+
+const char* level_name(io::log_level l) {
+  switch (l) {
+    case io::log_level::debug: return "debug";
+    case io::log_level::info: return "info";
+    case io::log_level::warn: return "warn";
+    case io::log_level::error: return "error";
+  }
+  return "info";
+}
+
+void append_log(std::string& out, const flows::log_line& l) {
+  out += '{';
+  field(out, "timestamp_ms", l.unix_ms);
+  field(out, "level", level_name(l.level));
+  field(out, "node", l.node);
+  field(out, "message", l.message);
+  out += '}';
+}
+
+// Runs on the owner shard: the record rendered by `render`, or nullopt.
+template <class F>
+io::task<std::optional<std::string>> on_owner(core::trace_id id, F render) {
+  if (id.shard() >= io::shard_count()) co_return std::nullopt;
+  co_return co_await io::submit_to(id.shard(), [id, render]() -> std::optional<std::string> {
+    auto t = t_engine->find_trace(id);
+    if (!t) return std::nullopt;
+    return render(*t);
+  });
+}
+
+response trace_not_found(std::string_view id) {
+  std::string details = "{";
+  field(details, "trace_id", id);
+  details += '}';
+  return json_error(404, "trace_not_found", "no trace " + std::string(id), details);
+}
+
+io::task<response> get_trace(std::string id_text) {
+  auto id = core::trace_id::parse(id_text);
+  if (!id) co_return trace_not_found(id_text);
+  auto body = co_await on_owner(*id, [](const flows::trace_record& t) { return trace_details(t); });
+  if (!body) co_return trace_not_found(id_text);
+  co_return json_ok(200, std::move(*body));
+}
+
+io::task<response> get_logs(std::string id_text) {
+  auto id = core::trace_id::parse(id_text);
+  if (!id) co_return trace_not_found(id_text);
+  auto body = co_await on_owner(*id, [](const flows::trace_record& t) {
+    std::string out = "{\"logs\":[";
+    for (const auto& l : t.logs) {
+      if (out.back() != '[') out += ',';
+      append_log(out, l);
+    }
+    out += "]}";
+    return out;
+  });
+  if (!body) co_return trace_not_found(id_text);
+  co_return json_ok(200, std::move(*body));
+}
+
+struct log_batch {
+  bool found = false;
+  bool finished = false;
+  std::string status;
+  std::vector<std::string> lines;  // JSON objects
+};
+
+// On the owner: lines from `from` on, waiting for a change when there are none.
+io::task<log_batch> next_logs(core::trace_id id, size_t from) {
+  log_batch b;
+  auto t = t_engine->find_trace(id);
+  if (!t) co_return b;
+  b.found = true;
+  if (t->logs.size() <= from && !t->finished()) co_await t_engine->wait_change(t);
+  for (size_t i = from; i < t->logs.size(); ++i) {
+    std::string line = "{";
+    line.pop_back();
+    append_log(line, t->logs[i]);
+    b.lines.push_back(std::move(line));
+  }
+  b.finished = t->finished() && from + b.lines.size() >= t->logs.size();
+  b.status = flows::to_string(t->status);
+  co_return b;
+}
+
+io::task<io::result<void>> stream_logs(stream& s, core::trace_id id) {
+  size_t sent = 0;
+  for (;;) {
+    log_batch b = co_await io::submit_to(id.shard(), [id, sent] { return next_logs(id, sent); });
+    for (const auto& line : b.lines) {
+      std::string event = "event: log\ndata: " + line + "\n\n";
+      auto w = co_await s.write(event);
+      if (!w) co_return w;
+    }
+    sent += b.lines.size();
+    if (!b.found || b.finished) {
+      std::string event = "event: end\ndata: {\"status\":\"" + (b.found ? b.status : std::string("unknown")) + "\"}\n\n";
+      auto w = co_await s.write(event);
+      if (!w) co_return w;
+      co_return co_await s.finish();
+    }
+  }
+}
+
+io::task<response> stream_trace_logs(std::string id_text) {
+  auto id = core::trace_id::parse(id_text);
+  if (!id || id->shard() >= io::shard_count()) co_return trace_not_found(id_text);
+  auto exists = co_await on_owner(*id, [](const flows::trace_record&) { return std::string(); });
+  if (!exists) co_return trace_not_found(id_text);
+  response r;
+  r.content_type = "text/event-stream";
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  core::trace_id tid = *id;
+  r.streamer = [tid](stream& s) { return stream_logs(s, tid); };
+  co_return r;
+}
+
+std::optional<flows::trace_status> parse_status(std::string_view s) {
+  for (auto st : {flows::trace_status::pending, flows::trace_status::running, flows::trace_status::completed,
+                  flows::trace_status::failed, flows::trace_status::timed_out})
+    if (s == flows::to_string(st)) return st;
+  return std::nullopt;
+}
+
+struct listed {
+  uint64_t created_ms;
+  std::string json;
+};
+
+std::vector<listed> local_traces(std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
+  std::vector<listed> out;
+  for (const auto& t : t_engine->list_traces(pipeline, status)) {
+    if (out.size() >= max) break;
+    out.push_back({t->created_ms, trace_summary(*t)});
+  }
+  return out;
+}
+
+io::task<response> list_traces(request& req) {
+  std::string pipeline = query_param(req.query(), "pipeline_id");
+  std::string status_text = query_param(req.query(), "status");
+  std::optional<flows::trace_status> status;
+  if (!status_text.empty()) {
+    status = parse_status(status_text);
+    if (!status) co_return json_error(400, "invalid_payload", "unknown status '" + status_text + "'");
+  }
+  auto number = [&](const char* name, uint64_t fallback, uint64_t max) -> std::optional<uint64_t> {
+    std::string t = query_param(req.query(), name);
+    if (t.empty()) return fallback;
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v > max) return std::nullopt;
+    return v;
+  };
+  auto limit = number("limit", 100, 1000);
+  auto offset = number("offset", 0, 1'000'000);
+  if (!limit || !offset) co_return json_error(400, "invalid_payload", "limit must be 0-1000 and offset a number");
+  size_t want = size_t(*limit + *offset);
+  auto job = io::invoke_on_all([pipeline, status, want] { return local_traces(pipeline, status, want); });
+  auto parts = co_await std::move(job);
+  std::vector<listed> all;
+  size_t total = 0;
+  for (auto& p : parts) {
+    total += p.size();
+    for (auto& l : p) all.push_back(std::move(l));
+  }
+  std::stable_sort(all.begin(), all.end(), [](const listed& a, const listed& b) { return a.created_ms > b.created_ms; });
+  std::string out = "{\"traces\":[";
+  for (size_t i = *offset; i < all.size() && i < *offset + *limit; ++i) {
+    if (out.back() != '[') out += ',';
+    out += all[i].json;
+  }
+  out += "],\"total\":" + std::to_string(total) + ",\"offset\":" + std::to_string(*offset) +
+         ",\"limit\":" + std::to_string(*limit) + "}";
+  co_return json_ok(200, std::move(out));
+}
+
+// ---- admission ----
+
+response admission_error(const flows::admission& a, std::string_view pipeline, std::string_view trigger) {
+  std::string details = "{";
+  field(details, "pipeline_id", pipeline);
+  switch (a.error) {
+    case flows::admit_error::pipeline_not_found: return pipeline_not_found(pipeline);
+    case flows::admit_error::trigger_not_found:
+      field(details, "trigger", trigger);
+      details += '}';
+      return json_error(404, "trigger_not_found", "pipeline '" + std::string(pipeline) + "' has no trigger '" +
+                                                     std::string(trigger) + "'", details);
+    case flows::admit_error::not_running:
+      field(details, "state", a.detail);
+      details += '}';
+      return json_error(503, "pipeline_not_running", "pipeline '" + std::string(pipeline) + "' is " + a.detail, details);
+    case flows::admit_error::queue_full:
+      details += '}';
+      return json_error(503, "unavailable", "too many traces queued for this pipeline; retry later", details);
+    case flows::admit_error::none: break;
+  }
+  return json_error(500, "internal", "admission failed");
+}
+
+std::optional<response> parse_input(std::string_view body, core::value& out) {
+  if (body.size() > t_opts->max_body_bytes)
+    return json_error(413, "payload_too_large", "body exceeds " + std::to_string(t_opts->max_body_bytes) + " bytes");
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    out = core::value();
+    return std::nullopt;
+  }
+  auto r = core::parse_json(body);
+  if (auto* e = std::get_if<core::json_error>(&r)) {
+    std::string details = "{\"offset\":" + std::to_string(e->offset) + "}";
+    return json_error(400, "invalid_payload", "malformed JSON: " + e->message, details);
+  }
+  out = std::get<core::value>(std::move(r));
+  return std::nullopt;
+}
+
+response trace_result(const flows::trace_record& t, bool wrapped) {
+  if (t.status == flows::trace_status::completed) {
+    if (!wrapped) {
+      response r = json_ok(200, core::to_json(t.output.ref()));
+      r.headers.emplace_back("X-Xerv-Trace-Id", t.id.to_string());
+      return r;
+    }
+    std::string out = "{";
+    field(out, "trace_id", t.id.to_string());
+    field(out, "status", "completed");
+    field_value(out, "output", t.output.ref());
+    out += '}';
+    response r = json_ok(200, std::move(out));
+    r.headers.emplace_back("X-Xerv-Trace-Id", t.id.to_string());
+    return r;
+  }
+  std::string details = "{";
+  field(details, "trace_id", t.id.to_string());
+  field(details, "status", flows::to_string(t.status));
+  field(details, "node", t.error_node);
+  field(details, "message", t.error_message);
+  details += '}';
+  response r = json_error(500, "execution_failed", "trace " + std::string(flows::to_string(t.status)) +
+                                                       (t.error_message.empty() ? "" : ": " + t.error_message), details);
+  r.headers.emplace_back("X-Xerv-Trace-Id", t.id.to_string());
+  return r;
+}
+
+response accepted(const flows::trace_record& t) {
+  std::string out = "{";
+  field(out, "trace_id", t.id.to_string());
+  out += '}';
+  response r = json_ok(202, std::move(out));
+  r.headers.emplace_back("X-Xerv-Trace-Id", t.id.to_string());
+  return r;
+}
+
+io::task<response> start_trace(std::string pipeline, std::string trigger, core::value input, bool wait, bool wrapped) {
+  flows::admission a = t_engine->admit(pipeline, trigger, std::move(input));
+  if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
+  if (!wait) co_return accepted(*a.trace);
+  co_await t_engine->wait_finished(a.trace);
+  co_return trace_result(*a.trace, wrapped);
+}
+
+io::task<response> post_trace(request& req) {
+  core::value body;
+  if (auto err = parse_input(req.body(), body)) co_return std::move(*err);
+  core::value_ref b = body.ref();
+  auto pid = b.find("pipeline_id");
+  if (!pid || pid->type() != core::json_type::string)
+    co_return json_error(400, "invalid_payload", "pipeline_id (a string) is required");
+  std::string pipeline(pid->as_string());
+  const flows::pipeline* p = t_engine->find(pipeline);
+  if (!p) co_return pipeline_not_found(pipeline);
+  std::string trigger;
+  if (auto t = b.find("trigger"); t && t->type() == core::json_type::string) trigger = std::string(t->as_string());
+  else {
+    // The first manual trigger, else the first trigger.
+    for (const auto& t2 : p->flow->triggers)
+      if (t2.type == "manual") {
+        trigger = t2.id;
+        break;
+      }
+    if (trigger.empty()) trigger = p->flow->triggers.front().id;
+  }
+  core::value input;
+  if (auto in = b.find("input")) input = core::value(std::string(in->bytes()));
+  bool wait = false;
+  if (auto w = b.find("wait"); w && w->type() == core::json_type::boolean) wait = w->as_bool();
+  co_return co_await start_trace(pipeline, trigger, std::move(input), wait, true);
+}
+
+io::task<response> fire_trigger(request& req) {
+  std::string id(req.param("id"));
+  size_t dot = id.find('.');
+  if (dot == std::string::npos) co_return json_error(404, "trigger_not_found", "trigger ids are pipeline.trigger");
+  core::value body;
+  if (auto err = parse_input(req.body(), body)) co_return std::move(*err);
+  core::value payload;
+  if (body.ref().type() == core::json_type::object)
+    if (auto p = body.ref().find("payload")) payload = core::value(std::string(p->bytes()));
+  co_return co_await start_trace(id.substr(0, dot), id.substr(dot + 1), std::move(payload), false, true);
+}
+
+io::task<response> list_triggers() {
+  std::string out = "{\"triggers\":[";
+  for (const auto& [name, p] : t_engine->pipelines())
+    for (const auto& t : p.flow->triggers) {
+      if (out.back() != '[') out += ',';
+      append_trigger(out, *p.flow, t);
+      out.pop_back();
+      field(out, "pipeline_state", flows::to_string(p.state));
+      out += '}';
+    }
+  out += "]}";
+  co_return json_ok(200, std::move(out));
+}
+
+io::task<response> webhook_trace(std::string pipeline, std::string trigger, std::string body) {
+  const flows::pipeline* p = t_engine->find(pipeline);
+  if (!p) co_return pipeline_not_found(pipeline);
+  const flows::trigger_def* t = p->flow->find_trigger(trigger);
+  bool sync = t && t->respond == flows::respond_mode::sync;
+  core::value input;
+  if (auto err = parse_input(body, input)) co_return std::move(*err);
+  co_return co_await start_trace(pipeline, trigger, std::move(input), sync, false);
+}
+
+io::task<response> post_pipeline(request& req, bool update) {
+  if (req.body().size() > t_opts->flow_bytes_max)
+    co_return json_error(413, "payload_too_large", "flow YAML exceeds " + std::to_string(t_opts->flow_bytes_max) + " bytes");
+  if (update) {
+    std::string name(req.param("id"));
+    if (!t_engine->find(name)) co_return pipeline_not_found(name);
+    auto r = flows::compile_flow(req.body());
+    if (auto* f = std::get_if<std::unique_ptr<flows::compiled_flow>>(&r); f && (*f)->name != name)
+      co_return json_error(400, "invalid_flow", "the flow's name '" + (*f)->name + "' does not match '" + name + "'");
+  }
+  co_return co_await deploy_everywhere(req.body(), true, flows::pipeline_state::running);
+}
+
+}  // namespace
+
+void set_shard_engine(flows::engine* e, const api_options* opts) {
+  t_engine = e;
+  t_opts = opts;
+}
+
+flows::engine* shard_engine() { return t_engine; }
+
+io::task<response> deploy_everywhere(std::string yaml, bool persist, flows::pipeline_state state) {
+  auto r = flows::compile_flow(yaml);
+  if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r))
+    co_return json_error(400, "invalid_flow", std::to_string(errs->size()) + " problem(s) in the flow", errors_json(*errs));
+  std::string name = std::get<std::unique_ptr<flows::compiled_flow>>(r)->name;
+  // Webhook paths must be unique across pipelines.
+  for (const auto& t : std::get<std::unique_ptr<flows::compiled_flow>>(r)->triggers) {
+    if (t.type != "webhook") continue;
+    auto owner = t_engine->find_webhook(t.method, t.path);
+    if (owner && owner->first != name)
+      co_return json_error(400, "invalid_flow", "webhook " + t.method + " " + t.path + " is already used by pipeline '" +
+                                                    owner->first + "'");
+  }
+  if (persist) {
+    if (auto d = co_await ensure_pipeline_dir(); !d)
+      co_return json_error(503, "unavailable", "cannot create " + pipeline_dir() + ": " + d.error().message());
+    std::string path = pipeline_dir() + "/" + name + ".yaml";
+    if (auto w = co_await io::write_file_atomic(path, yaml); !w)
+      co_return json_error(503, "unavailable", "cannot store the pipeline: " + w.error().message());
+  }
+  auto job = io::invoke_on_all([yaml, state] { return deploy_here(yaml, state); });
+  auto updated = co_await std::move(job);
+  const flows::pipeline* p = t_engine->find(name);
+  pipeline_counters c = co_await counters_everywhere(name);
+  p = t_engine->find(name);
+  if (!p) co_return pipeline_not_found(name);
+  co_return json_ok(updated[0] ? 200 : 201, pipeline_json(*p, &c, true));
+}
+
+std::optional<io::task<response>> webhook(request& req) {
+  if (!t_engine) return std::nullopt;
+  auto hit = t_engine->find_webhook(req.method(), req.path());
+  if (!hit) return std::nullopt;
+  req.route = "webhook";
+  return webhook_trace(hit->first, hit->second, req.body());
+}
+
+void add_api_routes(router& r) {
+  r.add("GET", "/api/v1/pipelines", [](request&) { return list_pipelines(); });
+  r.add("POST", "/api/v1/pipelines", [](request& q) { return post_pipeline(q, false); });
+  r.add("POST", "/api/v1/pipelines/validate", [](request& q) { return validate_pipeline(q.body()); });
+  r.add("GET", "/api/v1/pipelines/{id}", [](request& q) { return get_pipeline(std::string(q.param("id"))); });
+  r.add("PUT", "/api/v1/pipelines/{id}", [](request& q) { return post_pipeline(q, true); });
+  r.add("DELETE", "/api/v1/pipelines/{id}", [](request& q) { return delete_pipeline(std::string(q.param("id"))); });
+  for (const char* action : {"start", "pause", "resume", "drain", "stop"}) {
+    std::string a = action;
+    r.add("POST", "/api/v1/pipelines/{id}/" + a,
+          [a](request& q) { return change_state(std::string(q.param("id")), a); });
+  }
+  r.add("GET", "/api/v1/traces", [](request& q) { return list_traces(q); });
+  r.add("POST", "/api/v1/traces", [](request& q) { return post_trace(q); });
+  r.add("GET", "/api/v1/traces/{id}", [](request& q) { return get_trace(std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/traces/{id}/logs", [](request& q) { return get_logs(std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/traces/{id}/logs/stream",
+        [](request& q) { return stream_trace_logs(std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/triggers", [](request&) { return list_triggers(); });
+  r.add("POST", "/api/v1/triggers/{id}/fire", [](request& q) { return fire_trigger(q); });
+}
+
+}  // namespace xerv::http
