@@ -456,12 +456,16 @@ struct listed {
   std::string json;
 };
 
-std::vector<listed> local_traces(std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
-  std::vector<listed> out;
-  for (const auto& t : t_engine->list_traces(pipeline, status)) {
-    if (out.size() >= max) break;
-    out.push_back({t->created_ms, trace_summary(*t)});
-  }
+struct listed_page {
+  size_t total = 0;            // every match on this shard
+  std::vector<listed> newest;  // the first `max` of them
+};
+
+listed_page local_traces(std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
+  listed_page out;
+  auto all = t_engine->list_traces(pipeline, status);
+  out.total = all.size();
+  for (size_t i = 0; i < all.size() && i < max; ++i) out.newest.push_back({all[i]->created_ms, trace_summary(*all[i])});
   return out;
 }
 
@@ -490,8 +494,8 @@ io::task<response> list_traces(request& req) {
   std::vector<listed> all;
   size_t total = 0;
   for (auto& p : parts) {
-    total += p.size();
-    for (auto& l : p) all.push_back(std::move(l));
+    total += p.total;
+    for (auto& l : p.newest) all.push_back(std::move(l));
   }
   std::stable_sort(all.begin(), all.end(), [](const listed& a, const listed& b) { return a.created_ms > b.created_ms; });
   std::string out = "{\"traces\":[";
