@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli.h"
 #include "app/config.h"
 #include <dirent.h>
 
@@ -93,9 +94,14 @@ bool load_startup_flows() {
 int usage(FILE* to) {
   fprintf(to,
           "usage: xerv <command> [options]\n"
-          "  serve     run the server until SIGINT/SIGTERM\n"
-          "  version   print the version\n"
-          "  config-table  print every setting as a Markdown table\n"
+          "  serve                 run the server until SIGINT/SIGTERM\n"
+          "  validate FILE         check a flow; prints every problem with its line (exit 1)\n"
+          "  deploy -f FILE        deploy a flow to a running server [--dry-run] [--url http://HOST:PORT]\n"
+          "  list                  list the pipelines of a running server [--url http://HOST:PORT]\n"
+          "  bench FLOW            run a flow in-process on every shard and print traces/s, nodes/s,\n"
+          "                        latency [--seconds N] [--concurrency N] [--input JSON] [--shards N]\n"
+          "  version               print the version\n"
+          "  config-table          print every setting as a Markdown table\n"
           "\noptions of `serve` (flags > environment > --config FILE > defaults):\n  --config FILE\n");
   app::config scratch;
   core::settings all = app::declare_settings(scratch);
@@ -228,6 +234,11 @@ int main(int argc, char** argv) {
     printf("%s", app::declare_settings(scratch).table().c_str());
     return 0;
   }
+  std::vector<std::string> rest_args(argv + 2, argv + argc);
+  if (cmd == "validate") return app::cmd_validate(rest_args);
+  if (cmd == "deploy") return app::cmd_deploy(rest_args);
+  if (cmd == "list") return app::cmd_list(rest_args);
+  if (cmd == "bench") return app::cmd_bench(rest_args);
   if (cmd != "serve") {
     fprintf(stderr, "xerv: unknown command '%s'\n", cmd.c_str());
     return usage(stderr);

@@ -1,0 +1,15 @@
+#pragma once
+// The commands besides `serve`: validate, deploy, list (talking to a running
+// server over HTTP) and bench (running a flow in-process on every shard).
+
+#include <string>
+#include <vector>
+
+namespace xerv::app {
+
+int cmd_validate(const std::vector<std::string>& args);
+int cmd_deploy(const std::vector<std::string>& args);
+int cmd_list(const std::vector<std::string>& args);
+int cmd_bench(const std::vector<std::string>& args);
+
+}  // namespace xerv::app
