@@ -9,7 +9,7 @@ core::settings declare_settings(config& c) {
          text(&c.api_host)});
   s.add({"api_port", "XERV_API_PORT", "--api-port", "8080", "API port (0: any free port, logged at start)",
          core::parse_uint(&c.api_port, 0, 65535)});
-  s.add({"data_dir", "XERV_DATA_DIR", "--data-dir", "/tmp/xerv", "directory for the arena and write-ahead log",
+  s.add({"data_dir", "XERV_DATA_DIR", "--data-dir", "/tmp/xerv", "data directory: pipelines deployed through the API (and, next, the arena and write-ahead log)",
          text(&c.data_dir)});
   s.add({"shards", "XERV_SHARDS", "--shards", "0", "shards, one thread and io_uring each (0: one per CPU)",
          core::parse_uint(&c.shards, 0, 1024)});
