@@ -9,6 +9,7 @@ std::vector<node_type> standard_node_types() {
       split_node(),
       loop_node(),
       delay_node(),
+      switch_node(),
   };
 }
 

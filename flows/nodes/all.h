@@ -15,5 +15,6 @@ node_type merge_node();
 node_type split_node();
 node_type loop_node();
 node_type delay_node();
+node_type switch_node();
 
 }  // namespace xerv::flows::nodes

@@ -1,0 +1,197 @@
+// The standard node library: configs compiled from YAML, nodes run against a fake
+// trace, and every config error naming the node and the key.
+
+#include <gtest/gtest.h>
+
+#include "flows/flow.h"
+#include "tests/flows_fakes.h"
+
+using namespace xerv;
+using xerv::testing::compile_node;
+using xerv::testing::fake_trace;
+using xerv::testing::json;
+using xerv::testing::run_node;
+
+namespace {
+
+// Compiles `config_yaml` for `type` and expects exactly one error containing `text`.
+void expect_config_error(std::string_view type, const std::string& config_yaml, const std::string& text) {
+  auto c = compile_node(type, config_yaml);
+  EXPECT_EQ(c.impl, nullptr) << config_yaml;
+  ASSERT_EQ(c.errors.size(), 1u) << config_yaml << "\n" << c.error_text();
+  EXPECT_EQ(c.errors[0].message.rfind("node 'n': ", 0), 0u) << c.errors[0].message;
+  EXPECT_NE(c.errors[0].message.find(text), std::string::npos) << "got: " << c.errors[0].message << "\nwanted: " << text;
+}
+
+std::unique_ptr<flows::node_impl> compile_ok(std::string_view type, const std::string& config_yaml,
+                                             const fake_trace& trace = {}) {
+  auto c = compile_node(type, config_yaml, trace);
+  EXPECT_TRUE(c.errors.empty()) << c.error_text();
+  EXPECT_NE(c.impl, nullptr);
+  return std::move(c.impl);
+}
+
+// ---------- std::switch ----------
+
+int route(const std::string& config_yaml, std::string_view input, const fake_trace& trace = {}) {
+  auto impl = compile_ok("std::switch", config_yaml, trace);
+  if (!impl) return -2;
+  auto [port, out] = run_node(*impl, input, trace);
+  if (port >= 0) EXPECT_TRUE(core::equal(json(out).ref(), json(input).ref())) << "the input passes unchanged";
+  else ADD_FAILURE() << out;
+  return port;
+}
+
+constexpr int yes = 0, no = 1;
+
+TEST(switch_node, comparisons_on_fields) {
+  std::string gt = "condition: {type: greater_than, field: risk_score, value: 0.8}";
+  EXPECT_EQ(route(gt, R"({"risk_score":0.93})"), yes);
+  EXPECT_EQ(route(gt, R"({"risk_score":0.8})"), no);
+  EXPECT_EQ(route(gt, R"({"risk_score":1})"), yes);
+  EXPECT_EQ(route(gt, R"({"risk_score":"0.9"})"), no);  // a string is not a number
+  EXPECT_EQ(route(gt, R"({})"), no);
+  EXPECT_EQ(route("condition: {type: less_than, field: '$.a.b[1]', value: 10}", R"({"a":{"b":[50,5]}})"), yes);
+  EXPECT_EQ(route("condition: {type: less_than, field: name, value: m}", R"({"name":"alice"})"), yes);
+  EXPECT_EQ(route("condition: {type: equals, field: status, value: paid}", R"({"status":"paid"})"), yes);
+  EXPECT_EQ(route("condition: {type: equals, field: n, value: 3}", R"({"n":3.0})"), yes);
+  EXPECT_EQ(route("condition: {type: equals, field: ok, value: true}", R"({"ok":"true"})"), no);
+  EXPECT_EQ(route("condition: {type: equals, field: ok, value: 'true'}", R"({"ok":"true"})"), yes);
+  EXPECT_EQ(route("condition: {type: equals, field: tags, value: [a, b]}", R"({"tags":["a","b"]})"), yes);
+  EXPECT_EQ(route("condition: {type: equals, field: gone, value: null}", R"({})"), yes);
+  EXPECT_EQ(route("condition: {type: not_equals, field: status, value: paid}", R"({"status":"open"})"), yes);
+  EXPECT_EQ(route("condition: {type: not_equals, field: status, value: paid}", R"({})"), yes);
+}
+
+TEST(switch_node, contains_matches_exists_always) {
+  std::string c = "condition: {type: contains, field: text, value: needle}";
+  EXPECT_EQ(route(c, R"({"text":"haystack with a needle in it"})"), yes);
+  EXPECT_EQ(route(c, R"({"text":"nothing"})"), no);
+  EXPECT_EQ(route(c, R"({"text":["needle"]})"), yes);
+  EXPECT_EQ(route(c, R"({"text":["needles"]})"), no);
+  EXPECT_EQ(route(c, R"({"text":42})"), no);
+  EXPECT_EQ(route("condition: {type: contains, field: ids, value: 7}", R"({"ids":[1,7.0]})"), yes);
+  EXPECT_EQ(route("condition: {type: contains, field: 'items[*].sku', value: B2}",
+                  R"({"items":[{"sku":"A1"},{"sku":"B2"}]})"),
+            yes);
+  std::string m = R"(condition: {type: matches, field: email, value: '^[^@]+@example\.com$'})";
+  EXPECT_EQ(route(m, R"({"email":"bob@example.com"})"), yes);
+  EXPECT_EQ(route(m, R"({"email":"bob@example.org"})"), no);
+  EXPECT_EQ(route(m, R"({"email":7})"), no);
+  EXPECT_EQ(route("condition: {type: matches, field: s, value: 'b+'}", R"({"s":"abbbc"})"), yes);  // a search
+  std::string e = "condition: {type: exists, field: user.id}";
+  EXPECT_EQ(route(e, R"({"user":{"id":0}})"), yes);
+  EXPECT_EQ(route(e, R"({"user":{"id":null}})"), no);
+  EXPECT_EQ(route(e, R"({"user":{}})"), no);
+  EXPECT_EQ(route("condition: {type: always}", R"(17)"), yes);
+}
+
+TEST(switch_node, all_and_any_nest) {
+  std::string c = R"(
+condition:
+  all:
+    - {type: greater_than, field: amount, value: 100}
+    - any:
+        - {type: equals, field: country, value: de}
+        - {type: exists, field: vip}
+)";
+  EXPECT_EQ(route(c, R"({"amount":150,"country":"de"})"), yes);
+  EXPECT_EQ(route(c, R"({"amount":150,"country":"fr","vip":true})"), yes);
+  EXPECT_EQ(route(c, R"({"amount":150,"country":"fr"})"), no);
+  EXPECT_EQ(route(c, R"({"amount":50,"country":"de"})"), no);
+}
+
+TEST(switch_node, long_regex_subjects_fail_instead_of_exhausting_the_stack) {
+  auto impl = compile_ok("std::switch", "condition: {type: matches, field: s, value: 'a.*b'}");
+  std::string big = R"({"s":")" + std::string(1025, 'a') + R"("})";
+  auto [port, msg] = run_node(*impl, big);
+  EXPECT_EQ(port, -1);
+  EXPECT_EQ(run_node(*impl, R"({"s":")" + std::string(1024, 'a') + R"(b"})").first, -1);
+  EXPECT_EQ(run_node(*impl, R"({"s":")" + std::string(1023, 'a') + R"(b"})").first, yes);
+  EXPECT_EQ(msg, "switch: matches: field s is longer than 1024 bytes");
+}
+
+TEST(switch_node, expression_over_selectors) {
+  fake_trace t;
+  t.set("x", R"({"score":0.93})");
+  t.input = json(R"({"vip":true})");
+  std::string c = R"(expression: "${x.score} > 0.8 && ${input.vip} == true")";
+  EXPECT_EQ(route(c, R"({"any":"thing"})", t), yes);
+  t.input = json(R"({"vip":false})");
+  EXPECT_EQ(route(c, R"({"any":"thing"})", t), no);
+}
+
+TEST(switch_node, config_errors_name_the_node_and_key) {
+  const char* sw = "std::switch";
+  expect_config_error(sw, "{}", "config.condition or config.expression is required");
+  expect_config_error(sw, "{condition: {type: always}, expression: 'true'}",
+                      "config.condition and config.expression are mutually exclusive");
+  expect_config_error(sw, "condition: [1]", "config.condition must be a map");
+  expect_config_error(sw, "condition: {field: a, value: 1}", "config.condition.type is required");
+  expect_config_error(sw, "condition: {type: bigger, field: a, value: 1}", "config.condition.type 'bigger' is unknown");
+  expect_config_error(sw, "condition: {type: equals, value: 1}", "config.condition.field is required");
+  expect_config_error(sw, "condition: {type: equals, field: 'a[x]', value: 1}",
+                      "config.condition.field: invalid path 'a[x]'");
+  expect_config_error(sw, "condition: {type: equals, field: a}", "config.condition.value is required for type equals");
+  expect_config_error(sw, "condition: {type: greater_than, field: a, value: [1]}",
+                      "config.condition.value must be a number or a string for type greater_than");
+  expect_config_error(sw, "condition: {type: matches, field: a, value: '(unclosed'}",
+                      "config.condition.value is not a valid regular expression");
+  expect_config_error(sw, "condition: {type: matches, field: a, value: 5}",
+                      "config.condition.value must be a regular expression string for type matches");
+  expect_config_error(sw, "condition: {type: equals, field: a, value: 1, extra: 2}",
+                      "config.condition: unknown key 'extra'");
+  expect_config_error(sw, "condition: {all: []}", "config.condition.all must be a non-empty list of conditions");
+  expect_config_error(sw, "condition: {all: [{type: always}], any: [{type: always}]}",
+                      "config.condition: use either all or any, not both");
+  expect_config_error(sw, "condition: {any: [{type: always}], type: equals}", "config.condition: unknown key 'type'");
+  expect_config_error(sw, "condition: {any: [{type: always}, {all: [{type: nope}]}]}",
+                      "config.condition.any[1].all[0].type 'nope' is unknown");
+  expect_config_error(sw, "expression: '${x.score} >'", "config.expression: column 13: expected a value");
+  expect_config_error(sw, "expression: '${ghost.score} > 1'",
+                      "config.expression: column 1: unknown selector root 'ghost'");
+}
+
+TEST(switch_node, routes_by_port_name_in_a_flow) {
+  auto r = flows::compile_flow(R"(
+name: orders
+triggers: [{id: start, type: manual}]
+nodes:
+  fraud_check:
+    type: std::switch
+    config: { condition: { type: greater_than, field: risk_score, value: 0.8 } }
+  risky: { type: std::log }
+  safe: { type: std::log }
+edges:
+  - { from: start, to: fraud_check }
+  - { from: fraud_check.true, to: risky }
+  - { from: fraud_check.false, to: safe }
+)");
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<flows::compiled_flow>>(r))
+      << flows::format_errors(std::get<std::vector<flows::flow_error>>(r), "flow");
+  const auto& flow = *std::get<std::unique_ptr<flows::compiled_flow>>(r);
+  const auto& v = flow.vertices[*flow.find("fraud_check")];
+  EXPECT_EQ(v.ports, (std::vector<std::string>{"true", "false", "error"}));
+  EXPECT_EQ(run_node(*v.impl, R"({"risk_score":0.9})").first, 0);
+  EXPECT_EQ(run_node(*v.impl, R"({"risk_score":0.1})").first, 1);
+}
+
+TEST(switch_node, bad_config_in_a_flow_is_reported_with_its_line) {
+  auto r = flows::compile_flow(R"(name: orders
+triggers: [{id: start, type: manual}]
+nodes:
+  fraud_check:
+    type: std::switch
+    config:
+      condition: { type: greater_than, field: risk_score }
+edges:
+  - { from: start, to: fraud_check }
+)");
+  ASSERT_TRUE(std::holds_alternative<std::vector<flows::flow_error>>(r));
+  const auto& errors = std::get<std::vector<flows::flow_error>>(r);
+  ASSERT_EQ(errors.size(), 1u) << flows::format_errors(errors, "flow");
+  EXPECT_EQ(errors[0].line, 7);
+  EXPECT_EQ(errors[0].message, "node 'fraud_check': config.condition.value is required for type greater_than");
+}
+
+}  // namespace
