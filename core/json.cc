@@ -229,10 +229,12 @@ bool fail(parse_state& st, V& at, simdjson::error_code e) {
   return false;
 }
 
-bool build(parse_state& st, simdjson::ondemand::value v, value_builder& b, size_t depth);
-
-template <class Container>
-bool build_container(parse_state& st, Container c, value_builder& b, size_t depth);
+bool too_deep(parse_state& st, simdjson::ondemand::value& v, size_t depth) {
+  if (depth + 1 <= st.limits.depth_max) return false;
+  st.error = json_error{size_t(v.current_location().value_unsafe() - st.base),
+                        "nesting deeper than " + std::to_string(st.limits.depth_max)};
+  return true;
+}
 
 bool build(parse_state& st, simdjson::ondemand::value v, value_builder& b, size_t depth) {
   using simdjson::ondemand::json_type;
@@ -266,11 +268,7 @@ bool build(parse_state& st, simdjson::ondemand::value v, value_builder& b, size_
       return true;
     }
     case json_type::array: {
-      if (depth + 1 > st.limits.depth_max) {
-        st.error = json_error{size_t(v.current_location().value_unsafe() - st.base),
-                              "nesting deeper than " + std::to_string(st.limits.depth_max)};
-        return false;
-      }
+      if (too_deep(st, v, depth)) return false;
       simdjson::ondemand::array a;
       if (auto e = v.get_array().get(a)) return fail(st, v, e);
       b.begin_array();
@@ -283,11 +281,7 @@ bool build(parse_state& st, simdjson::ondemand::value v, value_builder& b, size_
       return true;
     }
     case json_type::object: {
-      if (depth + 1 > st.limits.depth_max) {
-        st.error = json_error{size_t(v.current_location().value_unsafe() - st.base),
-                              "nesting deeper than " + std::to_string(st.limits.depth_max)};
-        return false;
-      }
+      if (too_deep(st, v, depth)) return false;
       simdjson::ondemand::object o;
       if (auto e = v.get_object().get(o)) return fail(st, v, e);
       b.begin_object();

@@ -16,6 +16,12 @@ std::optional<field_path> field_path::parse(std::string_view text, std::string* 
     return std::nullopt;
   };
   bool expect_name = !s.starts_with("[");
+  // After a segment: a '.' must introduce a name; '[' or the end may follow directly.
+  auto after_segment = [&] {
+    expect_name = !s.empty() && s.front() == '.';
+    if (expect_name) s.remove_prefix(1);
+    return !(expect_name && s.empty());
+  };
   while (!s.empty()) {
     if (s.front() == '[') {
       size_t close = s.find(']');
@@ -32,13 +38,7 @@ std::optional<field_path> field_path::parse(std::string_view text, std::string* 
         p._segments.push_back({segment::at, {}, n});
       }
       s.remove_prefix(close + 1);
-      if (!s.empty() && s.front() == '.') {
-        s.remove_prefix(1);
-        if (s.empty()) return bad("ends with .");
-        expect_name = true;
-      } else {
-        expect_name = false;
-      }
+      if (!after_segment()) return bad("ends with .");
       continue;
     }
     if (!expect_name) return bad("expected . or [ after ]");
@@ -47,13 +47,7 @@ std::optional<field_path> field_path::parse(std::string_view text, std::string* 
     if (name.empty()) return bad("empty name");
     p._segments.push_back({segment::key, std::string(name), 0});
     s.remove_prefix(name.size());
-    if (!s.empty() && s.front() == '.') {
-      s.remove_prefix(1);
-      if (s.empty()) return bad("ends with .");
-      expect_name = true;
-    } else {
-      expect_name = false;
-    }
+    if (!after_segment()) return bad("ends with .");
   }
   return p;
 }
