@@ -86,14 +86,19 @@ class compiler {
     check_top_level_keys();
     read_header();
     read_settings();
+    // Structure (vertices, types, edges) must be sound for the graph checks; config
+    // problems don't change the graph, so every node's config is checked regardless.
+    size_t before = _errors.size();
     read_triggers();
     read_nodes();
-    if (_errors.empty()) compile_nodes();
     read_edges();
-    if (_errors.empty()) analyse_graph();
+    bool structure_ok = _errors.size() == before;
+    compile_nodes();
+    if (structure_ok) analyse_graph();
     if (!_errors.empty()) {
-      std::stable_sort(_errors.begin(), _errors.end(),
-                       [](const flow_error& a, const flow_error& b) { return a.line < b.line; });
+      std::stable_sort(_errors.begin(), _errors.end(), [](const flow_error& a, const flow_error& b) {
+        return a.line != b.line ? a.line < b.line : a.column < b.column;
+      });
       return std::move(_errors);
     }
     return std::move(_flow);

@@ -1,0 +1,219 @@
+// flows/compile: every validation error of SPEC §2, reported with its line and
+// all at once, plus the structure the executor relies on.
+
+#include <gtest/gtest.h>
+
+#include "flows/flow.h"
+
+using namespace xerv::flows;
+
+namespace {
+
+std::vector<flow_error> errors_of(const std::string& yaml, flow_limits limits = {}) {
+  auto r = compile_flow(yaml, limits);
+  if (auto* e = std::get_if<std::vector<flow_error>>(&r)) return *e;
+  return {};
+}
+
+// True when some error is on `line` and contains `text`.
+bool has(const std::vector<flow_error>& errors, int line, const std::string& text) {
+  for (const auto& e : errors)
+    if ((line == 0 || e.line == line) && e.message.find(text) != std::string::npos) return true;
+  return false;
+}
+
+std::string dump(const std::vector<flow_error>& errors) { return format_errors(errors, "flow.yaml"); }
+
+const std::string k_head = "name: f\ntriggers: [{id: t, type: manual}]\n";
+
+TEST(compile, a_valid_flow_compiles_into_regions) {
+  auto r = compile_flow(k_head + R"(nodes:
+  a: {type: std::log}
+  each: {type: std::split, config: {field: $.items}}
+  body: {type: std::log}
+  again: {type: std::loop, config: {max_iterations: 2}}
+  inner: {type: std::log}
+edges:
+  - {from: t, to: a}
+  - {from: a, to: each}
+  - {from: each.out, to: body}
+  - {from: each.done, to: again}
+  - {from: again.continue, to: inner}
+  - {from: inner, to: again}
+)");
+  auto* f = std::get_if<std::unique_ptr<compiled_flow>>(&r);
+  ASSERT_TRUE(f) << dump(std::get<std::vector<flow_error>>(r));
+  const compiled_flow& flow = **f;
+  EXPECT_EQ(flow.regions.size(), 3u);  // root, split body, loop body
+  auto region_of = [&](const char* n) { return flow.vertices[*flow.find(n)].region; };
+  EXPECT_EQ(region_of("a"), 0u);
+  EXPECT_EQ(region_of("each"), 0u);
+  EXPECT_NE(region_of("body"), 0u);
+  EXPECT_NE(region_of("inner"), 0u);
+  EXPECT_NE(region_of("inner"), region_of("body"));
+  int back = 0;
+  for (const auto& e : flow.edges) back += e.back;
+  EXPECT_EQ(back, 1);
+}
+
+TEST(compile, unknown_node_type_port_and_nodes) {
+  auto e = errors_of(k_head + R"(nodes:
+  a: {type: std::log}
+  b: {type: std::nope}
+edges:
+  - {from: t, to: a}
+  - {from: a.maybe, to: a}
+  - {from: ghost, to: a}
+  - {from: a, to: phantom}
+)");
+  EXPECT_TRUE(has(e, 5, "unknown node type 'std::nope'")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "node 'a' has no port 'maybe' (ports: out, error)")) << dump(e);
+  EXPECT_TRUE(has(e, 9, "edge from unknown node 'ghost'")) << dump(e);
+  EXPECT_TRUE(has(e, 10, "edge to unknown node 'phantom'")) << dump(e);
+}
+
+TEST(compile, duplicate_names_share_one_namespace) {
+  auto e = errors_of(R"(name: f
+triggers:
+  - {id: same, type: manual}
+nodes:
+  same: {type: std::log}
+edges: []
+)");
+  EXPECT_TRUE(has(e, 5, "duplicate name 'same'")) << dump(e);
+}
+
+TEST(compile, cycles_must_go_through_a_loop) {
+  auto e = errors_of(k_head + R"(nodes:
+  a: {type: std::log}
+  b: {type: std::log}
+edges:
+  - {from: t, to: a}
+  - {from: a, to: b}
+  - {from: b, to: a}
+)");
+  EXPECT_TRUE(has(e, 0, "cycle not closed through a std::loop among: a, b")) << dump(e);
+}
+
+TEST(compile, unreachable_nodes) {
+  auto e = errors_of(k_head + R"(nodes:
+  a: {type: std::log}
+  island: {type: std::log}
+edges:
+  - {from: t, to: a}
+)");
+  EXPECT_TRUE(has(e, 5, "node 'island' is unreachable from every trigger")) << dump(e);
+}
+
+TEST(compile, bad_config_and_unknown_selector_roots) {
+  auto e = errors_of(k_head + R"(nodes:
+  wait: {type: std::delay}
+  talk: {type: std::log, config: {message: "hi ${nobody.x}", level: loud}}
+  join: {type: std::merge, config: {strategy: whenever}}
+  each: {type: std::split, config: {field: "$..x"}}
+edges:
+  - {from: t, to: wait}
+  - {from: t, to: talk}
+  - {from: t, to: join}
+  - {from: t, to: each}
+)");
+  EXPECT_TRUE(has(e, 0, "node 'wait': config.ms is required")) << dump(e);
+  EXPECT_TRUE(has(e, 5, "unknown selector root 'nobody'")) << dump(e);
+  EXPECT_TRUE(has(e, 5, "config.level must be debug, info, warn or error")) << dump(e);
+  EXPECT_TRUE(has(e, 6, "config.strategy must be wait_all, first_arrival or wait_n")) << dump(e);
+  EXPECT_TRUE(has(e, 7, "invalid path")) << dump(e);
+}
+
+TEST(compile, pipeline_name_rules) {
+  for (const char* bad : {"Upper", "has space", "dots.not", ""}) {
+    auto e = errors_of(std::string("name: \"") + bad + "\"\ntriggers: [{id: t, type: manual}]\nnodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n");
+    EXPECT_TRUE(has(e, 1, "must match [a-z0-9_-]{1,64}") || has(e, 1, "name is required")) << bad << dump(e);
+  }
+  auto long_name = errors_of("name: " + std::string(65, 'a') + "\ntriggers: [{id: t, type: manual}]\nnodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n");
+  EXPECT_TRUE(has(long_name, 1, "must match")) << dump(long_name);
+}
+
+TEST(compile, anchors_aliases_and_custom_tags_are_refused) {
+  auto alias = errors_of(k_head + "nodes:\n  a: &x {type: std::log}\n  b: *x\nedges: [{from: t, to: a}]\n");
+  EXPECT_TRUE(has(alias, 4, "YAML anchors are not allowed")) << dump(alias);
+  EXPECT_TRUE(has(alias, 5, "YAML aliases are not allowed")) << dump(alias);
+  auto tag = errors_of(k_head + "nodes:\n  a: !custom {type: std::log}\nedges: [{from: t, to: a}]\n");
+  EXPECT_TRUE(has(tag, 4, "custom YAML tag")) << dump(tag);
+  auto bomb = errors_of("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n");
+  EXPECT_FALSE(bomb.empty());
+}
+
+TEST(compile, limits) {
+  flow_limits small;
+  small.yaml_bytes_max = 100;
+  auto big = errors_of(k_head + "nodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n" + std::string(200, '#'), small);
+  EXPECT_TRUE(has(big, 1, "larger than 100 bytes")) << dump(big);
+
+  std::string deep = "name: f\nconfig: ";
+  for (int i = 0; i < 70; ++i) deep += "[";
+  for (int i = 0; i < 70; ++i) deep += "]";
+  auto d = errors_of(deep + "\n");
+  EXPECT_TRUE(has(d, 2, "nesting deeper than 64 levels")) << dump(d);
+
+  flow_limits few;
+  few.nodes_max = 3;
+  few.edges_max = 2;
+  std::string many = k_head + "nodes:\n";
+  for (int i = 0; i < 4; ++i) many += "  n" + std::to_string(i) + ": {type: std::log}\n";
+  many += "edges:\n";
+  for (int i = 0; i < 4; ++i) many += "  - {from: t, to: n" + std::to_string(i) + "}\n";
+  auto m = errors_of(many, few);
+  EXPECT_TRUE(has(m, 0, "more than 3 nodes")) << dump(m);
+  EXPECT_TRUE(has(m, 0, "more than 2 edges")) << dump(m);
+  // The defaults are the product limits.
+  flow_limits def;
+  EXPECT_EQ(def.yaml_bytes_max, 1u << 20);
+  EXPECT_EQ(def.nodes_max, 1000u);
+  EXPECT_EQ(def.edges_max, 10000u);
+  EXPECT_EQ(def.depth_max, 64u);
+}
+
+TEST(compile, split_bodies_may_not_join_done) {
+  auto e = errors_of(k_head + R"(nodes:
+  each: {type: std::split, config: {field: $.items}}
+  body: {type: std::log}
+  after: {type: std::merge}
+edges:
+  - {from: t, to: each}
+  - {from: each.out, to: body}
+  - {from: each.done, to: after}
+  - {from: body, to: after}
+)");
+  EXPECT_TRUE(has(e, 0, "downstream of both out and done of std::split 'each'")) << dump(e);
+}
+
+TEST(compile, every_problem_is_reported_at_once_in_line_order) {
+  auto e = errors_of(R"(name: BAD
+triggers: [{id: t, type: cron}]
+nodes:
+  a: {type: std::nope}
+  b: {type: std::delay, config: {ms: -5}}
+edges:
+  - {from: t, to: zz}
+settings: {max_concurrent_nodes: 0, bogus: 1}
+oops: 1
+)");
+  EXPECT_GE(e.size(), 6u) << dump(e);
+  for (size_t i = 1; i < e.size(); ++i) EXPECT_LE(e[i - 1].line, e[i].line) << dump(e);
+  EXPECT_TRUE(has(e, 1, "must match")) << dump(e);
+  EXPECT_TRUE(has(e, 2, "type 'cron' is not available")) << dump(e);
+  EXPECT_TRUE(has(e, 4, "unknown node type")) << dump(e);
+  EXPECT_TRUE(has(e, 5, "config.ms must be an integer between 0 and")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "settings.max_concurrent_nodes must be an integer between 1")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "unknown setting 'bogus'")) << dump(e);
+  EXPECT_TRUE(has(e, 9, "unknown top-level key 'oops'")) << dump(e);
+}
+
+TEST(compile, invalid_yaml_reports_its_position) {
+  auto e = errors_of("name: f\nnodes: {a: [unclosed\n");
+  ASSERT_FALSE(e.empty());
+  EXPECT_NE(e[0].message.find("invalid YAML"), std::string::npos) << dump(e);
+  EXPECT_GE(e[0].line, 2);
+}
+
+}  // namespace
