@@ -10,6 +10,7 @@ std::vector<node_type> standard_node_types() {
       loop_node(),
       delay_node(),
       switch_node(),
+      map_node(),
   };
 }
 

@@ -16,5 +16,6 @@ node_type split_node();
 node_type loop_node();
 node_type delay_node();
 node_type switch_node();
+node_type map_node();
 
 }  // namespace xerv::flows::nodes

@@ -194,4 +194,54 @@ edges:
   EXPECT_EQ(errors[0].message, "node 'fraud_check': config.condition.value is required for type greater_than");
 }
 
+// ---------- std::map ----------
+
+std::string run_ok(std::string_view type, const std::string& config_yaml, std::string_view input,
+                   const fake_trace& trace = {}) {
+  auto impl = compile_ok(type, config_yaml, trace);
+  if (!impl) return "<no impl>";
+  auto [port, out] = run_node(*impl, input, trace);
+  EXPECT_EQ(port, 0) << out;
+  return out;
+}
+
+TEST(map_node, builds_a_new_object) {
+  std::string c = R"(
+mappings:
+  - {from: $.customer.name, to: name}
+  - {from: 'items[*].sku', to: skus}
+  - {from: $.missing, to: nothing}
+  - {from: $.missing, to: fallback, default: {a: 1}}
+  - {from: total, to: total, default: 0}
+)";
+  EXPECT_EQ(run_ok("std::map", c, R"({"customer":{"name":"Ada"},"items":[{"sku":"A"},{"sku":"B"}],"total":9,"x":1})"),
+            R"({"name":"Ada","skus":["A","B"],"nothing":null,"fallback":{"a":1},"total":9})");
+  // An empty [*] collection takes the default when one is given.
+  EXPECT_EQ(run_ok("std::map", "mappings: [{from: 'a[*]', to: x, default: none}, {from: 'a[*]', to: y}]", R"({"a":[]})"),
+            R"({"x":"none","y":[]})");
+  EXPECT_EQ(run_ok("std::map", "mappings: [{from: $, to: all}]", R"(5)"), R"({"all":5})");
+}
+
+TEST(map_node, keep_unmapped_copies_other_fields_first) {
+  std::string c = "{keep_unmapped: true, mappings: [{from: a, to: b}, {from: c, to: renamed}]}";
+  // b is a target, so the input's b is dropped; a and c stay (they are not targets).
+  EXPECT_EQ(run_ok("std::map", c, R"({"a":1,"b":2,"c":3,"d":4})"), R"({"a":1,"c":3,"d":4,"b":1,"renamed":3})");
+  EXPECT_EQ(run_ok("std::map", c, R"([1,2])"), R"({"b":null,"renamed":null})");
+}
+
+TEST(map_node, config_errors) {
+  const char* t = "std::map";
+  expect_config_error(t, "{}", "config.mappings is required");
+  expect_config_error(t, "mappings: []", "config.mappings is required");
+  expect_config_error(t, "mappings: [5]", "config.mappings[0] must be a map {from, to, default}");
+  expect_config_error(t, "mappings: [{to: x}]", "config.mappings[0].from is required");
+  expect_config_error(t, "mappings: [{from: 'a[', to: x}]", "config.mappings[0].from: invalid path 'a[': missing ]");
+  expect_config_error(t, "mappings: [{from: a}]", "config.mappings[0].to is required");
+  expect_config_error(t, "mappings: [{from: a, to: x}, {from: b, to: x}]",
+                      "config.mappings[1].to: 'x' is already the target of another mapping");
+  expect_config_error(t, "mappings: [{from: a, to: x, dflt: 1}]", "config.mappings[0]: unknown key 'dflt'");
+  expect_config_error(t, "{mappings: [{from: a, to: x}], keep_unmapped: maybe}",
+                      "config.keep_unmapped must be true or false");
+}
+
 }  // namespace
