@@ -11,6 +11,7 @@ std::vector<node_type> standard_node_types() {
       delay_node(),
       switch_node(),
       map_node(),
+      concat_node(),
   };
 }
 

@@ -17,5 +17,6 @@ node_type loop_node();
 node_type delay_node();
 node_type switch_node();
 node_type map_node();
+node_type concat_node();
 
 }  // namespace xerv::flows::nodes

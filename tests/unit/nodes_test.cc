@@ -244,4 +244,35 @@ TEST(map_node, config_errors) {
                       "config.keep_unmapped must be true or false");
 }
 
+// ---------- std::concat ----------
+
+TEST(concat_node, joins_literals_paths_and_selectors) {
+  fake_trace t;
+  t.input = json(R"({"customer":"Ada"})");
+  t.set("a", R"({"n":3,"tags":["x"]})");
+  std::string c = R"({parts: ["Order", $.id, "for ${input.customer}", "${a.n}", "${a.tags}", $.meta, $.nope], separator: " "})";
+  EXPECT_EQ(run_ok("std::concat", c, R"({"id":42,"meta":{"k":"v"}})", t),
+            R"({"id":42,"meta":{"k":"v"},"result":"Order 42 for Ada 3 [\"x\"] {\"k\":\"v\"} "})");
+  EXPECT_EQ(run_ok("std::concat", "{parts: [a, b], output_field: joined}", R"({"joined":"old","z":1})"),
+            R"({"z":1,"joined":"ab"})");
+  EXPECT_EQ(run_ok("std::concat", "{parts: [$.s, '-', $.s]}", R"({"s":"raw \"text\""})"),
+            R"({"s":"raw \"text\"","result":"raw \"text\"-raw \"text\""})");
+  EXPECT_EQ(run_ok("std::concat", "{parts: [x, $]}", R"("str")"), R"({"result":"xstr"})");
+  EXPECT_EQ(run_ok("std::concat", "{parts: ['$.items[*].n'], separator: ','}", R"({"items":[{"n":1},{"n":2}]})"),
+            R"({"items":[{"n":1},{"n":2}],"result":"[1,2]"})");
+  EXPECT_EQ(run_ok("std::concat", "{parts: []}", R"({})"), R"({"result":""})");
+}
+
+TEST(concat_node, config_errors) {
+  const char* t = "std::concat";
+  expect_config_error(t, "{}", "config.parts is required");
+  expect_config_error(t, "parts: abc", "config.parts is required");
+  expect_config_error(t, "parts: [[1]]", "config.parts[0] must be a string, a $.path or a ${selector} template");
+  expect_config_error(t, "parts: [a, '$.x[']", "config.parts[1]: invalid path '$.x['");
+  expect_config_error(t, "parts: ['${ghost.x}']", "config.parts[0]: unknown selector root 'ghost'");
+  expect_config_error(t, "parts: ['${input.x']", "config.parts[0]: unterminated selector");
+  expect_config_error(t, "{parts: [a], separator: [1]}", "config.separator must be a string");
+  expect_config_error(t, "{parts: [a], output_field: ''}", "config.output_field must not be empty");
+}
+
 }  // namespace
