@@ -12,6 +12,7 @@ std::vector<node_type> standard_node_types() {
       switch_node(),
       map_node(),
       concat_node(),
+      aggregate_node(),
   };
 }
 

@@ -18,5 +18,6 @@ node_type delay_node();
 node_type switch_node();
 node_type map_node();
 node_type concat_node();
+node_type aggregate_node();
 
 }  // namespace xerv::flows::nodes

@@ -275,4 +275,67 @@ TEST(concat_node, config_errors) {
   expect_config_error(t, "{parts: [a], output_field: ''}", "config.output_field must not be empty");
 }
 
+// ---------- std::aggregate ----------
+
+std::string aggregate(const std::string& op, const std::string& source, std::string_view input) {
+  return run_ok("std::aggregate", "{operation: " + op + ", source: " + source + ", output_field: r}", input);
+}
+
+TEST(aggregate_node, operations) {
+  std::string items = R"({"items":[{"price":10},{"price":2.5},{"price":"n/a"},{"price":-1}]})";
+  std::string p = "'$.items[*].price'";
+  EXPECT_EQ(aggregate("sum", p, items), R"({"items":[{"price":10},{"price":2.5},{"price":"n/a"},{"price":-1}],"r":11.5})");
+  // The value as JSON, with " (real)" after reals: the writer prints 2.0 as 2.
+  auto r = [&](const std::string& op, const std::string& src, std::string_view in) {
+    auto impl = compile_ok("std::aggregate", "{operation: " + op + ", source: " + src + ", output_field: r}");
+    if (!impl) return std::string("<no impl>");
+    fake_trace t;
+    xerv::testing::fake_env env(t);
+    core::value input = json(in);
+    auto res = impl->run(input.ref(), env);
+    auto* o = std::get_if<flows::node_output>(&res);
+    if (!o) return std::string("<failed>");
+    auto v = o->value.ref().find("r");
+    if (!v) return std::string("<missing>");
+    return core::to_json(*v) + (v->type() == core::json_type::real ? " (real)" : "");
+  };
+  EXPECT_EQ(r("average", p, items), "3.8333333333333335 (real)");
+  EXPECT_EQ(r("avg", p, items), "3.8333333333333335 (real)");
+  EXPECT_EQ(r("min", p, items), "-1");
+  EXPECT_EQ(r("max", p, items), "10");
+  EXPECT_EQ(r("count", p, items), "4");  // counts every collected value
+  EXPECT_EQ(r("product", p, items), "-25 (real)");
+  // Integers stay integers; overflow falls back to reals.
+  EXPECT_EQ(r("sum", "$.a", R"({"a":[1,2,3]})"), "6");
+  EXPECT_EQ(r("product", "$.a", R"({"a":[2,3,4]})"), "24");
+  EXPECT_EQ(r("average", "$.a", R"({"a":[1,2]})"), "1.5 (real)");
+  EXPECT_EQ(r("average", "$.a", R"({"a":[2,2]})"), "2 (real)");
+  EXPECT_EQ(r("sum", "$.a", R"({"a":[9223372036854775807,1]})"), "9223372036854775808 (real)");
+  EXPECT_EQ(r("max", "$.a", R"({"a":[1,2.5,2]})"), "2.5 (real)");
+  EXPECT_EQ(r("min", "$.a", R"({"a":[1.0,3]})"), "1 (real)");
+  EXPECT_EQ(r("sum", "$.a", R"({"a":[1,2.0]})"), "3 (real)");
+  // A list of sources; a scalar path counts as one value.
+  EXPECT_EQ(r("sum", "[$.a, $.b, '$.c[*].v', $.missing]", R"({"a":1,"b":[2,3],"c":[{"v":4}]})"), "10");
+  // Nothing to aggregate.
+  EXPECT_EQ(r("sum", "$.a", R"({"a":[]})"), "0");
+  EXPECT_EQ(r("product", "$.a", R"({})"), "1");
+  EXPECT_EQ(r("count", "$.a", R"({})"), "0");
+  EXPECT_EQ(r("average", "$.a", R"({"a":["x"]})"), "null");
+  EXPECT_EQ(r("min", "$.a", R"({})"), "null");
+  EXPECT_EQ(r("max", "$.a", R"({})"), "null");
+  EXPECT_EQ(r("count", "$.a", R"({"a":["x",null,{}]})"), "3");
+  EXPECT_EQ(run_ok("std::aggregate", "{operation: sum, source: $}", R"([1,2])"), R"({"result":3})");
+}
+
+TEST(aggregate_node, config_errors) {
+  const char* t = "std::aggregate";
+  expect_config_error(t, "{source: $.a}", "config.operation is required");
+  expect_config_error(t, "{operation: median, source: $.a}", "config.operation 'median' is unknown");
+  expect_config_error(t, "{operation: sum}", "config.source is required");
+  expect_config_error(t, "{operation: sum, source: []}", "config.source is required");
+  expect_config_error(t, "{operation: sum, source: 'a['}", "config.source: invalid path 'a['");
+  expect_config_error(t, "{operation: sum, source: [$.a, {x: 1}]}", "config.source[1] must be a path");
+  expect_config_error(t, "{operation: sum, source: $.a, output_field: ''}", "config.output_field must not be empty");
+}
+
 }  // namespace
