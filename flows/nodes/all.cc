@@ -13,6 +13,7 @@ std::vector<node_type> standard_node_types() {
       map_node(),
       concat_node(),
       aggregate_node(),
+      json_dynamic_node(),
   };
 }
 

@@ -19,5 +19,6 @@ node_type switch_node();
 node_type map_node();
 node_type concat_node();
 node_type aggregate_node();
+node_type json_dynamic_node();
 
 }  // namespace xerv::flows::nodes

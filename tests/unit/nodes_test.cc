@@ -338,4 +338,84 @@ TEST(aggregate_node, config_errors) {
   expect_config_error(t, "{operation: sum, source: $.a, output_field: ''}", "config.output_field must not be empty");
 }
 
+// ---------- std::json_dynamic ----------
+
+std::string dyn(const std::string& config_yaml, std::string_view input, const fake_trace& trace = {}) {
+  return run_ok("std::json_dynamic", config_yaml, input, trace);
+}
+
+TEST(json_dynamic_node, passthrough_extract) {
+  EXPECT_EQ(dyn("{}", R"({"a":1})"), R"({"a":1})");
+  EXPECT_EQ(dyn("operation: passthrough", R"([1])"), R"([1])");
+  EXPECT_EQ(dyn("{operation: extract, fields: [$.customer.name, 'items[*].sku', $.gone]}",
+                R"({"customer":{"name":"Ada"},"items":[{"sku":"A"},{"sku":"B"}]})"),
+            R"({"name":"Ada","sku":["A","B"],"gone":null})");
+}
+
+TEST(json_dynamic_node, set) {
+  EXPECT_EQ(dyn("{operation: set, path: $.a.b, value: 5}", R"({"x":1})"), R"({"x":1,"a":{"b":5}})");
+  EXPECT_EQ(dyn("{operation: set, path: $.a.b, value: 5}", R"({"a":{"b":1,"c":2},"z":0})"), R"({"a":{"b":5,"c":2},"z":0})");
+  EXPECT_EQ(dyn("{operation: set, path: $.a.b, value: [1, two]}", R"({"a":7})"), R"({"a":{"b":[1,"two"]}})");
+  EXPECT_EQ(dyn("{operation: set, path: 'items[1].sku', value: X}", R"({"items":[{"sku":"A"},{"sku":"B"}]})"),
+            R"({"items":[{"sku":"A"},{"sku":"X"}]})");
+  EXPECT_EQ(dyn("{operation: set, path: 'items[1]', value: X}", R"({"items":["A"]})"), R"({"items":["A","X"]})");
+  EXPECT_EQ(dyn("{operation: set, path: $, value: {replaced: true}}", R"({"a":1})"), R"({"replaced":true})");
+  EXPECT_EQ(dyn("{operation: set, path: a, value: null}", R"({"a":1})"), R"({"a":null})");
+  EXPECT_EQ(dyn("{operation: set, path: a, value: 'null'}", R"({})"), R"({"a":"null"})");
+  EXPECT_EQ(dyn("{operation: set, path: a, value: 5}", R"("scalar")"), R"({"a":5})");
+  // Templates: one selector keeps its type, longer text is rendered.
+  fake_trace t;
+  t.input = json(R"({"amount":12.5,"who":"Ada"})");
+  EXPECT_EQ(dyn("{operation: set, path: total, value: '${input.amount}'}", R"({})", t), R"({"total":12.5})");
+  EXPECT_EQ(dyn("{operation: set, path: msg, value: 'hi ${input.who}'}", R"({})", t), R"({"msg":"hi Ada"})");
+  EXPECT_EQ(dyn("{operation: set, path: m, value: '${input.nope}'}", R"({})", t), R"({"m":null})");
+  // An index beyond the end fails the node.
+  auto impl = compile_ok("std::json_dynamic", "{operation: set, path: 'items[3]', value: 1}");
+  auto [port, msg] = run_node(*impl, R"({"items":[1]})");
+  EXPECT_EQ(port, -1);
+  EXPECT_EQ(msg, "set items[3]: [3] is not an element of an existing array (or one past its end)");
+}
+
+TEST(json_dynamic_node, delete) {
+  EXPECT_EQ(dyn("{operation: delete, path: $.a.b}", R"({"a":{"b":1,"c":2},"d":3})"), R"({"a":{"c":2},"d":3})");
+  EXPECT_EQ(dyn("{operation: delete, path: $.nope.deeper}", R"({"a":1})"), R"({"a":1})");
+  EXPECT_EQ(dyn("{operation: delete, path: 'items[0]'}", R"({"items":[1,2,3]})"), R"({"items":[2,3]})");
+  EXPECT_EQ(dyn("{operation: delete, path: 'items[*].secret'}", R"({"items":[{"secret":1,"k":1},{"k":2},3]})"),
+            R"({"items":[{"k":1},{"k":2},3]})");
+  EXPECT_EQ(dyn("{operation: delete, path: 'items[*]'}", R"({"items":[1,2]})"), R"({"items":[]})");
+}
+
+TEST(json_dynamic_node, flatten) {
+  EXPECT_EQ(dyn("operation: flatten", R"({"a":{"b":1,"c":{"d":true}},"items":[{"sku":2},"x"],"e":{},"f":[],"g":null})"),
+            R"({"a.b":1,"a.c.d":true,"items.0.sku":2,"items.1":"x","e":{},"f":[],"g":null})");
+  EXPECT_EQ(dyn("{operation: flatten, separator: _}", R"({"a":{"b":1}})"), R"({"a_b":1})");
+  EXPECT_EQ(dyn("operation: flatten", R"([{"a":1}])"), R"({"0.a":1})");
+  EXPECT_EQ(dyn("operation: flatten", R"(7)"), R"(7)");
+}
+
+TEST(json_dynamic_node, merge) {
+  EXPECT_EQ(dyn("operation: merge", R"([{"a":1,"b":1},{"b":2,"c":3},5,{"a":0}])"), R"({"a":0,"b":2,"c":3})");
+  EXPECT_EQ(dyn("operation: merge", R"({"single":"object"})"), R"({"single":"object"})");
+  EXPECT_EQ(dyn("operation: merge", R"([])"), R"({})");
+}
+
+TEST(json_dynamic_node, config_errors) {
+  const char* t = "std::json_dynamic";
+  expect_config_error(t, "operation: explode", "config.operation 'explode' is unknown");
+  expect_config_error(t, "operation: [set]", "config.operation must be a string");
+  expect_config_error(t, "operation: extract", "config.fields is required for extract");
+  expect_config_error(t, "{operation: extract, fields: [{a: 1}]}", "config.fields[0] must be a path");
+  expect_config_error(t, "{operation: extract, fields: ['a[']}", "config.fields[0]: invalid path 'a['");
+  expect_config_error(t, "{operation: extract, fields: ['a[0]']}", "config.fields[0]: 'a[0]' must end in a field name");
+  expect_config_error(t, "{operation: extract, fields: [a.x, b.x]}", "config.fields[1]: another field is also named 'x'");
+  expect_config_error(t, "{operation: set, value: 1}", "config.path is required for set");
+  expect_config_error(t, "{operation: set, path: a}", "config.value is required for set");
+  expect_config_error(t, "{operation: set, path: 'a[*]', value: 1}", "config.path: set takes a path without [*]");
+  expect_config_error(t, "{operation: set, path: a, value: '${ghost}'}", "config.value: unknown selector root 'ghost'");
+  expect_config_error(t, "operation: delete", "config.path is required for delete");
+  expect_config_error(t, "{operation: delete, path: $}", "config.path: delete needs a path below the root");
+  expect_config_error(t, "{operation: delete, path: 'a..b'}", "config.path: invalid path 'a..b'");
+  expect_config_error(t, "{operation: flatten, separator: ''}", "config.separator must not be empty");
+}
+
 }  // namespace
