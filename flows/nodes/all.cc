@@ -14,6 +14,7 @@ std::vector<node_type> standard_node_types() {
       concat_node(),
       aggregate_node(),
       json_dynamic_node(),
+      http_node(),
   };
 }
 

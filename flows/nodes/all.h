@@ -20,5 +20,6 @@ node_type map_node();
 node_type concat_node();
 node_type aggregate_node();
 node_type json_dynamic_node();
+node_type http_node();
 
 }  // namespace xerv::flows::nodes

@@ -4,7 +4,11 @@
 #include <gtest/gtest.h>
 
 #include "flows/flow.h"
+#include "io/net.h"
+#include "io/ops.h"
+#include "io/when_all.h"
 #include "tests/flows_fakes.h"
+#include "tests/run_on.h"
 
 using namespace xerv;
 using xerv::testing::compile_node;
@@ -416,6 +420,275 @@ TEST(json_dynamic_node, config_errors) {
   expect_config_error(t, "{operation: delete, path: $}", "config.path: delete needs a path below the root");
   expect_config_error(t, "{operation: delete, path: 'a..b'}", "config.path: invalid path 'a..b'");
   expect_config_error(t, "{operation: flatten, separator: ''}", "config.separator must not be empty");
+}
+
+// ---------- std::http ----------
+
+// A loopback server for one connection: reads the request (until its headers and
+// Content-Length are in, or until the client closes when it never answers), then
+// sends `response` and closes.
+struct canned_server {
+  std::unique_ptr<io::tcp_listener> listener;
+  std::string response;  // empty: never answer
+  std::string request;   // what arrived
+};
+
+bool request_complete(const std::string& r) {
+  size_t end = r.find("\r\n\r\n");
+  if (end == std::string::npos) return false;
+  size_t cl = r.find("Content-Length: ");
+  size_t body = cl == std::string::npos || cl > end ? 0 : std::stoul(r.substr(cl + 16));
+  return r.size() >= end + 4 + body;
+}
+
+io::task<void> serve_once(canned_server* s) {
+  auto c = co_await s->listener->accept();
+  if (!c) co_return;
+  for (;;) {
+    auto b = co_await c->recv();
+    if (!b || b->size() == 0) break;
+    s->request.append(b->view());
+    if (!s->response.empty() && request_complete(s->request)) break;
+  }
+  if (!s->response.empty()) {
+    auto sent = co_await c->send_all(s->response);
+    (void)sent;  // the client may have given up already
+  }
+  co_await c->close();
+}
+
+io::task<void> cancel_after(io::cancel_source* cs, std::chrono::milliseconds d) {
+  auto r = co_await io::sleep_for(d);
+  (void)r;  // no cancel source: it always completes
+  cs->cancel();
+}
+
+enum class server_mode { answer, silent, refuse };
+
+struct http_case {
+  std::string config;  // "{port}" is replaced by the server's port
+  std::string response;
+  server_mode mode = server_mode::answer;
+  int cancel_after_ms = 0;
+  fake_trace trace;
+  // Results.
+  uint16_t port = 0;
+  int out_port = -2;
+  std::string output;  // the output JSON, or the failure message
+  std::string request;
+  std::vector<flows::flow_error> errors;
+  std::chrono::milliseconds elapsed{};
+};
+
+std::string with_port(std::string text, uint16_t port) {
+  for (size_t at; (at = text.find("{port}")) != std::string::npos;) text.replace(at, 6, std::to_string(port));
+  return text;
+}
+
+io::task<int> run_http_case(http_case* hc) {
+  auto l = io::tcp_listener::listen(*io::socket_address::parse("127.0.0.1", 0));
+  if (!l) co_return 1;
+  canned_server srv{std::move(*l), hc->mode == server_mode::silent ? "" : hc->response, {}};
+  hc->port = srv.listener->port();
+  if (hc->mode == server_mode::refuse) co_await srv.listener->close();
+  auto c = compile_node("std::http", with_port(hc->config, hc->port), hc->trace);
+  hc->errors = c.errors;
+  if (!c.impl) {
+    if (hc->mode != server_mode::refuse) co_await srv.listener->close();
+    co_return 2;
+  }
+  EXPECT_TRUE(c.impl->is_async());
+  xerv::testing::fake_env env(hc->trace);
+  auto start = std::chrono::steady_clock::now();
+  flows::node_result res;
+  if (hc->mode == server_mode::refuse) {
+    res = co_await c.impl->run_async(json("{}"), env);
+  } else if (hc->cancel_after_ms > 0) {
+    auto [r, a, b] = co_await io::when_all(c.impl->run_async(json("{}"), env), serve_once(&srv),
+                                           cancel_after(&env.cancel_src, std::chrono::milliseconds(hc->cancel_after_ms)));
+    res = std::move(r);
+  } else {
+    auto [r, a] = co_await io::when_all(c.impl->run_async(json("{}"), env), serve_once(&srv));
+    res = std::move(r);
+  }
+  hc->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  if (hc->mode != server_mode::refuse) co_await srv.listener->close();
+  hc->request = srv.request;
+  if (auto* f = std::get_if<flows::node_failure>(&res)) {
+    hc->out_port = -1;
+    hc->output = f->message;
+  } else {
+    auto& o = std::get<flows::node_output>(res);
+    hc->out_port = o.port;
+    hc->output = core::to_json(o.value.ref());
+  }
+  co_return 0;
+}
+
+void run_case(http_case& hc) { EXPECT_EQ(xerv::testing::run_on(1, run_http_case(&hc)), 0) << hc.output; }
+
+TEST(http_node, posts_and_parses_a_json_response) {
+  http_case hc;
+  hc.trace.input = json(R"({"id":7})");
+  hc.config = R"(
+method: post
+url: "http://127.0.0.1:{port}/orders/${input.id}?q=1#frag"
+headers: {X-Trace: "${trace_id}", Accept: application/json}
+body: "${input}"
+)";
+  std::string body = R"({"ok":true,"n":[1,2]})";
+  hc.response = "HTTP/1.1 201 Created\r\nContent-Type: application/json; charset=utf-8\r\nX-Multi: a\r\n"
+                "x-multi: b\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  run_case(hc);
+  EXPECT_EQ(hc.out_port, 0);
+  EXPECT_EQ(hc.output, R"({"status":201,"headers":{"content-type":"application/json; charset=utf-8",)"
+                       R"("x-multi":"a, b","content-length":"21"},"body":{"ok":true,"n":[1,2]}})");
+  EXPECT_EQ(hc.request, "POST /orders/7?q=1 HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(hc.port) +
+                            "\r\nUser-Agent: xerv\r\nX-Trace: trace-1\r\nAccept: application/json\r\n"
+                            "Content-Type: application/json\r\nContent-Length: 8\r\nConnection: close\r\n\r\n"
+                            R"({"id":7})");
+}
+
+TEST(http_node, get_with_a_text_body_and_configured_host) {
+  http_case hc;
+  hc.config = "{url: 'http://localhost:{port}', headers: {Host: api.internal, User-Agent: me}, body: 'a=${trace_id}'}";
+  hc.response = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n\r\nnot here";  // ends at close
+  run_case(hc);
+  EXPECT_EQ(hc.output, R"({"status":404,"headers":{"content-type":"text/plain"},"body":"not here"})");
+  EXPECT_EQ(hc.request, "GET / HTTP/1.1\r\nHost: api.internal\r\nUser-Agent: me\r\nContent-Length: 9\r\n"
+                        "Connection: close\r\n\r\na=trace-1");
+}
+
+TEST(http_node, response_framings) {
+  auto body_of = [](const std::string& config, const std::string& response) {
+    http_case hc;
+    hc.config = config;
+    hc.response = response;
+    run_case(hc);
+    EXPECT_EQ(hc.out_port, 0) << hc.output;
+    auto v = json(hc.output);
+    auto b = v.ref().find("body");
+    auto st = v.ref().find("status");
+    return (st ? core::to_json(*st) : "?") + " " + (b ? core::to_json(*b) : "<none>");
+  };
+  std::string get = "url: 'http://127.0.0.1:{port}/x'";
+  EXPECT_EQ(body_of(get, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+                         "4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n"),
+            R"(200 {"a":1})");
+  EXPECT_EQ(body_of(get, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\nnot j"),
+            R"(200 "not j")");
+  EXPECT_EQ(body_of(get, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX: y\r\n\r\n"), R"(204 "")");
+  EXPECT_EQ(body_of("{method: HEAD, url: 'http://127.0.0.1:{port}/'}",
+                    "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"),
+            R"(200 "")");
+}
+
+TEST(http_node, malformed_truncated_and_oversized_responses_fail) {
+  auto fails = [](const std::string& response) {
+    http_case hc;
+    hc.config = "url: 'http://127.0.0.1:{port}/'";
+    hc.response = response;
+    run_case(hc);
+    EXPECT_EQ(hc.out_port, -1) << hc.output;
+    return hc.output;
+  };
+  EXPECT_NE(fails("garbage\r\n\r\n").find("GET http://127.0.0.1:"), std::string::npos);
+  EXPECT_NE(fails("garbage\r\n\r\n").find(": malformed response: HPE_"), std::string::npos);
+  EXPECT_NE(fails("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+                .find("the connection closed before the response was complete"),
+            std::string::npos);
+  std::string big = "HTTP/1.1 200 OK\r\nContent-Length: 11000000\r\n\r\n" + std::string(11'000'000, 'x');
+  EXPECT_NE(fails(big).find("response body over 10 MiB"), std::string::npos);
+  std::string many = "HTTP/1.1 200 OK\r\n";
+  for (int i = 0; i < 101; ++i) many += "X-" + std::to_string(i) + ": v\r\n";
+  EXPECT_NE(fails(many + "\r\n").find("more than 100 response headers"), std::string::npos);
+}
+
+TEST(http_node, times_out_against_a_silent_server) {
+  http_case hc;
+  hc.config = "{url: 'http://127.0.0.1:{port}/slow', timeout_ms: 200}";
+  hc.mode = server_mode::silent;
+  run_case(hc);
+  EXPECT_EQ(hc.out_port, -1);
+  EXPECT_EQ(hc.output, "http: GET http://127.0.0.1:" + std::to_string(hc.port) + "/slow: timed out after 200 ms");
+  EXPECT_GE(hc.elapsed.count(), 190);
+  EXPECT_LT(hc.elapsed.count(), 5000);
+  EXPECT_NE(hc.request.find("GET /slow HTTP/1.1\r\n"), std::string::npos);  // it did send
+}
+
+TEST(http_node, the_node_cancel_source_stops_the_request) {
+  http_case hc;
+  hc.config = "{url: 'http://127.0.0.1:{port}/', timeout_ms: 60000}";
+  hc.mode = server_mode::silent;
+  hc.cancel_after_ms = 50;
+  run_case(hc);
+  EXPECT_EQ(hc.out_port, -1);
+  EXPECT_EQ(hc.output, "http: GET http://127.0.0.1:" + std::to_string(hc.port) + "/: cancelled (operation cancelled)");
+  EXPECT_LT(hc.elapsed.count(), 5000);
+}
+
+TEST(http_node, refused_connection) {
+  http_case hc;
+  hc.config = "url: 'http://127.0.0.1:{port}/'";
+  hc.mode = server_mode::refuse;
+  run_case(hc);
+  EXPECT_EQ(hc.out_port, -1);
+  std::string addr = "127.0.0.1:" + std::to_string(hc.port);
+  EXPECT_EQ(hc.output, "http: GET http://" + addr + "/: connect to " + addr + " failed: Connection refused");
+}
+
+TEST(http_node, rendered_urls_and_headers_are_checked_per_run) {
+  http_case hc;
+  hc.trace.input = json(R"({"host":"example.com","evil":"a\r\nX-Injected: 1"})");
+  hc.config = "url: 'http://${input.host}/x'";
+  hc.mode = server_mode::refuse;
+  run_case(hc);
+  EXPECT_EQ(hc.output, "http: GET http://example.com/x: the url's host 'example.com' must be a numeric IPv4 or IPv6 "
+                       "address or localhost (no DNS lookups on a shard)");
+  http_case h2;
+  h2.trace = hc.trace;
+  h2.config = "{url: 'http://127.0.0.1:{port}/', headers: {X-A: '${input.evil}'}}";
+  h2.mode = server_mode::refuse;
+  run_case(h2);
+  EXPECT_EQ(h2.output, "http: GET http://127.0.0.1:" + std::to_string(h2.port) +
+                           "/: header X-A: the rendered value contains a line break or NUL");
+}
+
+TEST(http_node, config_errors) {
+  const char* t = "std::http";
+  expect_config_error(t, "{}", "config.url is required");
+  expect_config_error(t, "url: 'https://127.0.0.1/'", "config.url: https not supported yet");
+  expect_config_error(t, "url: 'https://${input.host}/'", "config.url: https not supported yet");
+  expect_config_error(t, "url: 'ftp://127.0.0.1/'", "config.url: the url must start with http://");
+  expect_config_error(t, "url: 'http://example.com/'",
+                      "config.url: the url's host 'example.com' must be a numeric IPv4 or IPv6 address or localhost");
+  expect_config_error(t, "url: 'http://:80/'", "config.url: the url's host '' must be");
+  expect_config_error(t, "url: 'http://127.0.0.1:99999/'", "config.url: the url's port must be a number between 1 and 65535");
+  expect_config_error(t, "url: 'http://127.0.0.1:/'", "config.url: the url's port must be");
+  expect_config_error(t, "url: 'http://u:p@127.0.0.1/'", "config.url: credentials in the url are not supported");
+  expect_config_error(t, "url: 'http://[::1/'", "config.url: the url has an unterminated [IPv6] host");
+  expect_config_error(t, "url: 'http://127.0.0.1/a b'", "config.url: the url contains a space or control character");
+  expect_config_error(t, "url: 'http://${ghost.h}/'", "config.url: unknown selector root 'ghost'");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', method: FETCH}",
+                      "config.method must be GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', headers: [a]}", "config.headers must be a map");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', headers: {Content-Length: 5}}",
+                      "config.headers.Content-Length is set by the node and cannot be configured");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', headers: {connection: keep-alive}}",
+                      "config.headers.connection is set by the node");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', headers: {'bad name': x}}",
+                      "config.headers.bad name: not a valid header name");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', headers: {X-A: [1]}}", "config.headers.X-A must be a string");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', headers: {X-A: '${ghost}'}}",
+                      "config.headers.X-A: unknown selector root 'ghost'");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', body: {a: 1}}", "config.body must be a string");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', body: '${ghost}'}", "config.body: unknown selector root 'ghost'");
+  expect_config_error(t, "{url: 'http://127.0.0.1/', timeout_ms: 0}",
+                      "config.timeout_ms must be an integer between 1 and 3600000");
+  // Accepted forms.
+  compile_ok(t, "url: 'http://localhost/'");
+  compile_ok(t, "url: 'HTTP://[::1]:8080/a?b=c'");
+  compile_ok(t, "{url: 'http://10.0.0.1', method: delete, timeout_ms: 5}");
 }
 
 }  // namespace
