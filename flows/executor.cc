@@ -3,6 +3,7 @@
 #include <deque>
 #include <memory>
 
+#include "flows/expr.h"
 #include "flows/nodes/structural.h"
 #include "io/gate.h"
 #include "io/ops.h"
@@ -433,6 +434,8 @@ io::task<node_result> region_exec::run_loop(uint32_t v, core::value input, io::c
       auto flag = cfg->until_true->resolve(current.ref());
       if (flag && flag->type() == core::json_type::boolean && flag->as_bool()) break;
     }
+    // Selectors in the expression see this iteration's body nodes.
+    if (cfg->until_expression && evaluate(*cfg->until_expression, body)) break;
     co_await io::yield{};  // long loops must not starve the shard
   }
   co_return emit(1, std::move(current));  // "exit"

@@ -263,4 +263,83 @@ settings: {max_concurrent_nodes: LIMIT}
   EXPECT_EQ(core::to_json(three.outcome.output.ref()), R"({"a":{},"b":{},"c":{}})");
 }
 
+TEST(executor, dead_paths_after_a_switch_and_a_merge_that_waits_only_for_the_live_branch) {
+  std::string flow = R"(
+name: dpe
+triggers: [{id: t, type: manual}]
+nodes:
+  check: {type: std::switch, config: {condition: {type: greater_than, field: score, value: 0.5}}}
+  high: {type: std::log, config: {message: "high"}}
+  high_more: {type: std::log}
+  low: {type: std::log, config: {message: "low"}}
+  join: {type: std::merge}
+edges:
+  - {from: t, to: check}
+  - {from: check.true, to: high}
+  - {from: high, to: high_more}
+  - {from: check.false, to: low}
+  - {from: high_more, to: join}
+  - {from: low, to: join}
+)";
+  auto hi = run(flow, R"({"score":0.9})");
+  EXPECT_EQ(hi.outcome.status, flows::trace_status::completed);
+  EXPECT_EQ(hi.rec.last["low"], flows::node_status::skipped);
+  EXPECT_EQ(hi.rec.last["high_more"], flows::node_status::completed);
+  EXPECT_EQ(out_json(hi), R"({"high_more":{"score":0.9}})");
+  EXPECT_EQ(hi.rec.runs.count("low"), 0u);  // never started
+  auto lo = run(flow, R"({"score":0.1})");
+  EXPECT_EQ(lo.rec.last["high"], flows::node_status::skipped);
+  EXPECT_EQ(lo.rec.last["high_more"], flows::node_status::skipped);  // dead downstream too
+  EXPECT_EQ(out_json(lo), R"({"low":{"score":0.1}})");
+}
+
+TEST(executor, nested_switches_skip_whole_subtrees) {
+  std::string flow = R"(
+name: nested
+triggers: [{id: t, type: manual}]
+nodes:
+  outer: {type: std::switch, config: {condition: {type: equals, field: kind, value: a}}}
+  inner: {type: std::switch, config: {expression: "${input.n} > 10"}}
+  a_big: {type: std::log}
+  a_small: {type: std::log}
+  not_a: {type: std::log}
+  end: {type: std::merge}
+edges:
+  - {from: t, to: outer}
+  - {from: outer.true, to: inner}
+  - {from: outer.false, to: not_a}
+  - {from: inner.true, to: a_big}
+  - {from: inner.false, to: a_small}
+  - {from: a_big, to: end}
+  - {from: a_small, to: end}
+  - {from: not_a, to: end}
+)";
+  auto big = run(flow, R"({"kind":"a","n":50})");
+  EXPECT_EQ(out_json(big), R"({"a_big":{"kind":"a","n":50}})");
+  EXPECT_EQ(big.rec.last["a_small"], flows::node_status::skipped);
+  EXPECT_EQ(big.rec.last["not_a"], flows::node_status::skipped);
+  auto other = run(flow, R"({"kind":"b","n":50})");
+  EXPECT_EQ(out_json(other), R"({"not_a":{"kind":"b","n":50}})");
+  EXPECT_EQ(other.rec.last["inner"], flows::node_status::skipped);
+  EXPECT_EQ(other.rec.last["a_big"], flows::node_status::skipped);
+  EXPECT_EQ(other.rec.last["a_small"], flows::node_status::skipped);
+  EXPECT_EQ(other.rec.runs["end"], 1);
+}
+
+TEST(executor, loop_until_expression) {
+  auto r = run(R"(
+name: looping
+triggers: [{id: t, type: manual}]
+nodes:
+  again: {type: std::loop, config: {max_iterations: 10, until_expression: "${body.stop} == true"}}
+  body: {type: std::log}
+edges:
+  - {from: t, to: again}
+  - {from: again.continue, to: body}
+  - {from: body, to: again}
+)", R"({"stop":true})");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
+  EXPECT_EQ(r.rec.runs["body"], 1);
+}
+
 }  // namespace
