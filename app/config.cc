@@ -63,6 +63,11 @@ core::settings declare_settings(config& c) {
   s.add({"shutdown_timeout_ms", "XERV_SHUTDOWN_TIMEOUT_MS", "--shutdown-timeout-ms", "30000",
          "on SIGTERM/SIGINT, how long in-flight requests may take before their I/O is cancelled",
          core::parse_uint(&c.shutdown_timeout_ms, 0, 3'600'000)});
+  s.add({"trace_retention", "XERV_TRACE_RETENTION", "--trace-retention", "1h",
+         "how long finished traces stay queryable (3600, 90s, 30m, 1h)",
+         core::parse_duration_ms(&c.trace_retention_ms, 1000, 30ull * 24 * 3'600'000)});
+  s.add({"trace_store_max", "XERV_TRACE_STORE_MAX", "--trace-store-max", "10000",
+         "finished traces kept per shard (the oldest go first)", core::parse_uint(&c.traces_kept_max, 1, 10'000'000)});
   s.add({"debug_routes", "XERV_DEBUG_ROUTES", "--debug-routes", "false",
          "serve POST /api/v1/debug/echo (answers with the request body; for benchmarks and tests)",
          core::parse_bool(&c.debug_routes)});

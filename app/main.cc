@@ -141,6 +141,8 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   flows::engine_options eo;
   eo.shard = io::this_shard_id();
   eo.shard_count = io::shard_count();
+  eo.trace_retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
+  eo.traces_kept_max = g_cfg.traces_kept_max;
   svc->engine = std::make_unique<flows::engine>(eo);
   http::set_shard_engine(svc->engine.get(), &g_api);
   http::add_health_routes(svc->api_routes, g_info);

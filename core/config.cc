@@ -148,4 +148,29 @@ setting_parser parse_bytes(uint64_t* out, uint64_t min, uint64_t max) {
   };
 }
 
+std::optional<uint64_t> parse_duration(std::string_view t) {
+  uint64_t v = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  if (ec != std::errc() || p == t.data()) return std::nullopt;
+  std::string_view unit(p, size_t(t.data() + t.size() - p));
+  uint64_t mult = 0;
+  if (unit.empty() || unit == "s") mult = 1000;
+  else if (unit == "ms") mult = 1;
+  else if (unit == "m") mult = 60'000;
+  else if (unit == "h") mult = 3'600'000;
+  else return std::nullopt;
+  if (v > UINT64_MAX / mult) return std::nullopt;
+  return v * mult;
+}
+
+setting_parser parse_duration_ms(uint64_t* out, uint64_t min_ms, uint64_t max_ms) {
+  return [=](std::string_view t) -> std::string {
+    auto v = parse_duration(t);
+    if (!v) return "expected a duration such as 3600, 90s, 30m or 1h";
+    if (*v < min_ms || *v > max_ms) return "must be between " + std::to_string(min_ms) + " and " + std::to_string(max_ms) + " ms";
+    *out = *v;
+    return {};
+  };
+}
+
 }  // namespace xerv::core

@@ -51,5 +51,8 @@ setting_parser parse_text(std::string* out, bool allow_empty);
 // Byte sizes: "1048576", "512KiB", "1MiB", "2GiB" (also KB/MB/GB as powers of 1000).
 setting_parser parse_bytes(uint64_t* out, uint64_t min, uint64_t max);
 std::optional<uint64_t> parse_byte_size(std::string_view text);
+// Durations: "3600" (seconds), "500ms", "45s", "30m", "1h"; stored in milliseconds.
+setting_parser parse_duration_ms(uint64_t* out, uint64_t min_ms, uint64_t max_ms);
+std::optional<uint64_t> parse_duration(std::string_view text);
 
 }  // namespace xerv::core
