@@ -7,6 +7,20 @@
 
 namespace xerv::flows {
 
+// config[key] when present and not null; otherwise reports a missing required key
+// and leaves `fallback_used` set so the caller returns its fallback.
+std::optional<YAML::Node> node_compiler::present(const char* key, bool required, bool& fallback_used) {
+  YAML::Node n = _config ? _config[key] : YAML::Node();
+  fallback_used = false;
+  if (n && !n.IsNull()) return n;
+  if (required) {
+    error(_config, std::string("config.") + key + " is required");
+    return std::nullopt;
+  }
+  fallback_used = true;
+  return std::nullopt;
+}
+
 void node_compiler::error(const YAML::Node& at, const std::string& message) {
   _failed = true;
   YAML::Mark m = at.IsDefined() ? at.Mark() : _def.Mark();
@@ -15,14 +29,13 @@ void node_compiler::error(const YAML::Node& at, const std::string& message) {
 }
 
 std::optional<std::string> node_compiler::string(const char* key, bool required, std::string fallback) {
-  YAML::Node n = _config ? _config[key] : YAML::Node();
-  if (!n || n.IsNull()) {
-    if (required) {
-      error(_config, std::string("config.") + key + " is required");
-      return std::nullopt;
-    }
-    return fallback;
+  bool use_fallback = false;
+  auto found = present(key, required, use_fallback);
+  if (!found) {
+    if (use_fallback) return fallback;
+    return std::nullopt;
   }
+  YAML::Node n = *found;
   if (!n.IsScalar()) {
     error(n, std::string("config.") + key + " must be a string");
     return std::nullopt;
@@ -31,14 +44,13 @@ std::optional<std::string> node_compiler::string(const char* key, bool required,
 }
 
 std::optional<double> node_compiler::number(const char* key, bool required, double fallback) {
-  YAML::Node n = _config ? _config[key] : YAML::Node();
-  if (!n || n.IsNull()) {
-    if (required) {
-      error(_config, std::string("config.") + key + " is required");
-      return std::nullopt;
-    }
-    return fallback;
+  bool use_fallback = false;
+  auto found = present(key, required, use_fallback);
+  if (!found) {
+    if (use_fallback) return fallback;
+    return std::nullopt;
   }
+  YAML::Node n = *found;
   double v = 0;
   const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -51,14 +63,13 @@ std::optional<double> node_compiler::number(const char* key, bool required, doub
 
 std::optional<int64_t> node_compiler::integer(const char* key, bool required, int64_t fallback, int64_t min,
                                               int64_t max) {
-  YAML::Node n = _config ? _config[key] : YAML::Node();
-  if (!n || n.IsNull()) {
-    if (required) {
-      error(_config, std::string("config.") + key + " is required");
-      return std::nullopt;
-    }
-    return fallback;
+  bool use_fallback = false;
+  auto found = present(key, required, use_fallback);
+  if (!found) {
+    if (use_fallback) return fallback;
+    return std::nullopt;
   }
+  YAML::Node n = *found;
   int64_t v = 0;
   const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -71,14 +82,13 @@ std::optional<int64_t> node_compiler::integer(const char* key, bool required, in
 }
 
 std::optional<bool> node_compiler::boolean(const char* key, bool required, bool fallback) {
-  YAML::Node n = _config ? _config[key] : YAML::Node();
-  if (!n || n.IsNull()) {
-    if (required) {
-      error(_config, std::string("config.") + key + " is required");
-      return std::nullopt;
-    }
-    return fallback;
+  bool use_fallback = false;
+  auto found = present(key, required, use_fallback);
+  if (!found) {
+    if (use_fallback) return fallback;
+    return std::nullopt;
   }
+  YAML::Node n = *found;
   if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) return n.Scalar() == "true";
   error(n, std::string("config.") + key + " must be true or false");
   return std::nullopt;

@@ -56,6 +56,7 @@ class node_compiler {
   const node_lookup& lookup() const { return _lookup; }
 
  private:
+  std::optional<YAML::Node> present(const char* key, bool required, bool& fallback_used);
   YAML::Node _config;
   YAML::Node _def;
   std::string _name;
