@@ -6,6 +6,16 @@
 #include "flows/nodes/all.h"
 
 namespace xerv::flows {
+namespace {
+// A YAML scalar that is exactly a number of type T.
+template <class T>
+bool scalar_number(const YAML::Node& n, T& v) {
+  if (!n.IsScalar() || n.Scalar().empty()) return false;
+  const std::string& s = n.Scalar();
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+}  // namespace
 
 // config[key] when present and not null; otherwise reports a missing required key
 // and leaves `fallback_used` set so the caller returns its fallback.
@@ -52,9 +62,7 @@ std::optional<double> node_compiler::number(const char* key, bool required, doub
   }
   YAML::Node n = *found;
   double v = 0;
-  const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (!n.IsScalar() || ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) {
+  if (!scalar_number(n, v) || !std::isfinite(v)) {
     error(n, std::string("config.") + key + " must be a number");
     return std::nullopt;
   }
@@ -71,9 +79,7 @@ std::optional<int64_t> node_compiler::integer(const char* key, bool required, in
   }
   YAML::Node n = *found;
   int64_t v = 0;
-  const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (!n.IsScalar() || ec != std::errc() || p != s.data() + s.size() || v < min || v > max) {
+  if (!scalar_number(n, v) || v < min || v > max) {
     error(n, std::string("config.") + key + " must be an integer between " + std::to_string(min) + " and " +
                  std::to_string(max));
     return std::nullopt;
