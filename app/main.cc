@@ -21,6 +21,7 @@
 #include "http/api.h"
 #include "http/server.h"
 #include "io/log.h"
+#include "io/net.h"
 #include "io/reactor.h"
 #include "io/runtime.h"
 #include "io/when_all.h"
@@ -177,7 +178,23 @@ io::task<void> stop_shard(std::chrono::milliseconds grace) {
   t_services.reset();
 }
 
+// A port some other process listens on (even with SO_REUSEPORT) is an error.
+bool ports_free() {
+  for (uint64_t port : {g_cfg.api_port, g_cfg.metrics_port}) {
+    if (port == 0) continue;
+    auto addr = io::socket_address::parse(g_cfg.api_host, uint16_t(port));
+    if (!addr) continue;  // reported by the listener itself
+    if (auto free = io::check_port_free(*addr); !free) {
+      XLOG(error, "cannot listen on %s:%llu: %s", g_cfg.api_host.c_str(), static_cast<unsigned long long>(port),
+           free.error().message().c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
 io::task<int> serve() {
+  if (!ports_free()) co_return 1;
   auto first = co_await start_shard(uint16_t(g_cfg.api_port));
   if (!first) {
     XLOG(error, "cannot listen on %s:%llu: %s", g_cfg.api_host.c_str(), static_cast<unsigned long long>(g_cfg.api_port),

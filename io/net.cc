@@ -196,6 +196,18 @@ task<result<tcp_connection>> connect(socket_address to, cancel_source* cs) {
   co_return conn;
 }
 
+result<void> check_port_free(const socket_address& at) {
+  int fd = ::socket(at.storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return from_errno(errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // TIME_WAIT leftovers are fine
+  int rc = ::bind(fd, at.addr(), at.length);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return from_errno(err);
+  return {};
+}
+
 // ---- tcp_listener ----
 
 struct tcp_listener::waiter : cancel_source::hook {

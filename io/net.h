@@ -80,6 +80,11 @@ class tcp_connection {
 
 task<result<tcp_connection>> connect(socket_address to, cancel_source* cs = nullptr);
 
+// Fails with EADDRINUSE when anything listens on the address. SO_REUSEPORT
+// listeners would otherwise silently share a port with another process; call this
+// once before the shards bind theirs.
+result<void> check_port_free(const socket_address& at);
+
 struct listen_options {
   int backlog = 4096;
   bool reuse_port = true;

@@ -308,6 +308,17 @@ TEST(http, large_bodies_round_trip) {
   EXPECT_TRUE(r.body == big);
 }
 
+TEST(http, a_port_in_use_stops_start_up_with_exit_1) {
+  server first;
+  // SO_REUSEPORT would let a second process share the port silently.
+  auto [code, out] = run_xerv_expect_exit({"XERV_API_PORT=" + std::to_string(first.port)});
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("Address already in use"), std::string::npos) << out;
+  client c(first.port);  // the first server is unaffected
+  c.send(get("/health"));
+  EXPECT_EQ(c.read_response().status, 200);
+}
+
 TEST(config, bad_values_stop_start_up_naming_the_setting) {
   auto [code, out] = run_xerv_expect_exit({"XERV_API_PORT=abc"});
   EXPECT_EQ(code, 2);
