@@ -31,6 +31,15 @@ std::optional<YAML::Node> node_compiler::present(const char* key, bool required,
   return std::nullopt;
 }
 
+template <class T, class Convert>
+std::optional<T> node_compiler::typed(const char* key, bool required, T fallback, Convert convert) {
+  bool use_fallback = false;
+  auto found = present(key, required, use_fallback);
+  if (found) return convert(*found);
+  if (use_fallback) return fallback;
+  return std::nullopt;
+}
+
 void node_compiler::error(const YAML::Node& at, const std::string& message) {
   _failed = true;
   YAML::Mark m = at.IsDefined() ? at.Mark() : _def.Mark();
@@ -39,65 +48,39 @@ void node_compiler::error(const YAML::Node& at, const std::string& message) {
 }
 
 std::optional<std::string> node_compiler::string(const char* key, bool required, std::string fallback) {
-  bool use_fallback = false;
-  auto found = present(key, required, use_fallback);
-  if (!found) {
-    if (use_fallback) return fallback;
-    return std::nullopt;
-  }
-  YAML::Node n = *found;
-  if (!n.IsScalar()) {
+  return typed(key, required, std::move(fallback), [&](const YAML::Node& n) -> std::optional<std::string> {
+    if (n.IsScalar()) return n.Scalar();
     error(n, std::string("config.") + key + " must be a string");
     return std::nullopt;
-  }
-  return n.Scalar();
+  });
 }
 
 std::optional<double> node_compiler::number(const char* key, bool required, double fallback) {
-  bool use_fallback = false;
-  auto found = present(key, required, use_fallback);
-  if (!found) {
-    if (use_fallback) return fallback;
-    return std::nullopt;
-  }
-  YAML::Node n = *found;
-  double v = 0;
-  if (!scalar_number(n, v) || !std::isfinite(v)) {
+  return typed(key, required, fallback, [&](const YAML::Node& n) -> std::optional<double> {
+    double v = 0;
+    if (scalar_number(n, v) && std::isfinite(v)) return v;
     error(n, std::string("config.") + key + " must be a number");
     return std::nullopt;
-  }
-  return v;
+  });
 }
 
 std::optional<int64_t> node_compiler::integer(const char* key, bool required, int64_t fallback, int64_t min,
                                               int64_t max) {
-  bool use_fallback = false;
-  auto found = present(key, required, use_fallback);
-  if (!found) {
-    if (use_fallback) return fallback;
-    return std::nullopt;
-  }
-  YAML::Node n = *found;
-  int64_t v = 0;
-  if (!scalar_number(n, v) || v < min || v > max) {
+  return typed(key, required, fallback, [&](const YAML::Node& n) -> std::optional<int64_t> {
+    int64_t v = 0;
+    if (scalar_number(n, v) && v >= min && v <= max) return v;
     error(n, std::string("config.") + key + " must be an integer between " + std::to_string(min) + " and " +
                  std::to_string(max));
     return std::nullopt;
-  }
-  return v;
+  });
 }
 
 std::optional<bool> node_compiler::boolean(const char* key, bool required, bool fallback) {
-  bool use_fallback = false;
-  auto found = present(key, required, use_fallback);
-  if (!found) {
-    if (use_fallback) return fallback;
+  return typed(key, required, fallback, [&](const YAML::Node& n) -> std::optional<bool> {
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) return n.Scalar() == "true";
+    error(n, std::string("config.") + key + " must be true or false");
     return std::nullopt;
-  }
-  YAML::Node n = *found;
-  if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) return n.Scalar() == "true";
-  error(n, std::string("config.") + key + " must be true or false");
-  return std::nullopt;
+  });
 }
 
 std::optional<field_path> node_compiler::path(const YAML::Node& n) {

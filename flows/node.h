@@ -57,6 +57,10 @@ class node_compiler {
 
  private:
   std::optional<YAML::Node> present(const char* key, bool required, bool& fallback_used);
+  // config[key] converted by `convert` (which reports its own errors), or
+  // `fallback` when the key is absent and not required.
+  template <class T, class Convert>
+  std::optional<T> typed(const char* key, bool required, T fallback, Convert convert);
   YAML::Node _config;
   YAML::Node _def;
   std::string _name;
