@@ -47,6 +47,22 @@ core::settings declare_settings(config& c) {
            c.wal_sync = std::string(t);
            return {};
          }});
+  s.add({"wal_segment_bytes", "XERV_WAL_SEGMENT_BYTES", "--wal-segment-bytes", "64MiB",
+         "size of one WAL segment file (preallocated; a full segment is sealed and a new one started)",
+         core::parse_bytes(&c.wal_segment_bytes, 64 << 10, 16ull << 30)});
+  s.add({"wal_batch_ms", "XERV_WAL_BATCH_MS", "--wal-batch-ms", "10",
+         "XERV_WAL_SYNC=batch: the longest time written records wait for fdatasync",
+         core::parse_uint(&c.wal_batch_ms, 1, 10'000)});
+  s.add({"wal_skip_corrupt", "XERV_WAL_SKIP_CORRUPT", "--wal-skip-corrupt", "false",
+         "start even when a WAL segment is corrupt in the middle, dropping the rest of that segment (see "
+         "docs/durability.md); a bare --wal-skip-corrupt means true",
+         core::parse_bool(&c.wal_skip_corrupt)});
+  s.add({"arena_bytes", "XERV_ARENA_BYTES", "--arena-bytes", "64MiB",
+         "size of each shard's memory-mapped arena for running traces' values (preallocated under the data dir)",
+         core::parse_bytes(&c.arena_bytes, 1 << 20, 64ull << 30)});
+  s.add({"drain_timeout_ms", "XERV_DRAIN_TIMEOUT_MS", "--drain-timeout-ms", "30000",
+         "on SIGTERM/SIGINT, how long running traces may take to finish; the rest resume after the restart",
+         core::parse_uint(&c.drain_timeout_ms, 0, 3'600'000)});
   s.add({"pipelines_dir", "XERV_PIPELINES_DIR", "--pipelines", "", "directory of flow YAML files loaded at start",
          core::parse_text(&c.pipelines_dir, true)});
   s.add({"max_body_bytes", "XERV_MAX_BODY_BYTES", "--max-body-bytes", "1MiB",

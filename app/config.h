@@ -22,6 +22,11 @@ struct config {
   io::log_format log_format = io::log_format::pretty;
   io::log_level log_level = io::log_level::info;
   std::string wal_sync;
+  uint64_t wal_segment_bytes = 64ull << 20;
+  uint64_t wal_batch_ms = 10;
+  bool wal_skip_corrupt = false;
+  uint64_t arena_bytes = 64ull << 20;
+  uint64_t drain_timeout_ms = 30'000;
   std::string pipelines_dir;
   uint64_t max_body_bytes = 1 << 20;
   uint64_t header_timeout_ms = 10'000;

@@ -116,6 +116,9 @@ int usage(FILE* to) {
 
 // The services of one shard, created and destroyed on that shard.
 struct shard_services {
+  // Declared first, destroyed last: the engine's traces use both.
+  std::unique_ptr<core::arena> arena;
+  std::unique_ptr<core::wal> wal;
   std::unique_ptr<flows::engine> engine;
   http::router api_routes;
   http::router metrics_routes;
@@ -137,6 +140,50 @@ http::server_options server_options(uint16_t port) {
   return o;
 }
 
+core::wal_sync wal_sync_mode() {
+  if (g_cfg.wal_sync == "batch") return core::wal_sync::batch;
+  if (g_cfg.wal_sync == "none") return core::wal_sync::none;
+  return core::wal_sync::always;
+}
+
+// The arena and the WAL of this shard; the WAL's records are replayed into the
+// engine. A corrupt log is reported (file and offset) and fails the start.
+io::task<io::result<void>> open_storage(shard_services& svc) {
+  unsigned shard = io::this_shard_id();
+  std::string arena_dir = g_cfg.data_dir + "/arena";
+  if (auto d = co_await io::make_dirs(arena_dir); !d) {
+    XLOG(error, "%s: %s", arena_dir.c_str(), d.error().message().c_str());
+    co_return d.error();
+  }
+  std::string arena_path = arena_dir + "/shard-" + std::to_string(shard) + ".arena";
+  auto a = co_await core::arena::open(arena_path, g_cfg.arena_bytes);
+  if (!a) {
+    XLOG(error, "%s: cannot create the arena (%llu bytes): %s", arena_path.c_str(),
+         static_cast<unsigned long long>(g_cfg.arena_bytes), a.error().message().c_str());
+    co_return a.error();
+  }
+  svc.arena = std::move(*a);
+  core::wal_options wo;
+  wo.dir = g_cfg.data_dir + "/wal/shard-" + std::to_string(shard);
+  wo.sync = wal_sync_mode();
+  wo.segment_bytes = g_cfg.wal_segment_bytes;
+  wo.batch_delay = std::chrono::milliseconds(g_cfg.wal_batch_ms);
+  wo.retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
+  wo.skip_corrupt = g_cfg.wal_skip_corrupt;
+  flows::engine* e = svc.engine.get();
+  auto w = co_await core::wal::open(wo, [e](const core::wal_record& r) { e->replay(r); });
+  if (auto* err = std::get_if<std::string>(&w)) {
+    XLOG(error, "cannot open the write-ahead log: %s", err->c_str());
+    co_return io::errc::not_supported;
+  }
+  svc.wal = std::move(std::get<std::unique_ptr<core::wal>>(w));
+  const core::wal_stats& st = svc.wal->stats();
+  if (st.recovered_records)
+    XLOG(info, "WAL %s: %llu records in %llu segments replayed", wo.dir.c_str(),
+         static_cast<unsigned long long>(st.recovered_records), static_cast<unsigned long long>(st.segments));
+  co_return io::result<void>{};
+}
+
 io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   auto svc = std::make_unique<shard_services>();
   flows::engine_options eo;
@@ -145,6 +192,11 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   eo.trace_retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
   eo.traces_kept_max = g_cfg.traces_kept_max;
   svc->engine = std::make_unique<flows::engine>(eo);
+  if (auto st = co_await open_storage(*svc); !st) {
+    t_services = std::move(svc);  // stop_shard() closes what was opened
+    co_return st.error();
+  }
+  svc->engine->attach_storage(svc->wal.get(), svc->arena.get());
   http::set_shard_engine(svc->engine.get(), &g_api);
   http::add_health_routes(svc->api_routes, g_info);
   http::add_api_routes(svc->api_routes);
@@ -153,27 +205,34 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   if (g_cfg.debug_routes) http::add_debug_routes(svc->api_routes);
   svc->api = std::make_unique<http::server>(svc->api_routes, server_options(api_port));
   auto port = svc->api->start();
-  if (!port) co_return port.error();
+  t_services = std::move(svc);
+  if (!port) {
+    XLOG(error, "cannot listen on %s:%u: %s", g_cfg.api_host.c_str(), unsigned(api_port), port.error().message().c_str());
+    co_return port.error();
+  }
+  shard_services* sv = t_services.get();
   if (g_cfg.metrics_port != 0) {
-    http::add_health_routes(svc->metrics_routes, g_info);
-    if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->metrics_routes);
-    svc->metrics = std::make_unique<http::server>(svc->metrics_routes, server_options(uint16_t(g_cfg.metrics_port)));
-    if (auto m = svc->metrics->start(); !m) {
-      co_await svc->api->stop(std::chrono::milliseconds(0));
+    http::add_health_routes(sv->metrics_routes, g_info);
+    if (g_cfg.metrics_enabled) http::add_metrics_routes(sv->metrics_routes);
+    sv->metrics = std::make_unique<http::server>(sv->metrics_routes, server_options(uint16_t(g_cfg.metrics_port)));
+    if (auto m = sv->metrics->start(); !m) {
+      XLOG(error, "cannot listen on %s:%llu: %s", g_cfg.api_host.c_str(),
+           static_cast<unsigned long long>(g_cfg.metrics_port), m.error().message().c_str());
       co_return m.error();
     }
   }
-  t_services = std::move(svc);
   co_return *port;
 }
 
-io::task<void> stop_shard(std::chrono::milliseconds grace) {
+io::task<void> stop_shard(std::chrono::milliseconds grace, std::chrono::milliseconds drain) {
   http::set_ready(false);
   if (!t_services) co_return;
   if (t_services->api) co_await t_services->api->stop(grace);
   if (t_services->metrics) co_await t_services->metrics->stop(grace);
-  // Requests are done; traces still running finish within their own timeouts.
-  co_await t_services->engine->stop();
+  // Requests are done; running traces get `drain` to finish, the rest resume
+  // after the restart. Then everything journaled is written and synced.
+  co_await t_services->engine->stop(drain);
+  if (t_services->wal) co_await t_services->wal->close();
   http::set_shard_engine(nullptr, nullptr);
   t_services.reset();
 }
@@ -196,29 +255,27 @@ bool ports_free() {
 io::task<int> serve() {
   if (!ports_free()) co_return 1;
   auto first = co_await start_shard(uint16_t(g_cfg.api_port));
-  if (!first) {
-    XLOG(error, "cannot listen on %s:%llu: %s", g_cfg.api_host.c_str(), static_cast<unsigned long long>(g_cfg.api_port),
-         first.error().message().c_str());
-    co_return 1;
-  }
-  uint16_t port = *first;
-  bool started = true;
+  bool started = first.ok();
+  uint16_t port = started ? *first : 0;
   for (unsigned s = 1; s < io::shard_count() && started; ++s) {
     auto r = co_await io::submit_to(s, [port] { return start_shard(port); });
-    if (!r) {
-      XLOG(error, "shard %u cannot listen on port %u: %s", s, unsigned(port), r.error().message().c_str());
-      started = false;
-    }
+    started = r.ok();
   }
   auto grace = std::chrono::milliseconds(g_cfg.shutdown_timeout_ms);
   if (!started) {
-    co_await io::invoke_on_all([] { return stop_shard(std::chrono::milliseconds(0)); });
+    co_await io::invoke_on_all([] { return stop_shard(std::chrono::milliseconds(0), std::chrono::milliseconds(0)); });
     co_return 1;
   }
   for (const auto& f : g_startup_flows) {
     auto r = co_await http::deploy_everywhere(f.yaml, false, f.state);
     if (r.status >= 300) XLOG(error, "loading a pipeline at start failed: %s", r.body.c_str());
   }
+  // Pipelines are back: the traces the WAL left unfinished continue.
+  auto counts = co_await io::invoke_on_all([] { return t_services->engine->resume_recovered(); });
+  size_t resumed = 0;
+  for (size_t c : counts) resumed += c;
+  http::set_recovered_traces(resumed);
+  if (resumed) XLOG(info, "recovered %zu unfinished traces from the write-ahead log", resumed);
   co_await io::invoke_on_all([] { http::set_ready(true); });
   XLOG(info, "%zu pipelines loaded", g_startup_flows.size());
   XLOG(info, "xerv %s serving on %u shards at http://%s:%u%s", XERV_VERSION, io::shard_count(), g_cfg.api_host.c_str(),
@@ -234,7 +291,8 @@ io::task<int> serve() {
   int sig = co_await io::wait_for_signal();
   XLOG(info, "received %s: no new connections; in-flight requests have %lld ms", strsignal(sig),
        static_cast<long long>(grace.count()));
-  co_await io::invoke_on_all([grace] { return stop_shard(grace); });
+  auto drain = std::chrono::milliseconds(g_cfg.drain_timeout_ms);
+  co_await io::invoke_on_all([grace, drain] { return stop_shard(grace, drain); });
   co_return 0;
 }
 

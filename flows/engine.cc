@@ -2,6 +2,7 @@
 
 #include "core/metrics.h"
 #include "io/log.h"
+#include "io/ops.h"
 #include "io/reactor.h"
 
 namespace xerv::flows {
@@ -25,22 +26,33 @@ struct park {
   void await_resume() const noexcept {}
 };
 
-// Records what the executor reports into the trace record.
+// Records what the executor reports into the trace record, and journals each
+// completed top-level node with the log lines written since the last record.
 class recorder final : public trace_observer {
  public:
-  recorder(const compiled_flow& flow, trace_record& t, size_t logs_max) : _flow(flow), _t(t), _logs_max(logs_max) {}
+  recorder(const compiled_flow& flow, trace_record& t, size_t logs_max, core::wal* wal, std::string& scratch)
+      : _flow(flow), _t(t), _logs_max(logs_max), _wal(wal), _scratch(scratch) {}
   void node_started(uint32_t v) override {
     node_run& n = _t.nodes[_flow.vertices[v].name];
     n.status = node_status::running;
     n.started_ms = core::unix_ms_now();
     ++n.runs;
   }
-  void node_finished(uint32_t v, node_status s, uint16_t port, core::value_ref, uint64_t duration_ns) override {
+  void node_finished(uint32_t v, node_status s, uint16_t port, core::value_ref output, uint64_t duration_ns) override {
     const vertex& vx = _flow.vertices[v];
     node_run& n = _t.nodes[vx.name];
     n.status = s;
     n.port = s == node_status::completed ? vx.ports[port] : std::string();
     n.duration_us = duration_ns / 1000;
+    if (_wal && s == node_status::completed && vx.region == 0 && !vx.is_trigger) {
+      node_record r{_t.id, vx.name, n.port, core::unix_ms_now(), n.duration_us, std::string(output.bytes()), {}};
+      r.logs.assign(_t.logs.begin() + ptrdiff_t(_t.logs_journaled), _t.logs.end());
+      _t.logs_journaled = _t.logs.size();
+      encode(_scratch, r);
+      // Refused only while the disk refuses writes: the node then runs again
+      // after a restart, which is the at-least-once the journal promises.
+      (void)_wal->append(uint32_t(journal_type::node), _scratch);
+    }
     if (!vx.is_trigger && s != node_status::skipped) {
       g_nodes.inc();
       g_node_seconds.observe(double(duration_ns) / 1e9, {vx.type->name});
@@ -59,6 +71,8 @@ class recorder final : public trace_observer {
   const compiled_flow& _flow;
   trace_record& _t;
   size_t _logs_max;
+  core::wal* _wal;
+  std::string& _scratch;
 };
 
 }  // namespace
@@ -157,6 +171,9 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   if (!trig) return {admit_error::trigger_not_found, {}, nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   if (p.active >= share(p) && p.pending.size() >= _opts.pending_max) return {admit_error::queue_full, {}, nullptr};
+  if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
+  if (_opts.wal && !_opts.wal->healthy())
+    return {admit_error::unavailable, "the write-ahead log cannot write (disk full?)", nullptr};
 
   auto t = std::make_shared<trace_record>();
   t->id = core::new_trace_id(_opts.shard);
@@ -165,6 +182,15 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->trigger = trig->id;
   t->created_ms = core::unix_ms_now();
   t->input = std::move(input);
+  if (_opts.wal) {
+    started_record r{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()};
+    encode(_scratch, r);
+    t->start_lsn = journal(journal_type::started, _scratch);
+    if (t->start_lsn == 0) return {admit_error::unavailable, "the write-ahead log cannot write (disk full?)", nullptr};
+    t->segment = _opts.wal->active_segment();
+    _opts.wal->trace_started(t->segment);
+    t->ack = ack_state::waiting;
+  }
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
   if (p.active < share(p)) {
@@ -188,11 +214,61 @@ void engine::start(pipeline& p, std::shared_ptr<trace_record> t) {
   ASSERT(spawned.ok(), "engine admitting after stop()");
 }
 
+uint64_t engine::journal(journal_type type, const std::string& payload) {
+  return _opts.wal ? _opts.wal->append(uint32_t(type), payload) : 0;
+}
+
+io::task<bool> engine::wait_acknowledged(std::shared_ptr<trace_record> t) {
+  if (t->ack == ack_state::waiting) {
+    auto r = co_await _opts.wal->wait(t->start_lsn);
+    // The first answer wins: a later retry may write the record, but whoever
+    // heard "refused" already answered 503, so the trace must not run.
+    if (t->ack == ack_state::waiting) t->ack = r ? ack_state::durable : ack_state::refused;
+  }
+  co_return t->ack == ack_state::durable;
+}
+
+void engine::journal_end(trace_record& t) {
+  if (!_opts.wal) return;
+  ended_record r{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {}};
+  if (t.output.ref().valid() && t.status == trace_status::completed) r.output = t.output.bytes();
+  r.logs.assign(t.logs.begin() + ptrdiff_t(t.logs_journaled), t.logs.end());
+  t.logs_journaled = t.logs.size();
+  encode(_scratch, r);
+  t.end_lsn = journal(journal_type::ended, _scratch);
+  _opts.wal->trace_finished(t.segment, t.finished_ms);
+}
+
 io::task<void> engine::run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t,
                            uint32_t trigger) {
-  recorder rec(*flow, *t, _opts.logs_per_trace_max);
+  bool acked = true;
+  if (_opts.wal) {
+    auto ack = wait_acknowledged(t);
+    acked = co_await std::move(ack);
+  }
+  if (!acked) {
+    // Never acknowledged: end it, and journal that, so a restart does not run it.
+    t->status = trace_status::failed;
+    t->error_message = "not admitted: the write-ahead log could not write the trace's start (disk full?)";
+    t->finished_ms = core::unix_ms_now();
+    journal_end(*t);
+    finished(flow->name, *t);
+    t->wake_all();
+    co_return;
+  }
+  t->wake_all();  // acknowledged
+  recorder rec(*flow, *t, _opts.logs_per_trace_max, _opts.wal, _scratch);
   uint64_t t0 = io::monotonic_ns();
-  trace_outcome out = co_await execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), trigger, &rec);
+  execution_options eo{_opts.arena, t->replay.get(), &_shutdown};
+  trace_outcome out = co_await execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), trigger, &rec, eo);
+  t->replay.reset();
+  if (out.aborted) {
+    // Shutdown: no end record, so the trace resumes after the restart.
+    t->status = trace_status::pending;
+    finished(flow->name, *t);
+    t->wake_all();
+    co_return;
+  }
   g_trace_seconds.observe(double(io::monotonic_ns() - t0) / 1e9, {flow->name});
   t->status = out.status;
   t->output = std::move(out.output);
@@ -202,12 +278,17 @@ io::task<void> engine::run(std::shared_ptr<const compiled_flow> flow, std::share
   if (flow->settings.debug || t->status != trace_status::completed)
     XLOG(debug, "trace %s of %s: %s %s", t->id.to_string().c_str(), flow->name.c_str(), to_string(t->status),
          t->error_message.c_str());
+  journal_end(*t);
   finished(flow->name, *t);
   t->wake_all();
 }
 
 void engine::finished(const std::string& name, trace_record& t) {
   g_active.add(-1);
+  if (t.status == trace_status::pending) {  // aborted at shutdown
+    if (auto it = _pipelines.find(name); it != _pipelines.end()) --it->second.active;
+    return;
+  }
   ++_finished_count;
   bool ok = t.status == trace_status::completed;
   (ok ? g_completed : g_failed).inc();
@@ -247,8 +328,13 @@ void engine::evict() {
   }
 }
 
-io::task<void> engine::wait_finished(std::shared_ptr<trace_record> t) {
-  while (!t->finished()) co_await park{t->waiters};
+io::task<bool> engine::wait_finished(std::shared_ptr<trace_record> t) {
+  while (!t->finished() && !_shutdown.cancelled()) co_await park{t->waiters};
+  if (!t->finished()) co_return false;  // stopped by shutdown: resumes after the restart
+  if (!_opts.wal) co_return true;
+  if (t->end_lsn == 0) co_return false;
+  auto r = co_await _opts.wal->wait(t->end_lsn);
+  co_return r.ok();
 }
 
 io::task<void> engine::wait_change(std::shared_ptr<trace_record> t) {
@@ -273,9 +359,141 @@ std::vector<std::shared_ptr<trace_record>> engine::list_traces(std::string_view 
   return out;
 }
 
-io::task<void> engine::stop() {
+io::task<void> engine::stop(std::chrono::milliseconds grace) {
   for (auto& [name, p] : _pipelines) p.state = pipeline_state::draining;
-  co_await _running.close();
+  if (_running.count() && grace.count() > 0) {
+    XLOG(info, "waiting up to %lld ms for %zu running traces", static_cast<long long>(grace.count()), _running.count());
+    io::deadline limit(grace, _shutdown);
+    co_await _running.close();
+  } else {
+    _shutdown.cancel(io::errc::closed);
+    co_await _running.close();
+  }
+  if (!_shutdown.cancelled()) _shutdown.cancel(io::errc::closed);
+}
+
+}  // namespace xerv::flows
+
+namespace xerv::flows {
+
+void engine::replay(const core::wal_record& r) {
+  auto key = [](const core::trace_id& id) { return std::make_pair(id.hi, id.lo); };
+  switch (journal_type(r.type)) {
+    case journal_type::started: {
+      auto rec = decode_started(r.payload);
+      if (!rec) break;
+      auto t = std::make_shared<trace_record>();
+      t->id = rec->id;
+      t->pipeline = std::move(rec->pipeline);
+      t->version = std::move(rec->version);
+      t->trigger = std::move(rec->trigger);
+      t->created_ms = rec->created_ms;
+      t->input = core::value(std::move(rec->input));
+      t->segment = r.segment;
+      t->start_lsn = r.lsn;
+      t->recovered = true;
+      _recovering[key(t->id)].trace = std::move(t);
+      return;
+    }
+    case journal_type::node: {
+      auto rec = decode_node(r.payload);
+      if (!rec) break;
+      // Records of a trace whose start was deleted by retention are ignored.
+      if (auto it = _recovering.find(key(rec->id)); it != _recovering.end()) it->second.nodes.push_back(std::move(*rec));
+      return;
+    }
+    case journal_type::ended: {
+      auto rec = decode_ended(r.payload);
+      if (!rec) break;
+      auto it = _recovering.find(key(rec->id));
+      if (it == _recovering.end()) return;
+      trace_record& t = *it->second.trace;
+      t.status = trace_status(rec->status);
+      t.finished_ms = rec->finished_ms;
+      t.error_node = std::move(rec->error_node);
+      t.error_message = std::move(rec->error_message);
+      if (!rec->output.empty()) t.output = core::value(std::move(rec->output));
+      for (auto& l : rec->logs) t.logs.push_back(std::move(l));
+      t.end_lsn = r.lsn;
+      return;
+    }
+  }
+  XLOG(warn, "WAL record %llu (type %u) does not decode; ignored", static_cast<unsigned long long>(r.lsn), r.type);
+}
+
+size_t engine::resume_recovered() {
+  size_t resumed = 0;
+  uint64_t now = core::unix_ms_now();
+  for (auto& [key, rt] : _recovering) {
+    auto t = std::move(rt.trace);
+    // Node records first: the end record's lines come after them.
+    std::vector<log_line> logs;
+    for (auto& n : rt.nodes) {
+      node_run& run = t->nodes[n.node];
+      run.status = node_status::completed;
+      run.port = n.port;
+      run.duration_us = n.duration_us;
+      run.started_ms = n.finished_ms - std::min(n.finished_ms, n.duration_us / 1000);
+      run.runs = 1;
+      for (auto& l : n.logs) logs.push_back(std::move(l));
+    }
+    for (auto& l : t->logs) logs.push_back(std::move(l));
+    t->logs = std::move(logs);
+    t->logs_journaled = t->logs.size();
+    if (_opts.wal) _opts.wal->trace_started(t->segment);
+    if (t->end_lsn) {
+      if (_opts.wal) _opts.wal->trace_finished(t->segment, t->finished_ms);
+      if (now - t->finished_ms <= uint64_t(_opts.trace_retention.count())) {
+        _traces.emplace(key, std::move(t));
+        ++_finished_count;
+      }
+      continue;
+    }
+    ++_recovered;
+    auto pit = _pipelines.find(t->pipeline);
+    const trigger_def* trig = pit == _pipelines.end() ? nullptr : pit->second.flow->find_trigger(t->trigger);
+    _traces.emplace(key, t);
+    if (!trig) {
+      t->status = trace_status::failed;
+      t->error_message = "recovered after a restart, but pipeline '" + t->pipeline + "' (or its trigger '" + t->trigger +
+                         "') is no longer deployed";
+      t->finished_ms = now;
+      journal_end(*t);
+      ++_finished_count;
+      g_failed.inc();
+      continue;
+    }
+    pipeline& p = pit->second;
+    const compiled_flow& f = *p.flow;
+    if (f.version != t->version)
+      XLOG(warn, "trace %s started on version %s of %s; it resumes on version %s", t->id.to_string().c_str(),
+           t->version.c_str(), f.name.c_str(), f.version.c_str());
+    t->replay = std::make_shared<replay_map>();
+    for (const auto& n : rt.nodes) {
+      auto v = f.find(n.node);
+      if (!v || f.vertices[*v].region != 0) continue;
+      const auto& ports = f.vertices[*v].ports;
+      auto port = std::find(ports.begin(), ports.end(), n.port);
+      if (port == ports.end()) continue;
+      (*t->replay)[*v] = replayed_node{uint16_t(port - ports.begin()), core::value(std::move(n.output))};
+    }
+    ++p.started;
+    ++resumed;
+    XLOG(info, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
+         t->replay->size());
+    // Recovered traces were running before the crash: they go on whatever the
+    // pipeline's state, within its concurrency limit.
+    if (p.active < share(p)) {
+      start(p, t);
+    } else {
+      p.pending.push_back(t);
+      g_pending.add(1);
+      g_queue.add(1);
+    }
+  }
+  _recovering.clear();
+  evict();
+  return resumed;
 }
 
 }  // namespace xerv::flows

@@ -4,6 +4,12 @@
 // pending queues, and a bounded store of recent traces with their logs. Every
 // shard holds the same pipelines; deploys and state changes are applied on all
 // shards by the caller (invoke_on_all). Lives on its shard; no locks.
+//
+// With a WAL (SPEC §6) every trace is journaled (flows/journal.h): admission
+// appends its start, and nothing runs or is acknowledged before that is durable;
+// each completed top-level node and the end are appended as they happen. At
+// start, replay() feeds the engine the log and resume_recovered() continues the
+// unfinished traces from their last durable node.
 
 #include <chrono>
 #include <cstdint>
@@ -14,10 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "core/arena.h"
 #include "core/json.h"
 #include "core/trace_id.h"
+#include "core/wal.h"
 #include "flows/executor.h"
 #include "flows/flow.h"
+#include "flows/journal.h"
+#include "io/cancel.h"
 #include "io/gate.h"
 
 namespace xerv::flows {
@@ -33,14 +43,11 @@ struct engine_options {
   std::chrono::milliseconds trace_retention{3'600'000};
   size_t logs_per_trace_max = 1'000;
   size_t pending_max = 10'000;             // queued traces per pipeline per shard
+  core::wal* wal = nullptr;                // null: nothing is journaled
+  core::arena* arena = nullptr;            // null: values on the heap
 };
 
-struct log_line {
-  uint64_t unix_ms;
-  io::log_level level;
-  std::string node;
-  std::string message;
-};
+enum class ack_state : uint8_t { waiting, durable, refused };
 
 struct node_run {
   node_status status = node_status::pending;
@@ -64,6 +71,13 @@ struct trace_record {
   std::map<std::string, node_run> nodes;
   std::vector<log_line> logs;
   size_t logs_dropped = 0;
+  // Journal bookkeeping.
+  ack_state ack = ack_state::durable;
+  uint64_t start_lsn = 0, end_lsn = 0;
+  uint64_t segment = 0;            // the WAL segment holding the start record
+  size_t logs_journaled = 0;       // lines already in a record
+  bool recovered = false;
+  std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
   // Who waits for the end (sync webhooks, wait:true) or for new log lines (SSE).
   std::vector<std::coroutine_handle<>> waiters;
 
@@ -80,7 +94,7 @@ struct pipeline {
   std::deque<std::shared_ptr<trace_record>> pending;
 };
 
-enum class admit_error { none, pipeline_not_found, trigger_not_found, not_running, queue_full };
+enum class admit_error { none, pipeline_not_found, trigger_not_found, not_running, queue_full, unavailable };
 
 struct admission {
   admit_error error = admit_error::none;
@@ -96,6 +110,11 @@ class engine {
   engine& operator=(const engine&) = delete;
 
   const engine_options& options() const { return _opts; }
+  // Journals into `wal` and keeps values in `arena` from now on (before replay()).
+  void attach_storage(core::wal* wal, core::arena* arena) {
+    _opts.wal = wal;
+    _opts.arena = arena;
+  }
 
   // Deploys (or updates: in-flight traces finish on their version) a flow already
   // compiled for this shard. Returns true when it replaced an existing pipeline.
@@ -109,8 +128,12 @@ class engine {
 
   // Admits a trace on this shard; it starts now or waits in the pipeline's queue.
   admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input);
-  // Completes when the trace has finished.
-  io::task<void> wait_finished(std::shared_ptr<trace_record> t);
+  // Completes when the start record of an admitted trace is durable (true), or
+  // when the WAL failed to write it (false: the trace will not run).
+  io::task<bool> wait_acknowledged(std::shared_ptr<trace_record> t);
+  // Completes when the trace has finished; false when its end record could not
+  // be made durable (the trace resumes after a restart).
+  io::task<bool> wait_finished(std::shared_ptr<trace_record> t);
   // Completes at the next change of the trace (a log line, a node, the end).
   io::task<void> wait_change(std::shared_ptr<trace_record> t);
 
@@ -118,12 +141,27 @@ class engine {
   // This shard's traces, newest first, filtered.
   std::vector<std::shared_ptr<trace_record>> list_traces(std::string_view pipeline, std::optional<trace_status> status) const;
 
-  io::task<void> stop();
+  // Recovery, before serving: every WAL record, oldest first (from wal::open)...
+  void replay(const core::wal_record& r);
+  // ...then, once pipelines are deployed, the unfinished traces continue and the
+  // finished ones become queryable. Returns the number of traces resumed.
+  size_t resume_recovered();
+  size_t recovered_traces() const { return _recovered; }
+
+  // Stops admissions, lets running traces finish for up to `grace`, then stops
+  // the rest without an end record (they resume after a restart).
+  io::task<void> stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
  private:
   void start(pipeline& p, std::shared_ptr<trace_record> t);
   io::task<void> run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t, uint32_t trigger);
   void finished(const std::string& pipeline_name, trace_record& t);
+  void journal_end(trace_record& t);
+  uint64_t journal(journal_type type, const std::string& payload);
+  struct recovering {
+    std::shared_ptr<trace_record> trace;
+    std::vector<node_record> nodes;
+  };
   void evict();
   uint32_t share(const pipeline& p) const;
 
@@ -132,6 +170,10 @@ class engine {
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<trace_record>> _traces;  // by id: time order
   size_t _finished_count = 0;
   io::gate _running;
+  io::cancel_source _shutdown;
+  std::map<std::pair<uint64_t, uint64_t>, recovering> _recovering;
+  size_t _recovered = 0;
+  std::string _scratch;  // record encoding buffer
 };
 
 }  // namespace xerv::flows

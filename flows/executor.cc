@@ -5,6 +5,7 @@
 
 #include "flows/expr.h"
 #include "flows/nodes/structural.h"
+#include "io/cancel.h"
 #include "io/gate.h"
 #include "io/ops.h"
 #include "io/reactor.h"
@@ -48,8 +49,10 @@ class region_exec;
 struct trace_ctx {
   const compiled_flow& flow;
   std::string trace_id;
-  core::value input;
+  core::arena_region mem;     // the input and top-level outputs
+  core::arena_ref input;
   trace_observer* observer;
+  const replay_map* replay;
   io::cancel_source cancel;   // fires on trace timeout or failure
   uint32_t running = 0;       // plain nodes in flight, across regions
   std::deque<region_exec*> slot_waiters;
@@ -100,13 +103,13 @@ class region_exec : public selector_source {
     const vertex& vx = _flow.vertices[v];
     if (vx.region == _region_id) {
       const state& s = _st[vx.local];
-      if (s.status == node_status::completed) return s.output.ref();
+      if (s.status == node_status::completed) return output_of(s);
       return std::nullopt;
     }
     if (_parent) return _parent->node_output(v);
     return std::nullopt;
   }
-  core::value_ref trace_input() const override { return _t.input.ref(); }
+  core::value_ref trace_input() const override { return _t.mem.get(_t.input); }
   core::value_ref pipeline_config() const override { return _flow.config.ref(); }
   std::string_view trace_id() const override { return _t.trace_id; }
 
@@ -116,9 +119,14 @@ class region_exec : public selector_source {
     uint32_t unresolved = 0;
     std::vector<uint32_t> active_from;  // vertices that fed it actively (owner included)
     uint16_t port = 0;
-    core::value output;
+    core::value output;               // body regions: transient, on the heap
+    core::arena_ref stored = no_ref;  // the root region: in the trace's arena region
     uint64_t started_ns = 0;
   };
+  static constexpr core::arena_ref no_ref = ~core::arena_ref(0);
+  core::value_ref output_of(const state& s) const {
+    return s.stored != no_ref ? _t.mem.get(s.stored) : s.output.ref();
+  }
 
   class env final : public node_env {
    public:
@@ -142,7 +150,7 @@ class region_exec : public selector_source {
   void init();
   void resolve(uint32_t edge, bool active);
   void make_ready(uint32_t v);
-  void complete(uint32_t v, uint16_t port, core::value out);
+  void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false);
   void skip(uint32_t v);
   void node_failed(uint32_t v, const std::string& message);
   core::value input_for(uint32_t v);
@@ -232,12 +240,14 @@ void region_exec::make_ready(uint32_t v) {
   _ready.push_back(v);
 }
 
-void region_exec::complete(uint32_t v, uint16_t port, core::value out) {
+void region_exec::complete(uint32_t v, uint16_t port, core::value out, bool replayed) {
   state& s = st(v);
   s.status = node_status::completed;
   s.port = port;
-  s.output = std::move(out);
-  if (_t.observer) _t.observer->node_finished(v, node_status::completed, port, s.output.ref(), io::monotonic_ns() - s.started_ns);
+  if (_region_id == 0) s.stored = _t.mem.store(out.bytes());
+  else s.output = std::move(out);
+  if (_t.observer && !replayed)
+    _t.observer->node_finished(v, node_status::completed, port, output_of(s), io::monotonic_ns() - s.started_ns);
   const vertex& vx = _flow.vertices[v];
   for (uint16_t p = 0; p < vx.out_edges.size(); ++p)
     for (uint32_t e : vx.out_edges[p])
@@ -278,7 +288,7 @@ core::value region_exec::input_for(uint32_t v) {
   const state& s = st(v);
   auto value_of = [&](uint32_t from) -> core::value_ref {
     if (from == _region.owner) return _entry_input;
-    return st(from).output.ref();
+    return output_of(st(from));
   };
   const vertex& vx = _flow.vertices[v];
   if (vx.type && vx.type->shape == node_shape::merge) {
@@ -303,6 +313,13 @@ bool region_exec::start(uint32_t v) {
   if (!container && _t.running >= _flow.settings.max_concurrent_nodes) return false;
   state& s = st(v);
   s.started_ns = io::monotonic_ns();
+  if (_region_id == 0 && _t.replay) {
+    // Completed before a restart: never run again, route its recorded result.
+    if (auto it = _t.replay->find(v); it != _t.replay->end()) {
+      complete(v, it->second.port, core::value(it->second.output.bytes()), true);
+      return true;
+    }
+  }
   if (_t.observer) _t.observer->node_started(v);
   core::value input = input_for(v);
   if (!container && !vx.impl->is_async() && vx.retry.backoff_ms == 0) {
@@ -446,12 +463,12 @@ core::value region_exec::region_output() const {
   for (uint32_t v : _region.sinks)
     if (_st[_flow.vertices[v].local].status == node_status::completed) done.push_back(v);
   if (done.empty()) return core::value();
-  if (done.size() == 1) return _st[_flow.vertices[done[0]].local].output;
+  if (done.size() == 1) return core::value(std::string(output_of(_st[_flow.vertices[done[0]].local]).bytes()));
   core::value_builder b;
   b.begin_object();
   for (uint32_t v : done) {
     b.key(_flow.vertices[v].name);
-    b.add(_st[_flow.vertices[v].local].output.ref());
+    b.add(output_of(_st[_flow.vertices[v].local]));
   }
   b.end();
   return b.finish();
@@ -478,15 +495,32 @@ io::task<std::optional<core::value>> region_exec::run() {
 
 }  // namespace
 
+// Stops a trace at shutdown with errc::closed, which no node failure uses.
+struct shutdown_link : io::cancel_source::hook {
+  io::cancel_source* trace = nullptr;
+};
+
 io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
-                                      uint32_t trigger_vertex, trace_observer* observer) {
-  trace_ctx t{flow, std::move(trace_id), std::move(input), observer, {}, 0, {}, false, {}, {}};
+                                      uint32_t trigger_vertex, trace_observer* observer, execution_options opts) {
+  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false, {}, {}};
+  t.input = t.mem.store(input.bytes());
+  input = core::value();
   io::deadline limit(std::chrono::milliseconds(flow.settings.execution_timeout_ms), t.cancel);
-  region_exec root(t, 0, nullptr, t.input.ref(), 0);
+  shutdown_link link;
+  link.trace = &t.cancel;
+  link.fire = [](io::cancel_source::hook* h) { static_cast<shutdown_link*>(h)->trace->cancel(io::errc::closed); };
+  if (opts.shutdown) {
+    if (opts.shutdown->cancelled()) t.cancel.cancel(io::errc::closed);
+    else opts.shutdown->attach(&link);
+  }
+  region_exec root(t, 0, nullptr, t.mem.get(t.input), 0);
   root.set_fired_trigger(trigger_vertex);
   auto out = co_await root.run();
+  io::cancel_source::detach(&link);
   trace_outcome o;
-  if (out) {
+  if (!out && t.cancel.reason() == io::errc::closed) {
+    o.aborted = true;
+  } else if (out) {
     o.status = trace_status::completed;
     o.output = std::move(*out);
   } else if (t.failed) {

@@ -5,12 +5,15 @@
 // here blocks or locks; async nodes run as coroutines on the same shard.
 //
 // The observer sees every node start, finish and log line; it is how the trace
-// store, the log stream and (later) the write-ahead log learn what happened.
+// store, the log stream and the write-ahead log learn what happened. Replayed
+// nodes (recovery) are not reported again.
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
+#include "core/arena.h"
 #include "core/json.h"
 #include "flows/flow.h"
 #include "io/task.h"
@@ -33,8 +36,23 @@ class trace_observer {
   virtual void node_log(uint32_t vertex, io::log_level level, std::string_view message) = 0;
 };
 
+// A top-level node that completed before a restart: it is not run again; its
+// recorded port and output drive the rest of the trace.
+struct replayed_node {
+  uint16_t port = 0;
+  core::value output;
+};
+using replay_map = std::unordered_map<uint32_t, replayed_node>;  // by vertex
+
+struct execution_options {
+  core::arena* arena = nullptr;            // where top-level outputs live (null: heap)
+  const replay_map* replay = nullptr;      // recovery: nodes already completed
+  io::cancel_source* shutdown = nullptr;   // fires: stop without an outcome (aborted)
+};
+
 struct trace_outcome {
   trace_status status = trace_status::completed;
+  bool aborted = false;       // stopped by `shutdown`: status means nothing, resume later
   core::value output;
   std::string error_node;     // failed / timed_out: the node that failed, if any
   std::string error_message;
@@ -42,6 +60,7 @@ struct trace_outcome {
 
 // `flow` must outlive the returned task. `trigger_vertex` is the trigger that fired.
 io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
-                                      uint32_t trigger_vertex, trace_observer* observer);
+                                      uint32_t trigger_vertex, trace_observer* observer,
+                                      execution_options opts = {});
 
 }  // namespace xerv::flows

@@ -1,5 +1,7 @@
 #include "http/admin.h"
 
+#include <atomic>
+
 #include "core/metrics.h"
 #include <algorithm>
 #include <cstdlib>
@@ -14,6 +16,9 @@ namespace {
 
 thread_local bool t_ready = false;
 
+// Written once by the app before serving, read by every shard.
+std::atomic<uint64_t> g_recovered{0};
+
 io::task<response> health(admin_info info) {
   response r;
   uint64_t up = (io::monotonic_ns() - info.started_ns) / 1'000'000'000u;
@@ -21,7 +26,8 @@ io::task<response> health(admin_info info) {
   io::append_json_string(r.body, info.version);
   r.body += ",\"uptime_secs\":" + std::to_string(up) + ",\"backend\":";
   io::append_json_string(r.body, info.backend);
-  r.body += ",\"shards\":" + std::to_string(info.shards) + "}";
+  r.body += ",\"shards\":" + std::to_string(info.shards);
+  r.body += ",\"recovered_traces\":" + std::to_string(g_recovered.load(std::memory_order_relaxed)) + "}";
   co_return r;
 }
 
@@ -74,6 +80,8 @@ io::task<response> ticks(request& req) {
 }  // namespace
 
 void set_ready(bool ready) { t_ready = ready; }
+
+void set_recovered_traces(uint64_t n) { g_recovered.store(n, std::memory_order_relaxed); }
 
 void add_health_routes(router& r, const admin_info& info) {
   for (std::string prefix : {"", "/api/v1"}) {

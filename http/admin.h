@@ -17,6 +17,8 @@ struct admin_info {
 
 // Whether /ready answers 200 on this shard; the app clears it when stopping.
 void set_ready(bool ready);
+// Traces found unfinished in the WAL at start and resumed (shown by /health).
+void set_recovered_traces(uint64_t n);
 
 void add_health_routes(router& r, const admin_info& info);
 void add_metrics_routes(router& r);

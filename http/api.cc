@@ -527,6 +527,9 @@ response admission_error(const flows::admission& a, std::string_view pipeline, s
     case flows::admit_error::queue_full:
       details += '}';
       return json_error(503, "unavailable", "too many traces queued for this pipeline; retry later", details);
+    case flows::admit_error::unavailable:
+      details += '}';
+      return json_error(503, "unavailable", "cannot accept traces now: " + a.detail + "; retry later", details);
     case flows::admit_error::none: break;
   }
   return json_error(500, "internal", "admission failed");
@@ -588,8 +591,24 @@ response accepted(const flows::trace_record& t) {
 io::task<response> start_trace(std::string pipeline, std::string trigger, core::value input, bool wait, bool wrapped) {
   flows::admission a = t_engine->admit(pipeline, trigger, std::move(input));
   if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
+  // Acknowledge only what a crash cannot lose (SPEC §6).
+  // (Tasks bound to names first: GCC 12 and temporaries in co_await, docs/runtime.md.)
+  auto acked = t_engine->wait_acknowledged(a.trace);
+  if (!co_await std::move(acked)) {
+    a.error = flows::admit_error::unavailable;
+    a.detail = "the write-ahead log could not write the trace (disk full?)";
+    co_return admission_error(a, pipeline, trigger);
+  }
   if (!wait) co_return accepted(*a.trace);
-  co_await t_engine->wait_finished(a.trace);
+  auto done = t_engine->wait_finished(a.trace);
+  if (!co_await std::move(done)) {
+    response r = json_error(503, "unavailable",
+                            a.trace->finished() ? "the trace finished, but its end could not be made durable (disk "
+                                                  "full?); it resumes after a restart"
+                                                : "xerv is stopping; the trace resumes after the restart");
+    r.headers.emplace_back("X-Xerv-Trace-Id", a.trace->id.to_string());
+    co_return r;
+  }
   co_return trace_result(*a.trace, wrapped);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -82,12 +83,13 @@ task<result<size_t>> file::read_at(uint64_t offset, std::span<char> out) {
   co_return done;
 }
 
-task<result<void>> file::write_at(uint64_t offset, std::span<const char> data) {
+task<result<void>> file::write_at(uint64_t offset, std::span<const char> data, int rw_flags) {
   int fd = _fd;
   size_t done = 0;
   while (done < data.size()) {
     cqe_result c = co_await ring_op([&](io_uring_sqe* s) {
       io_uring_prep_write(s, fd, data.data() + done, static_cast<unsigned>(data.size() - done), offset + done);
+      s->rw_flags = rw_flags;
     });
     if (c.res == -EINTR || c.res == -EAGAIN) continue;
     if (c.res < 0) co_return cqe_error(c.res, nullptr);
@@ -120,6 +122,11 @@ task<result<uint64_t>> file::size() {
   co_return static_cast<uint64_t>(st.stx_size);
 }
 
+result<void> file::truncate(uint64_t length) {
+  if (::ftruncate(_fd, static_cast<off_t>(length)) != 0) return from_errno(errno);
+  return {};
+}
+
 task<void> file::close() {
   int fd = std::exchange(_fd, -1);
   if (fd < 0) co_return;
@@ -131,6 +138,14 @@ task<result<void>> make_dir(std::string path, unsigned mode) {
   cqe_result c = co_await ring_op([&](io_uring_sqe* s) { io_uring_prep_mkdirat(s, AT_FDCWD, path.c_str(), mode); });
   if (c.res < 0 && c.res != -EEXIST) co_return cqe_error(c.res, nullptr);
   co_return result<void>{};
+}
+
+task<result<void>> make_dirs(std::string path, unsigned mode) {
+  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    std::string part = slash == std::string::npos ? path : path.substr(0, slash);
+    if (auto r = co_await make_dir(part, mode); !r) co_return r;
+    if (slash == std::string::npos) co_return result<void>{};
+  }
 }
 
 task<result<void>> rename_file(std::string from, std::string to) {

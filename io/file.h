@@ -60,10 +60,14 @@ class file {
 
   // Reads until `out` is full or end of file; returns the bytes read.
   task<result<size_t>> read_at(uint64_t offset, std::span<char> out);
-  task<result<void>> write_at(uint64_t offset, std::span<const char> data);
+  // `rw_flags` are RWF_* flags for this write only (RWF_DSYNC: durable on completion).
+  task<result<void>> write_at(uint64_t offset, std::span<const char> data, int rw_flags = 0);
   task<result<void>> datasync();
   task<result<void>> allocate(uint64_t offset, uint64_t length);
   task<result<uint64_t>> size();
+  // Blocking ftruncate (liburing has no ring op for it here): for recovery at
+  // start-up only, never on a hot path.
+  result<void> truncate(uint64_t length);
   task<void> close();
 
  private:
@@ -74,6 +78,7 @@ class file {
 
 // Directory operations through the ring.
 task<result<void>> make_dir(std::string path, unsigned mode = 0755);  // EEXIST is success
+task<result<void>> make_dirs(std::string path, unsigned mode = 0755);  // every missing level
 task<result<void>> rename_file(std::string from, std::string to);
 task<result<void>> remove_file(std::string path);  // ENOENT is success
 

@@ -1,0 +1,455 @@
+#include "core/wal.h"
+
+#include <dirent.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/crc32c.h"
+#include "core/metrics.h"
+#include "core/trace_id.h"
+#include "io/log.h"
+#include "io/ops.h"
+#include "io/reactor.h"
+
+namespace xerv::core {
+namespace {
+
+counter g_bytes{"xerv_wal_bytes_total", "Bytes written to the write-ahead log (whole 4 KiB blocks)"};
+counter g_syncs{"xerv_wal_syncs_total", "WAL writes made durable (RWF_DSYNC writes and fdatasync calls)"};
+counter g_errors{"xerv_wal_write_errors_total", "WAL writes or segment creations that failed (disk full, I/O error)"};
+histogram g_sync_seconds{"xerv_wal_sync_seconds", "Time to make one WAL batch durable", latency_buckets()};
+histogram g_batch{"xerv_wal_batch_records", "Records per WAL write (group commit batch size)",
+                  {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}};
+gauge g_segments{"xerv_wal_segments", "WAL segment files on disk"};
+gauge g_healthy{"xerv_wal_unavailable", "Shards whose WAL is refusing writes (disk full or I/O errors)"};
+
+// A torn write can leave good records after a bad one only inside the last write;
+// a good record further away than this means the log is damaged in the middle.
+constexpr size_t torn_window = 1u << 20;
+
+size_t pad8(size_t n) { return (n + 7) & ~size_t(7); }
+size_t round_block(size_t n) { return (n + wal_block - 1) / wal_block * wal_block; }
+
+bool all_zero(const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (p[i]) return false;
+  return true;
+}
+
+// The record at `off`, if it is whole and its checksum holds.
+std::optional<wal_record_header> record_at(std::string_view b, size_t off, uint64_t prev_lsn, std::string* why) {
+  wal_record_header h;
+  std::memcpy(&h, b.data() + off, sizeof h);
+  auto bad = [&](const char* w) {
+    if (why) *why = w;
+    return std::nullopt;
+  };
+  if (h.magic != wal_magic) return bad("bad magic");
+  if (h.type == 0) return bad("record type 0");
+  if (h.length > wal_record_max || off + sizeof h + h.length > b.size()) return bad("length runs past the end");
+  if (crc32c(b.data() + off + 4, sizeof h - 4 + h.length) != h.crc) return bad("checksum mismatch");
+  if (prev_lsn && h.lsn <= prev_lsn) return bad("LSN goes backwards");
+  return h;
+}
+
+}  // namespace
+
+const char* to_string(wal_sync s) {
+  switch (s) {
+    case wal_sync::always: return "always";
+    case wal_sync::batch: return "batch";
+    case wal_sync::none: return "none";
+  }
+  return "unknown";
+}
+
+segment_scan scan_segment(std::string_view b, uint64_t segment, uint64_t prev_lsn,
+                          const std::function<void(const wal_record&)>& on_record) {
+  segment_scan s;
+  s.last_lsn = prev_lsn;
+  size_t off = 0;
+  constexpr size_t hs = sizeof(wal_record_header);
+  while (off < b.size()) {
+    if (b.size() - off < hs) {
+      if (!all_zero(b.data() + off, b.size() - off)) {
+        s.corrupt = true;
+        s.reason = "partial record header";
+      }
+      break;
+    }
+    if (all_zero(b.data() + off, hs)) break;  // never written: the end
+    auto h = record_at(b, off, s.last_lsn, &s.reason);
+    if (!h) {
+      s.corrupt = true;
+      for (size_t p = off + 8; p + hs <= b.size(); p += 8) {
+        if (std::memcmp(b.data() + p + 20, &wal_magic, 4) != 0) continue;
+        if (record_at(b, p, s.last_lsn, nullptr)) {
+          s.more_after = p - off >= torn_window;
+          break;
+        }
+      }
+      break;
+    }
+    // Check what was checked before the write, after the read too.
+    ASSERT(h->length <= wal_record_max);
+    on_record({h->lsn, h->type, segment, b.substr(off + hs, h->length)});
+    s.last_lsn = h->lsn;
+    off += pad8(hs + h->length);
+  }
+  s.valid_end = std::min(off, b.size());
+  return s;
+}
+
+std::vector<std::pair<uint64_t, std::string>> list_segments(const std::string& dir) {
+  std::vector<std::pair<uint64_t, std::string>> out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() != 24 || !n.ends_with(".wal")) continue;
+    char* end = nullptr;
+    uint64_t seq = std::strtoull(n.c_str(), &end, 10);
+    if (end != n.c_str() + 20 || seq == 0) continue;
+    out.emplace_back(seq, dir + "/" + n);
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void wal::buffer::reserve(size_t n) {
+  n = round_block(n + wal_block);  // room to pad the last block
+  if (n <= cap) return;
+  size_t want = std::max(n, cap * 2);
+  auto* p = static_cast<char*>(std::aligned_alloc(wal_block, want));
+  ASSERT(p != nullptr, "aligned_alloc(%zu)", want);
+  if (len) std::memcpy(p, data, len);
+  std::free(data);
+  data = p;
+  cap = want;
+}
+
+void wal::buffer::release() {
+  std::free(data);
+  data = nullptr;
+  cap = len = 0;
+}
+
+wal::wal(wal_options opts) : _opts(std::move(opts)) {}
+
+wal::~wal() {
+  ASSERT(_tasks.count() == 0, "wal destroyed before close()");
+  _active.release();
+  _flushing.release();
+}
+
+std::string wal::segment_path(uint64_t seq) const {
+  char name[32];
+  snprintf(name, sizeof name, "%020llu.wal", static_cast<unsigned long long>(seq));
+  return _opts.dir + "/" + name;
+}
+
+io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
+  ASSERT(opts.segment_bytes >= wal_block);
+  if (auto r = co_await io::make_dirs(opts.dir); !r) co_return opts.dir + ": " + r.error().message();
+  std::unique_ptr<wal> w(new wal(std::move(opts)));
+  auto segs = list_segments(w->_opts.dir);
+  uint64_t prev_lsn = 0;
+  for (size_t i = 0; i < segs.size(); ++i) {
+    const auto& [seq, path] = segs[i];
+    auto f = co_await io::file::open(path, {.flags = O_RDWR, .direct = io::direct_io::off});
+    if (!f) co_return path + ": " + f.error().message();
+    auto size = co_await f->size();
+    if (!size) co_return path + ": " + size.error().message();
+    std::string bytes(*size, '\0');
+    auto got = co_await f->read_at(0, bytes);
+    if (!got) co_return path + ": " + got.error().message();
+    bytes.resize(*got);
+    segment_scan s = scan_segment(bytes, seq, prev_lsn, [&](const wal_record& r) {
+      ++w->_stats.recovered_records;
+      replay(r);
+    });
+    bool newest = i + 1 == segs.size();
+    if (s.corrupt) {
+      bool torn = newest && !s.more_after;
+      if (!torn && !w->_opts.skip_corrupt) {
+        co_await f->close();
+        co_return path + ": corrupt record at offset " + std::to_string(s.valid_end) + " (" + s.reason +
+                   "); the log continues after it, so this is not a torn write. Restore the data directory from a "
+                   "backup, or start with --wal-skip-corrupt to drop the rest of this segment";
+      }
+      if (torn) {
+        XLOG(warn, "%s: torn tail at offset %zu (%s): cutting %zu bytes that were never acknowledged", path.c_str(),
+             s.valid_end, s.reason.c_str(), bytes.size() - s.valid_end);
+      } else {
+        XLOG(error, "%s: corrupt record at offset %zu (%s): --wal-skip-corrupt drops the rest of this segment",
+             path.c_str(), s.valid_end, s.reason.c_str());
+        ++w->_stats.skipped_corrupt;
+      }
+      w->_stats.truncated_bytes += bytes.size() - s.valid_end;
+      // Cut it so that the next start sees a clean end, not the same damage.
+      if (auto t = f->truncate(s.valid_end); !t) co_return path + ": truncate: " + t.error().message();
+      if (auto d = co_await f->datasync(); !d) co_return path + ": " + d.error().message();
+    }
+    co_await f->close();
+    prev_lsn = s.last_lsn;
+    w->_segments[seq].path = path;
+  }
+  w->_next_lsn = prev_lsn + 1;
+  w->_durable_lsn = prev_lsn;
+  w->_active.segment = segs.empty() ? 1 : segs.back().first + 1;
+  w->_stats.segments = w->_segments.size();
+  g_segments.add(int64_t(w->_segments.size()));
+  (void)io::spawn(w->_tasks, w->flusher());
+  (void)io::spawn(w->_tasks, w->ticker());
+  co_return std::move(w);
+}
+
+uint64_t wal::append(uint32_t type, std::string_view payload) {
+  ASSERT(type != 0);
+  ASSERT(payload.size() <= wal_record_max, "WAL record of %zu bytes", payload.size());
+  if (_closing) return 0;
+  if (_failing && _active.len + payload.size() > _opts.buffered_max) return 0;
+  constexpr size_t hs = sizeof(wal_record_header);
+  size_t n = pad8(hs + payload.size());
+  _active.reserve(_active.len + n);
+  char* p = _active.data + _active.len;
+  wal_record_header h{0, uint32_t(payload.size()), _next_lsn++, type, wal_magic};
+  std::memcpy(p, &h, hs);
+  std::memcpy(p + hs, payload.data(), payload.size());
+  std::memset(p + hs + payload.size(), 0, n - hs - payload.size());
+  h.crc = crc32c(p + 4, hs - 4 + payload.size());
+  std::memcpy(p, &h.crc, 4);
+  _active.len += n;
+  if (!_active.first_lsn) _active.first_lsn = h.lsn;
+  _active.last_lsn = h.lsn;
+  ++_active.records;
+  notify();
+  return h.lsn;
+}
+
+struct wal::wait_op {
+  wal& w;
+  uint64_t lsn;
+  io::result<void> out{};
+  bool await_ready() noexcept {
+    if (w._failing) out = w._last_error;
+    return w._failing || lsn <= w._durable_lsn;
+  }
+  void await_suspend(std::coroutine_handle<> h) {
+    waiter x{lsn, h, &out};
+    if (w._waiters.empty() || w._waiters.back().lsn <= lsn) {
+      w._waiters.push_back(x);
+      return;
+    }
+    auto at = std::upper_bound(w._waiters.begin(), w._waiters.end(), lsn,
+                               [](uint64_t l, const waiter& e) { return l < e.lsn; });
+    w._waiters.insert(at, x);
+  }
+  io::result<void> await_resume() { return out; }
+};
+
+io::task<io::result<void>> wal::wait(uint64_t lsn) {
+  ASSERT(lsn < _next_lsn, "waiting for LSN %llu never appended", static_cast<unsigned long long>(lsn));
+  if (_opts.sync == wal_sync::none) co_return io::result<void>{};
+  co_return co_await wait_op{*this, lsn};
+}
+
+void wal::complete_waiters(uint64_t up_to, io::result<void> r) {
+  while (!_waiters.empty() && _waiters.front().lsn <= up_to) {
+    waiter x = _waiters.front();
+    _waiters.pop_front();
+    *x.out = r;
+    io::this_reactor().schedule(x.h);
+  }
+}
+
+void wal::notify() {
+  if (_flusher_waiting) io::this_reactor().schedule(std::exchange(_flusher_waiting, {}));
+  else _kick = true;
+}
+
+void wal::trace_started(uint64_t segment) { ++_segments[segment].unfinished; }
+
+void wal::trace_finished(uint64_t segment, uint64_t end_unix_ms) {
+  auto it = _segments.find(segment);
+  if (it == _segments.end()) return;
+  if (it->second.unfinished) --it->second.unfinished;
+  it->second.newest_end_ms = std::max(it->second.newest_end_ms, end_unix_ms);
+}
+
+io::task<io::result<void>> wal::open_segment(uint64_t seq) {
+  std::string path = segment_path(seq);
+  auto f = co_await io::file::open(path, {.flags = O_RDWR | O_CREAT | O_TRUNC});
+  if (!f) co_return f.error();
+  auto a = co_await f->allocate(0, _opts.segment_bytes);
+  if (!a && a.error() != std::errc::operation_not_supported) {
+    co_await f->close();
+    (void)co_await io::remove_file(path);
+    co_return a.error();
+  }
+  // The new name must survive a power cut before records in it are acknowledged.
+  auto dir = co_await io::file::open(_opts.dir, {.flags = O_RDONLY | O_DIRECTORY, .direct = io::direct_io::off});
+  if (!dir) co_return dir.error();
+  auto synced = co_await dir->datasync();
+  co_await dir->close();
+  if (!synced) co_return synced;
+  _file = std::move(*f);
+  _file_segment = seq;
+  _segments[seq].path = path;
+  _stats.segments = _segments.size();
+  g_segments.add(1);
+  co_return io::result<void>{};
+}
+
+io::task<io::result<void>> wal::write_batch(buffer& b) {
+  if (b.segment != _file_segment) {
+    if (_file_segment) {
+      // Seal the full segment before anything lands in the next one.
+      if (_unsynced)
+        if (auto s = co_await _file.datasync(); !s) co_return s;
+      _unsynced = false;
+      co_await _file.close();
+      _file_segment = 0;
+    }
+    if (auto r = co_await open_segment(b.segment); !r) co_return r;
+  }
+  size_t n = round_block(b.len);
+  std::memset(b.data + b.len, 0, n - b.len);
+  uint64_t t0 = io::monotonic_ns();
+  bool dsync = _opts.sync == wal_sync::always;
+  if (auto w = co_await _file.write_at(b.file_off, {b.data, n}, dsync ? RWF_DSYNC : 0); !w) co_return w;
+  g_bytes.inc({}, double(n));
+  g_batch.observe(double(b.records));
+  if (dsync) {
+    g_syncs.inc();
+    g_sync_seconds.observe(double(io::monotonic_ns() - t0) / 1e9);
+  } else {
+    _unsynced = true;
+  }
+  co_return io::result<void>{};
+}
+
+io::task<void> wal::delete_old_segments() {
+  uint64_t now = unix_ms_now();
+  while (!_segments.empty()) {
+    auto it = _segments.begin();
+    const segment_info& s = it->second;
+    if (it->first >= _file_segment || it->first >= _active.segment) break;
+    if (s.unfinished || s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
+    std::string path = s.path;
+    if (auto r = co_await io::remove_file(path); !r) {
+      XLOG(warn, "%s: cannot delete an expired WAL segment: %s", path.c_str(), r.error().message().c_str());
+      break;
+    }
+    _segments.erase(it);
+    _stats.segments = _segments.size();
+    g_segments.add(-1);
+  }
+}
+
+io::task<void> wal::ticker() {
+  auto period = _opts.sync == wal_sync::batch ? _opts.batch_delay : std::chrono::milliseconds(1000);
+  for (;;) {
+    auto r = co_await io::sleep_for(period, &_stop);
+    if (!r) co_return;
+    notify();
+  }
+}
+
+io::task<void> wal::flusher() {
+  struct kick {
+    wal& w;
+    bool await_ready() {
+      return std::exchange(w._kick, false);
+    }
+    void await_suspend(std::coroutine_handle<> h) { w._flusher_waiting = h; }
+    void await_resume() {}
+  };
+  uint64_t last_sweep_ns = 0;
+  for (;;) {
+    if (_active.records == 0) {
+      uint64_t now = io::monotonic_ns();
+      bool sync_due = _unsynced && (_closing || (_opts.sync == wal_sync::batch &&
+                                                 now - _last_sync_ns >= uint64_t(_opts.batch_delay.count()) * 1'000'000));
+      if (sync_due) {
+        auto s = co_await _file.datasync();
+        if (s) {
+          g_syncs.inc();
+          g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
+          _unsynced = false;
+        }
+        _last_sync_ns = now;
+      }
+      if (now - last_sweep_ns >= 1'000'000'000) {
+        last_sweep_ns = now;
+        co_await delete_old_segments();
+      }
+      if (_closing) break;
+      co_await kick{*this};
+      continue;
+    }
+    // Take the batch; new appends go to the other buffer, which starts with a copy
+    // of the partial block this write ends in (the next write rewrites it).
+    std::swap(_active, _flushing);
+    _active.len = 0;
+    _active.first_lsn = _active.last_lsn = 0;
+    _active.records = 0;
+    if (_flushing.file_off + _flushing.len >= _opts.segment_bytes) {
+      _active.segment = _flushing.segment + 1;
+      _active.file_off = 0;
+    } else {
+      size_t tail = _flushing.len % wal_block;
+      _active.segment = _flushing.segment;
+      _active.file_off = _flushing.file_off + _flushing.len - tail;
+      _active.reserve(tail);
+      std::memcpy(_active.data, _flushing.data + _flushing.len - tail, tail);
+      _active.len = tail;
+    }
+    for (;;) {
+      auto r = co_await write_batch(_flushing);
+      if (r) break;
+      g_errors.inc();
+      if (!_failing) {
+        XLOG(error, "WAL %s: write failed: %s; refusing new traces until it succeeds (retry every %lld ms)",
+             _opts.dir.c_str(), r.error().message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
+        _failing = true;
+        g_healthy.add(1);
+      }
+      _last_error = r.error();
+      complete_waiters(std::max(_flushing.last_lsn, _active.last_lsn), r.error());
+      if (_closing) {
+        XLOG(error, "WAL %s: giving up at shutdown; %u records were not written (none was acknowledged)",
+             _opts.dir.c_str(), _flushing.records + _active.records);
+        _active.records = 0;
+        _flushing.len = 0;
+        _unsynced = false;
+        co_await _file.close();
+        co_return;
+      }
+      (void)co_await io::sleep_for(_opts.retry_delay, &_stop);
+    }
+    if (_failing) {
+      XLOG(info, "WAL %s: writes succeed again; accepting traces", _opts.dir.c_str());
+      _failing = false;
+      g_healthy.add(-1);
+    }
+    _durable_lsn = _flushing.last_lsn;
+    complete_waiters(_durable_lsn, {});
+    _flushing.len = 0;
+  }
+  co_await _file.close();
+}
+
+io::task<void> wal::close() {
+  if (_closing) co_return;
+  _closing = true;
+  notify();
+  _stop.cancel();
+  co_await _tasks.close();
+  complete_waiters(~uint64_t(0), io::errc::closed);
+}
+
+}  // namespace xerv::core

@@ -1,0 +1,183 @@
+#pragma once
+// The write-ahead log of one shard (SPEC §6). Design note: docs/durability.md.
+//
+// Records are appended to an in-memory buffer and made durable by one flusher
+// coroutine per shard: while one write is in flight, new records accumulate, and
+// the next write carries all of them (group commit). Every write starts on a 4 KiB
+// boundary of an O_DIRECT segment file and rewrites the partial block the previous
+// write ended in. With sync=always the write carries RWF_DSYNC, so one ring op makes
+// a whole batch durable.
+//
+// On-disk record: a 24-byte header {crc32c, length, lsn, type, magic} followed by
+// the payload, padded to 8 bytes. The CRC covers everything after the crc field.
+// LSNs increase by one per record. A zero header (the preallocated, never written
+// part of a segment) ends a segment.
+//
+// Lifecycle: open() on the owning shard (it replays the log), append()/wait() from
+// that shard only, close() before destruction. No locks: everything is shard-local.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "io/cancel.h"
+#include "io/file.h"
+#include "io/gate.h"
+#include "io/result.h"
+#include "io/task.h"
+
+namespace xerv::core {
+
+enum class wal_sync { always, batch, none };
+const char* to_string(wal_sync s);
+
+struct wal_options {
+  std::string dir;  // one directory per shard
+  wal_sync sync = wal_sync::always;
+  uint64_t segment_bytes = 64ull << 20;
+  std::chrono::milliseconds batch_delay{10};  // sync=batch: fdatasync at least this often
+  std::chrono::milliseconds retention{3'600'000};  // finished traces stay this long
+  std::chrono::milliseconds retry_delay{1'000};  // after a failed write (disk full)
+  bool skip_corrupt = false;
+  size_t buffered_max = 64u << 20;  // appends beyond this while the disk refuses writes are refused
+};
+
+struct wal_record_header {
+  uint32_t crc;
+  uint32_t length;
+  uint64_t lsn;
+  uint32_t type;
+  uint32_t magic;
+};
+static_assert(sizeof(wal_record_header) == 24);
+inline constexpr uint32_t wal_magic = 0x4c415758;  // "XWAL"
+inline constexpr uint32_t wal_record_max = 64u << 20;
+inline constexpr size_t wal_block = io::aligned_buffer::alignment;
+
+struct wal_record {
+  uint64_t lsn;
+  uint32_t type;
+  uint64_t segment;  // sequence number of the segment file holding it
+  std::string_view payload;
+};
+
+// The result of decoding one segment's bytes.
+struct segment_scan {
+  size_t valid_end = 0;   // end of the last good record
+  uint64_t last_lsn = 0;
+  bool corrupt = false;   // bytes at valid_end are neither a record nor the zero end
+  bool more_after = false;  // ... and a good record follows far enough to rule out a torn write
+  std::string reason;
+};
+
+// Decodes records from `bytes` (pure; used by recovery and by `xerv inspect`).
+// `prev_lsn` is the last LSN of the previous segment (0: any).
+segment_scan scan_segment(std::string_view bytes, uint64_t segment, uint64_t prev_lsn,
+                          const std::function<void(const wal_record&)>& on_record);
+
+// Segment files of `dir`, oldest first: {sequence, path}.
+std::vector<std::pair<uint64_t, std::string>> list_segments(const std::string& dir);
+
+struct wal_stats {
+  uint64_t segments = 0;
+  uint64_t recovered_records = 0;
+  uint64_t truncated_bytes = 0;  // torn tail cut at open
+  uint64_t skipped_corrupt = 0;  // segments cut short by --wal-skip-corrupt
+};
+
+class wal {
+ public:
+  using replay_fn = std::function<void(const wal_record&)>;
+  // An error names the file and the offset.
+  using open_result = std::variant<std::unique_ptr<wal>, std::string>;
+
+  // Creates `dir`, replays every record through `replay` (oldest first), cuts a
+  // torn tail, and starts a fresh segment for new records.
+  static io::task<open_result> open(wal_options opts, replay_fn replay);
+  ~wal();
+
+  // Appends a record; returns its LSN, or 0 when refused (the disk has been
+  // refusing writes and the buffer is full). Never suspends.
+  uint64_t append(uint32_t type, std::string_view payload);
+  // Completes when `lsn` is durable as the sync mode defines it: always: written
+  // and synced; batch: written (fdatasync follows within batch_delay); none: at once.
+  // Fails when the write carrying it failed (disk full); it is retried later.
+  io::task<io::result<void>> wait(uint64_t lsn);
+  // False while writes are failing; admissions should be refused meanwhile.
+  bool healthy() const { return !_failing; }
+  // The segment new records go to (for retention accounting).
+  uint64_t active_segment() const { return _active.segment; }
+
+  // Retention accounting: a segment is deleted once every trace started in it has
+  // finished more than `retention` ago, and the segments before it are gone.
+  void trace_started(uint64_t segment);
+  void trace_finished(uint64_t segment, uint64_t end_unix_ms);
+
+  const wal_stats& stats() const { return _stats; }
+  const wal_options& options() const { return _opts; }
+
+  // Writes and syncs everything appended, then stops the flusher.
+  io::task<void> close();
+
+ private:
+  struct buffer {
+    char* data = nullptr;
+    size_t cap = 0;
+    size_t len = 0;
+    uint64_t file_off = 0;   // where data[0] goes; a multiple of wal_block
+    uint64_t segment = 0;
+    uint64_t first_lsn = 0;  // 0: no record in it yet
+    uint64_t last_lsn = 0;
+    uint32_t records = 0;
+    void reserve(size_t n);
+    void release();
+  };
+  struct waiter {
+    uint64_t lsn;
+    std::coroutine_handle<> h;
+    io::result<void>* out;
+  };
+  struct wait_op;
+  struct segment_info {
+    std::string path;
+    uint32_t unfinished = 0;
+    uint64_t newest_end_ms = 0;
+  };
+
+  explicit wal(wal_options opts);
+  io::task<void> flusher();
+  io::task<void> ticker();
+  io::task<io::result<void>> write_batch(buffer& b);
+  io::task<io::result<void>> open_segment(uint64_t seq);
+  io::task<void> delete_old_segments();
+  void complete_waiters(uint64_t up_to, io::result<void> r);
+  void notify();
+  std::string segment_path(uint64_t seq) const;
+
+  wal_options _opts;
+  buffer _active, _flushing;
+  uint64_t _next_lsn = 1;
+  uint64_t _durable_lsn = 0;
+  std::deque<waiter> _waiters;  // ordered by lsn
+  io::file _file;
+  uint64_t _file_segment = 0;   // 0: none open
+  bool _unsynced = false;       // sync=batch/none: written but not fdatasync'ed
+  uint64_t _last_sync_ns = 0;
+  bool _failing = false;
+  std::error_code _last_error;  // why writes are failing
+  bool _closing = false;
+  std::coroutine_handle<> _flusher_waiting;
+  bool _kick = false;
+  io::cancel_source _stop;
+  io::gate _tasks;
+  std::map<uint64_t, segment_info> _segments;
+  wal_stats _stats;
+};
+
+}  // namespace xerv::core

@@ -1,0 +1,176 @@
+#include "flows/journal.h"
+
+#include <cstring>
+
+namespace xerv::flows {
+namespace {
+
+struct writer {
+  std::string& out;
+  void u8(uint8_t v) { out.push_back(char(v)); }
+  void u64(uint64_t v) { out.append(reinterpret_cast<const char*>(&v), 8); }
+  void str(std::string_view s) {
+    uint32_t n = uint32_t(s.size());
+    out.append(reinterpret_cast<const char*>(&n), 4);
+    out.append(s);
+  }
+  void id(const core::trace_id& t) {
+    u64(t.hi);
+    u64(t.lo);
+  }
+  void logs(const std::vector<log_line>& ls) {
+    u64(ls.size());
+    for (const auto& l : ls) {
+      u64(l.unix_ms);
+      u8(uint8_t(l.level));
+      str(l.node);
+      str(l.message);
+    }
+  }
+};
+
+struct reader {
+  std::string_view in;
+  bool ok = true;
+  bool take(void* dst, size_t n) {
+    if (!ok || in.size() < n) return ok = false;
+    std::memcpy(dst, in.data(), n);
+    in.remove_prefix(n);
+    return true;
+  }
+  uint8_t u8() {
+    uint8_t v = 0;
+    take(&v, 1);
+    return v;
+  }
+  uint64_t u64() {
+    uint64_t v = 0;
+    take(&v, 8);
+    return v;
+  }
+  std::string str() {
+    uint32_t n = 0;
+    if (!take(&n, 4) || in.size() < n) {
+      ok = false;
+      return {};
+    }
+    std::string s(in.substr(0, n));
+    in.remove_prefix(n);
+    return s;
+  }
+  core::trace_id id() {
+    core::trace_id t;
+    t.hi = u64();
+    t.lo = u64();
+    return t;
+  }
+  std::vector<log_line> logs() {
+    uint64_t n = u64();
+    std::vector<log_line> out;
+    // Each line takes at least 17 bytes: a count beyond that is damage.
+    if (!ok || n > in.size() / 17) {
+      ok = false;
+      return out;
+    }
+    out.reserve(n);
+    for (uint64_t i = 0; i < n && ok; ++i) {
+      log_line l;
+      l.unix_ms = u64();
+      uint8_t lvl = u8();
+      if (lvl > uint8_t(io::log_level::error)) ok = false;
+      l.level = io::log_level(lvl);
+      l.node = str();
+      l.message = str();
+      out.push_back(std::move(l));
+    }
+    return out;
+  }
+  bool done() const { return ok && in.empty(); }
+};
+
+}  // namespace
+
+void encode(std::string& out, const started_record& r) {
+  out.clear();
+  writer w{out};
+  w.id(r.id);
+  w.u64(r.created_ms);
+  w.str(r.pipeline);
+  w.str(r.version);
+  w.str(r.trigger);
+  w.str(r.input);
+}
+
+void encode(std::string& out, const node_record& r) {
+  out.clear();
+  writer w{out};
+  w.id(r.id);
+  w.str(r.node);
+  w.str(r.port);
+  w.u64(r.finished_ms);
+  w.u64(r.duration_us);
+  w.str(r.output);
+  w.logs(r.logs);
+}
+
+void encode(std::string& out, const ended_record& r) {
+  out.clear();
+  writer w{out};
+  w.id(r.id);
+  w.u8(r.status);
+  w.u64(r.finished_ms);
+  w.str(r.error_node);
+  w.str(r.error_message);
+  w.str(r.output);
+  w.logs(r.logs);
+}
+
+std::optional<started_record> decode_started(std::string_view p) {
+  reader rd{p};
+  started_record r;
+  r.id = rd.id();
+  r.created_ms = rd.u64();
+  r.pipeline = rd.str();
+  r.version = rd.str();
+  r.trigger = rd.str();
+  r.input = rd.str();
+  if (!rd.done()) return std::nullopt;
+  return r;
+}
+
+std::optional<node_record> decode_node(std::string_view p) {
+  reader rd{p};
+  node_record r;
+  r.id = rd.id();
+  r.node = rd.str();
+  r.port = rd.str();
+  r.finished_ms = rd.u64();
+  r.duration_us = rd.u64();
+  r.output = rd.str();
+  r.logs = rd.logs();
+  if (!rd.done()) return std::nullopt;
+  return r;
+}
+
+std::optional<ended_record> decode_ended(std::string_view p) {
+  reader rd{p};
+  ended_record r;
+  r.id = rd.id();
+  r.status = rd.u8();
+  r.finished_ms = rd.u64();
+  r.error_node = rd.str();
+  r.error_message = rd.str();
+  r.output = rd.str();
+  r.logs = rd.logs();
+  if (!rd.done()) return std::nullopt;
+  return r;
+}
+
+std::optional<core::trace_id> record_trace(std::string_view p) {
+  reader rd{p};
+  core::trace_id t = rd.id();
+  if (!rd.ok) return std::nullopt;
+  return t;
+}
+
+}  // namespace xerv::flows

@@ -1,0 +1,69 @@
+#pragma once
+// What the engine writes to the WAL about a trace (SPEC §6), and how it reads it
+// back at recovery and in `xerv inspect`. Payloads are little-endian binary:
+// integers fixed-width, strings and encoded values as u32 length + bytes.
+//
+// A trace's records, in log order: started (its input) → node, one per completed
+// top-level node (its port, its output and the log lines written since the
+// previous record) → ended (status, output, error, last log lines). Nodes inside a
+// std::split or std::loop body are covered by the record of their container.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/trace_id.h"
+#include "io/log.h"
+
+namespace xerv::flows {
+
+enum class journal_type : uint32_t { started = 1, node = 2, ended = 3 };
+
+struct log_line {
+  uint64_t unix_ms;
+  io::log_level level;
+  std::string node;
+  std::string message;
+};
+
+struct started_record {
+  core::trace_id id;
+  uint64_t created_ms = 0;
+  std::string pipeline, version, trigger;
+  std::string input;  // encoded value
+};
+
+struct node_record {
+  core::trace_id id;
+  std::string node, port;
+  uint64_t finished_ms = 0;
+  uint64_t duration_us = 0;
+  std::string output;  // encoded value
+  std::vector<log_line> logs;
+};
+
+struct ended_record {
+  core::trace_id id;
+  uint8_t status = 0;  // trace_status
+  uint64_t finished_ms = 0;
+  std::string error_node, error_message;
+  std::string output;  // encoded value; empty when there is none
+  std::vector<log_line> logs;
+};
+
+// Encoders append to `out` (cleared first), so one buffer serves every record.
+void encode(std::string& out, const started_record& r);
+void encode(std::string& out, const node_record& r);
+void encode(std::string& out, const ended_record& r);
+
+// Decoders refuse (nullopt) anything truncated or with trailing bytes.
+std::optional<started_record> decode_started(std::string_view p);
+std::optional<node_record> decode_node(std::string_view p);
+std::optional<ended_record> decode_ended(std::string_view p);
+
+// The trace a record belongs to (every payload starts with it).
+std::optional<core::trace_id> record_trace(std::string_view p);
+
+}  // namespace xerv::flows
