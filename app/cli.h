@@ -11,5 +11,8 @@ int cmd_validate(const std::vector<std::string>& args);
 int cmd_deploy(const std::vector<std::string>& args);
 int cmd_list(const std::vector<std::string>& args);
 int cmd_bench(const std::vector<std::string>& args);
+// Prints a trace's durable history (or every trace's, one JSON object per line,
+// with --all) from the WAL files under --data-dir; no server needed.
+int cmd_inspect(const std::vector<std::string>& args);
 
 }  // namespace xerv::app

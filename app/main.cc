@@ -101,6 +101,8 @@ int usage(FILE* to) {
           "  list                  list the pipelines of a running server [--url http://HOST:PORT]\n"
           "  bench FLOW            run a flow in-process on every shard and print traces/s, nodes/s,\n"
           "                        latency [--seconds N] [--concurrency N] [--input JSON] [--shards N]\n"
+          "  inspect TRACE_ID      print a trace's durable history and node outputs from the WAL, offline\n"
+          "                        (--all: every trace, one JSON object per line) [--data-dir DIR]\n"
           "  version               print the version\n"
           "  config-table          print every setting as a Markdown table\n"
           "\noptions of `serve` (flags > environment > --config FILE > defaults):\n  --config FILE\n");
@@ -316,6 +318,7 @@ int main(int argc, char** argv) {
   if (cmd == "deploy") return app::cmd_deploy(rest_args);
   if (cmd == "list") return app::cmd_list(rest_args);
   if (cmd == "bench") return app::cmd_bench(rest_args);
+  if (cmd == "inspect") return app::cmd_inspect(rest_args);
   if (cmd != "serve") {
     fprintf(stderr, "xerv: unknown command '%s'\n", cmd.c_str());
     return usage(stderr);

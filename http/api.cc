@@ -326,20 +326,10 @@ std::string trace_details(const flows::trace_record& t) {
   return out;
 }
 
-const char* level_name(io::log_level l) {
-  switch (l) {
-    case io::log_level::debug: return "debug";
-    case io::log_level::info: return "info";
-    case io::log_level::warn: return "warn";
-    case io::log_level::error: return "error";
-  }
-  return "info";
-}
-
 void append_log(std::string& out, const flows::log_line& l) {
   out += '{';
   field(out, "timestamp_ms", l.unix_ms);
-  field(out, "level", level_name(l.level));
+  field(out, "level", io::to_string(l.level));
   field(out, "node", l.node);
   field(out, "message", l.message);
   out += '}';

@@ -145,4 +145,14 @@ void assert_fail(const char* cond, const char* file, int line, const char* fmt, 
 }
 }  // namespace detail
 
+const char* to_string(log_level level) {
+  switch (level) {
+    case log_level::debug: return "debug";
+    case log_level::info: return "info";
+    case log_level::warn: return "warn";
+    case log_level::error: return "error";
+  }
+  return "info";
+}
+
 }  // namespace xerv::io

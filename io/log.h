@@ -23,6 +23,7 @@ void vlog(log_level level, const char* fmt, va_list args);
 // "debug", "info", "warn"/"warning", "error" ("trace" counts as debug). Also accepts
 // RUST_LOG-style lists ("xerv=debug", "warn,xerv=debug"): the xerv entry wins.
 std::optional<log_level> parse_log_level(std::string_view text);
+const char* to_string(log_level level);
 std::optional<log_format> parse_log_format(std::string_view text);
 
 }  // namespace xerv::io

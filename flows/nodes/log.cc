@@ -14,6 +14,11 @@ struct log_impl : node_impl {
     if (message) message->render_text(text, env.selectors());
     else core::write_json(text, input);
     env.log(level, text);
+    // Also to the server's log, where operators look first.
+    if (io::log_enabled(level)) {
+      std::string_view id = env.selectors().trace_id(), node = env.node_name();
+      io::log(level, "trace %.*s %.*s: %s", int(id.size()), id.data(), int(node.size()), node.data(), text.c_str());
+    }
     return emit_ref(0, input);
   }
 };
