@@ -1,5 +1,8 @@
 #include "io/runtime.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -80,6 +83,14 @@ runtime::runtime(runtime_options opts) : _opts(opts) {
   _count = opts.shards ? opts.shards : std::max<unsigned>(1, static_cast<unsigned>(_cpus.size()));
   ASSERT(_count >= 1 && _count <= 1024, "shard count %u", _count);
   _features = probe_ring_features();
+  // Shards write their logs through their own rings at the file position; two
+  // rings racing on one position of a regular file overwrite each other's lines.
+  // O_APPEND makes every write land at the end (`xerv serve 2> file`).
+  struct stat st {};
+  if (fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode)) {
+    int fl = fcntl(STDERR_FILENO, F_GETFL);
+    if (fl >= 0 && !(fl & O_APPEND)) (void)fcntl(STDERR_FILENO, F_SETFL, fl | O_APPEND);
+  }
   if (opts.force_eventfd_wakeup) _features.msg_ring = false;
   _queues.resize(size_t{_count} * _count);
   for (unsigned a = 0; a < _count; ++a)
