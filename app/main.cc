@@ -324,8 +324,12 @@ int main(int argc, char** argv) {
     return usage(stderr);
   }
   std::vector<std::string> args(argv + 2, argv + argc), rest;
-  for (const auto& a : args)
-    if (a == "--help" || a == "-h") return usage(stdout);
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--help" || args[i] == "-h") return usage(stdout);
+    // A switch more than a setting: bare --wal-skip-corrupt means true.
+    bool valued = i + 1 < args.size() && (args[i + 1] == "true" || args[i + 1] == "false");
+    if (args[i] == "--wal-skip-corrupt" && !valued) args[i] = "--wal-skip-corrupt=true";
+  }
   if (auto err = app::load_config(g_cfg, args, rest)) {
     fprintf(stderr, "xerv: %s\n", err->c_str());
     return 2;
