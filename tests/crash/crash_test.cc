@@ -136,6 +136,19 @@ client::response request(uint16_t port, const std::string& method, const std::st
   return c.read_response(ms);
 }
 
+// A trace's status as the API reports it (the first "status" of the reply is the
+// trace's own; its nodes' come after), polled until `want` or about 10 s.
+std::string wait_status(uint16_t port, const std::string& id, const std::string& want = "completed") {
+  std::string status;
+  for (int tries = 0; tries < 500 && status != want; ++tries) {
+    auto r = request(port, "GET", "/api/v1/traces/" + id, "", 3000);
+    size_t at = r.body.find("\"status\":\"");
+    status = at == std::string::npos ? "" : r.body.substr(at + 10, r.body.find('"', at + 10) - at - 10);
+    if (status != want) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return status;
+}
+
 TEST(crash, kill_9_under_load_loses_nothing_acknowledged) {
   uint64_t seed = std::random_device{}();
   if (const char* s = getenv("XERV_CRASH_SEED")) seed = std::stoull(s);
@@ -206,16 +219,7 @@ TEST(crash, kill_9_under_load_loses_nothing_acknowledged) {
     xerv_process p2(env);
     uint16_t port = p2.wait_ready();
     ASSERT_NE(port, 0) << p2.log();
-    for (const auto& [id, t] : at_crash) {
-      std::string status;
-      for (int tries = 0; tries < 200 && status != "completed"; ++tries) {
-        auto r = request(port, "GET", "/api/v1/traces/" + id, "", 3000);
-        size_t at = r.body.find("\"status\":\"");
-        status = at == std::string::npos ? "" : r.body.substr(at + 10, r.body.find('"', at + 10) - at - 10);
-        if (status != "completed") std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      EXPECT_EQ(status, "completed") << "trace " << id << " after the restart";
-    }
+    for (const auto& [id, t] : at_crash) EXPECT_EQ(wait_status(port, id), "completed") << "trace " << id << " after the restart";
     auto health = request(port, "GET", "/health", "", 3000);
     size_t unfinished = 0;
     for (const auto& [id, t] : at_crash) unfinished += t.status == "unfinished";
@@ -330,6 +334,60 @@ TEST(crash, torn_tail_is_cut_and_corrupt_middle_stops_start) {
   EXPECT_NE(p.log().find("drops the rest of this segment"), std::string::npos) << p.log();
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
+}
+
+}  // namespace
+
+namespace {
+
+// SIGTERM (SPEC §11): running traces get XERV_DRAIN_TIMEOUT_MS to finish; the
+// ones that do are durably completed, the rest resume after the restart.
+TEST(shutdown, sigterm_drains_short_traces_and_resumes_long_ones) {
+  tmp_dir root("xerv-drain");
+  fs::create_directories(root.path / "flows");
+  std::string slow = k_flow;
+  slow.replace(slow.find("name: crash_flow"), 16, "name: slow_flow");
+  slow.replace(slow.find("/hooks/async"), 12, "/hooks/slow1");
+  slow.replace(slow.find("/hooks/sync"), 11, "/hooks/slow2");
+  slow.replace(slow.find("ms: 120"), 7, "ms: 4000");
+  std::ofstream(root.path / "flows" / "crash.yaml") << k_flow;
+  std::ofstream(root.path / "flows" / "slow.yaml") << slow;
+  fs::path data = root.path / "data";
+  auto env = serve_env(data, root.path / "flows");
+  env.back() = "XERV_DRAIN_TIMEOUT_MS=1000";
+
+  std::string quick_id, slow_id;
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    auto quick = request(port, "POST", "/hooks/async", "{}", 5000);
+    auto long_one = request(port, "POST", "/hooks/slow1", "{}", 5000);
+    ASSERT_EQ(quick.status, 202);
+    ASSERT_EQ(long_one.status, 202);
+    quick_id = quick.headers["x-xerv-trace-id"];
+    slow_id = long_one.headers["x-xerv-trace-id"];
+    auto t0 = std::chrono::steady_clock::now();
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(10000)), 0) << p.log();
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_LT(took, std::chrono::milliseconds(3500)) << "the drain is bounded by XERV_DRAIN_TIMEOUT_MS";
+    EXPECT_NE(p.log().find("waiting up to 1000 ms for"), std::string::npos) << p.log();
+  }
+  auto durable = inspect_all(data);
+  EXPECT_EQ(durable[quick_id].status, "completed") << "a short trace finishes during the drain";
+  EXPECT_EQ(durable[slow_id].status, "unfinished") << "a long one is left to resume, not failed";
+  EXPECT_EQ(durable[slow_id].nodes.count("first"), 1u);
+
+  xerv_process p(env);
+  uint16_t port = p.wait_ready();
+  ASSERT_NE(port, 0) << p.log();
+  EXPECT_EQ(wait_status(port, slow_id), "completed");
+  p.signal(SIGTERM);
+  ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(10000)), 0) << p.log();
+  auto ran = effects(p.log());
+  EXPECT_EQ(ran[std::make_pair(slow_id, std::string("first"))], 0) << "recorded before the stop: not run again";
+  EXPECT_EQ(ran[std::make_pair(slow_id, std::string("second"))], 1);
 }
 
 }  // namespace
