@@ -92,6 +92,25 @@ bool load_startup_flows() {
   return true;
 }
 
+// A trace id names its shard: a WAL written by more shards than run now would
+// leave traces nobody can resume or find.
+bool wal_fits_shards(unsigned shards) {
+  std::string dir = g_cfg.data_dir + "/wal";
+  DIR* d = opendir(dir.c_str());
+  if (!d) return true;
+  unsigned needed = 0;
+  while (dirent* e = readdir(d)) {
+    unsigned n = 0;
+    if (sscanf(e->d_name, "shard-%u", &n) == 1 && !core::list_segments(dir + "/" + e->d_name).empty())
+      needed = std::max(needed, n + 1);
+  }
+  closedir(d);
+  if (needed <= shards) return true;
+  fprintf(stderr, "xerv: %s holds the write-ahead log of %u shards, but only %u would run; start with XERV_SHARDS=%u "
+          "or more\n", dir.c_str(), needed, shards, needed);
+  return false;
+}
+
 int usage(FILE* to) {
   fprintf(to,
           "usage: xerv <command> [options]\n"
@@ -347,6 +366,7 @@ int main(int argc, char** argv) {
   io::runtime_options opts;
   opts.shards = unsigned(g_cfg.shards);
   io::runtime rt(opts);
+  if (!wal_fits_shards(rt.shard_count())) return 2;
   g_info.version = XERV_VERSION;
   g_info.shards = rt.shard_count();
   g_info.started_ns = io::monotonic_ns();

@@ -118,6 +118,7 @@ bool engine::remove(std::string_view name) {
     t->status = trace_status::failed;
     t->error_message = "pipeline deleted before the trace started";
     t->finished_ms = core::unix_ms_now();
+    journal_end(*t);
     t->wake_all();
     ++_finished_count;
     g_pending.add(-1);

@@ -391,3 +391,16 @@ TEST(shutdown, sigterm_drains_short_traces_and_resumes_long_ones) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(crash, refuses_fewer_shards_than_the_wal_was_written_by) {
+  tmp_dir root("xerv-shards");
+  fs::create_directories(root.path / "wal" / "shard-3");
+  std::ofstream(root.path / "wal" / "shard-3" / "00000000000000000001.wal") << "x";
+  auto [code, log] = xerv::testing::run_xerv_expect_exit({"XERV_SHARDS=2", "XERV_DATA_DIR=" + root.path.string()});
+  EXPECT_EQ(code, 2) << log;
+  EXPECT_NE(log.find("start with XERV_SHARDS=4 or more"), std::string::npos) << log;
+}
+
+}  // namespace
