@@ -83,10 +83,12 @@ segment_scan scan_segment(std::string_view b, uint64_t segment, uint64_t prev_ls
     auto h = record_at(b, off, s.last_lsn, &s.reason);
     if (!h) {
       s.corrupt = true;
-      for (size_t p = off + 8; p + hs <= b.size(); p += 8) {
+      // Good records close behind the damage prove nothing (a torn write leaves
+      // them); any good record beyond torn_window does. Records start 8-aligned.
+      for (size_t p = off + torn_window; p + hs <= b.size(); p += 8) {
         if (std::memcmp(b.data() + p + 20, &wal_magic, 4) != 0) continue;
         if (record_at(b, p, s.last_lsn, nullptr)) {
-          s.more_after = p - off >= torn_window;
+          s.more_after = true;
           break;
         }
       }
