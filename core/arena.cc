@@ -89,6 +89,7 @@ arena_region::~arena_region() {
 }
 
 arena_ref arena_region::store(std::string_view bytes) {
+  ASSERT(!bytes.empty(), "an encoded value is never empty");
   if (_a && _end - _next < bytes.size()) {
     uint32_t n = uint32_t((bytes.size() + arena::chunk_bytes - 1) / arena::chunk_bytes);
     uint64_t off = _a->allocate(n);

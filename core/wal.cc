@@ -38,8 +38,10 @@ bool all_zero(const char* p, size_t n) {
   return true;
 }
 
-// The record at `off`, if it is whole and its checksum holds.
-std::optional<wal_record_header> record_at(std::string_view b, size_t off, uint64_t prev_lsn, std::string* why) {
+// The record at `off`, if it is whole, its checksum holds and its LSN follows
+// `prev_lsn`: exactly (the next record of a segment) or anywhere after it.
+std::optional<wal_record_header> record_at(std::string_view b, size_t off, uint64_t prev_lsn, bool exact,
+                                           std::string* why) {
   wal_record_header h;
   std::memcpy(&h, b.data() + off, sizeof h);
   auto bad = [&](const char* w) {
@@ -50,7 +52,8 @@ std::optional<wal_record_header> record_at(std::string_view b, size_t off, uint6
   if (h.type == 0) return bad("record type 0");
   if (h.length > wal_record_max || off + sizeof h + h.length > b.size()) return bad("length runs past the end");
   if (crc32c(b.data() + off + 4, sizeof h - 4 + h.length) != h.crc) return bad("checksum mismatch");
-  if (prev_lsn && h.lsn <= prev_lsn) return bad("LSN goes backwards");
+  if (h.lsn == 0 || h.lsn <= prev_lsn) return bad("LSN goes backwards");
+  if (exact && h.lsn != prev_lsn + 1) return bad("LSN out of sequence");
   return h;
 }
 
@@ -79,19 +82,26 @@ segment_scan scan_segment(std::string_view b, uint64_t segment, uint64_t prev_ls
       }
       break;
     }
-    if (all_zero(b.data() + off, hs)) break;  // never written: the end
-    auto h = record_at(b, off, s.last_lsn, &s.reason);
+    bool zeros = all_zero(b.data() + off, hs);
+    std::optional<wal_record_header> h;
+    if (!zeros) h = record_at(b, off, s.last_lsn, off > 0 && s.last_lsn, &s.reason);
     if (!h) {
-      s.corrupt = true;
-      // Good records close behind the damage prove nothing (a torn write leaves
-      // them); any good record beyond torn_window does. Records start 8-aligned.
-      for (size_t p = off + torn_window; p + hs <= b.size(); p += 8) {
+      // Zeros end the log, unless a good record follows (zeroed bytes inside it).
+      // Good records close behind damage prove nothing (a torn write leaves them);
+      // one beyond torn_window does. Records start 8-aligned.
+      for (size_t p = off + 8; p + hs <= b.size(); p += 8) {
         if (std::memcmp(b.data() + p + 20, &wal_magic, 4) != 0) continue;
-        if (record_at(b, p, s.last_lsn, nullptr)) {
+        if (!record_at(b, p, s.last_lsn, false, nullptr)) continue;
+        if (zeros) {
+          s.corrupt = true;
+          s.reason = "zeroed bytes inside the log";
+        }
+        if (p - off >= torn_window) {
           s.more_after = true;
           break;
         }
       }
+      if (!zeros) s.corrupt = true;
       break;
     }
     // Check what was checked before the write, after the read too.
@@ -237,8 +247,9 @@ struct wal::wait_op {
   uint64_t lsn;
   io::result<void> out{};
   bool await_ready() noexcept {
+    if (lsn <= w._durable_lsn) return true;
     if (w._failing) out = w._last_error;
-    return w._failing || lsn <= w._durable_lsn;
+    return w._failing;
   }
   void await_suspend(std::coroutine_handle<> h) {
     waiter x{lsn, h, &out};
@@ -361,6 +372,19 @@ io::task<void> wal::ticker() {
   }
 }
 
+void wal::set_failing(std::error_code why) {
+  if (why && !_failing) {
+    XLOG(error, "WAL %s: write or sync failed: %s; refusing new traces until it succeeds (retry every %lld ms)",
+         _opts.dir.c_str(), why.message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
+    g_healthy.add(1);
+  } else if (!why && _failing) {
+    XLOG(info, "WAL %s: writes succeed again; accepting traces", _opts.dir.c_str());
+    g_healthy.add(-1);
+  }
+  _failing = bool(why);
+  if (why) _last_error = why;
+}
+
 io::task<void> wal::flusher() {
   struct kick {
     wal& w;
@@ -382,6 +406,12 @@ io::task<void> wal::flusher() {
           g_syncs.inc();
           g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
           _unsynced = false;
+          set_failing({});
+        } else {
+          // Written records may not have reached stable storage: stop admitting
+          // until a sync succeeds again.
+          g_errors.inc();
+          set_failing(s.error());
         }
         _last_sync_ns = now;
       }
@@ -414,13 +444,7 @@ io::task<void> wal::flusher() {
       auto r = co_await write_batch(_flushing);
       if (r) break;
       g_errors.inc();
-      if (!_failing) {
-        XLOG(error, "WAL %s: write failed: %s; refusing new traces until it succeeds (retry every %lld ms)",
-             _opts.dir.c_str(), r.error().message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
-        _failing = true;
-        g_healthy.add(1);
-      }
-      _last_error = r.error();
+      set_failing(r.error());
       complete_waiters(std::max(_flushing.last_lsn, _active.last_lsn), r.error());
       if (_closing) {
         XLOG(error, "WAL %s: giving up at shutdown; %u records were not written (none was acknowledged)",
@@ -433,11 +457,8 @@ io::task<void> wal::flusher() {
       }
       (void)co_await io::sleep_for(_opts.retry_delay, &_stop);
     }
-    if (_failing) {
-      XLOG(info, "WAL %s: writes succeed again; accepting traces", _opts.dir.c_str());
-      _failing = false;
-      g_healthy.add(-1);
-    }
+    // batch: the next fdatasync decides; none never syncs before close.
+    if (!_unsynced || _opts.sync == wal_sync::none) set_failing({});
     _durable_lsn = _flushing.last_lsn;
     complete_waiters(_durable_lsn, {});
     _flushing.len = 0;

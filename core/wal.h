@@ -71,7 +71,7 @@ struct wal_record {
 struct segment_scan {
   size_t valid_end = 0;   // end of the last good record
   uint64_t last_lsn = 0;
-  bool corrupt = false;   // bytes at valid_end are neither a record nor the zero end
+  bool corrupt = false;   // bytes at valid_end are not a record (or are zeros with records after them)
   bool more_after = false;  // ... and a good record follows far enough to rule out a torn write
   std::string reason;
 };
@@ -158,6 +158,7 @@ class wal {
   io::task<void> delete_old_segments();
   void complete_waiters(uint64_t up_to, io::result<void> r);
   void notify();
+  void set_failing(std::error_code why);  // none: healthy again
   std::string segment_path(uint64_t seq) const;
 
   wal_options _opts;

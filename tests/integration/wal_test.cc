@@ -798,6 +798,31 @@ TEST(scan_segment, decodes_records_and_stops_at_zeros_and_damage) {
   EXPECT_NE(s.reason.find("magic"), std::string::npos) << s.reason;
 }
 
+TEST(scan_segment, zeroed_bytes_and_lsn_gaps_inside_a_segment_are_damage) {
+  std::string seg;
+  put_record(seg, 1, 1, "one");
+  size_t second = seg.size();
+  put_record(seg, 2, 1, "two");
+  put_record(seg, 3, 1, "three");
+  std::string zeroed = seg;
+  std::fill(zeroed.begin() + long(second), zeroed.begin() + long(second) + 24, '\0');
+  core::segment_scan s = core::scan_segment(zeroed, 1, 0, [](const core::wal_record&) {});
+  EXPECT_TRUE(s.corrupt) << "zeros followed by a good record are not the end of the log";
+  EXPECT_EQ(s.valid_end, second);
+  EXPECT_NE(s.reason.find("zeroed"), std::string::npos) << s.reason;
+
+  std::string gap;
+  put_record(gap, 1, 1, "one");
+  put_record(gap, 3, 1, "three");
+  s = core::scan_segment(gap, 1, 0, [](const core::wal_record&) {});
+  EXPECT_TRUE(s.corrupt);
+  EXPECT_NE(s.reason.find("out of sequence"), std::string::npos) << s.reason;
+
+  std::string lsn0;
+  put_record(lsn0, 0, 1, "zero");
+  EXPECT_TRUE(core::scan_segment(lsn0, 1, 0, [](const core::wal_record&) {}).corrupt);
+}
+
 TEST(scan_segment, a_good_record_far_after_damage_rules_out_a_torn_write) {
   std::string seg;
   put_record(seg, 1, 1, "first");
