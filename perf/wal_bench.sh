@@ -66,6 +66,24 @@ done
 
 mkdir -p "$parent"
 tmp=$(mktemp -d "$parent/xerv-wal-bench.XXXXXX")
+# What is measured: a copy, so that a rebuild during the run changes nothing, and
+# where it came from. A binary of this checkout's build directory counts as built
+# from this commit unless the sources differ from it.
+xerv_src=$(readlink -f "$xerv")
+xerv_desc="$xerv_src, built $(date -u -r "$xerv_src" '+%Y-%m-%d %H:%M UTC'), sha256 $(sha256sum "$xerv_src" | cut -c1-12)"
+if [[ $xerv_src == "$root"/* ]]; then
+  if [[ -n $(cd "$root" && find core io http flows app -newer "$xerv_src" -print -quit 2>/dev/null) ]]; then
+    xerv_desc+=", older than some of its sources"
+  elif git -C "$root" diff --quiet HEAD -- core io http flows app 2>/dev/null; then
+    xerv_desc+=", sources as in $(git -C "$root" rev-parse --short HEAD 2>/dev/null)"
+  else
+    xerv_desc+=", from sources with uncommitted changes in core/, io/, http/, flows/ or app/"
+  fi
+else
+  xerv_desc+=", built outside this checkout"
+fi
+cp "$xerv_src" "$tmp/xerv"
+xerv="$tmp/xerv"
 pids=() # every process started here; stopped by pid in cleanup
 xerv_pid=""
 
@@ -409,15 +427,14 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 kernel="$(uname -s) $(uname -r)"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$root" diff --quiet HEAD -- core app perf/wal_bench.sh 2>/dev/null ||
-  commit="$commit (with uncommitted changes in core/, app/ or perf/wal_bench.sh)"
+git -C "$root" diff --quiet HEAD -- perf/wal_bench.sh 2>/dev/null || commit+=" (perf/wal_bench.sh modified)"
 cmd="perf/wal_bench.sh${args[*]:+ ${args[*]}}"
 
 # Every figure: the median, min and max over the rounds, and the ratios per round.
 # Fails (no output) when a figure is missing, not a number or not positive.
 awk -v runs="$rounds" -v cpu="${cpu:-unknown}" -v kernel="$kernel" -v conns="$connections" -v thr="$threads" \
   -v secs="$seconds" -v fsecs="$fio_seconds" -v shards="$shards" -v hz="$hz" -v busy="$busy_runs" \
-  -v repeated="$repeated_runs" -v disk="$disk_desc" -v bodylen="${#body}" -v out="$tmp" '
+  -v repeated="$repeated_runs" -v disk="$disk_desc" -v xdesc="$xerv_desc" -v bodylen="${#body}" -v out="$tmp" '
   BEGIN { jf = out "/json"; mf = out "/md" }
   function median(a, n,   i, j, t, c) {
     for (i = 1; i <= n; i++) c[i] = a[i]
@@ -471,7 +488,7 @@ awk -v runs="$rounds" -v cpu="${cpu:-unknown}" -v kernel="$kernel" -v conns="$co
     printf "\"ours_p50_us\":%.10g,\"ours_p99_us\":%.10g,\"none_p50_us\":%.10g,\"none_p99_us\":%.10g,\"baseline_fdatasync_p50_us\":%.10g,\"baseline_fdatasync_p99_us\":%.10g,", median(a50, runs), median(a99, runs), median(n50, runs), median(n99, runs), median(fp50, runs), median(fp99, runs) > jf
     printf "\"records_per_write\":%.4g,\"traces_per_write\":%.4g,\"records_per_trace\":%.4g,\"wal_writes_per_s\":%.10g,\"wal_write_ms\":%.4g,\"kib_per_write\":%.4g,\"device_writes_per_wal_write\":%.4g,\"device_flushes_per_wal_write\":%.4g,", median(rec, runs), median(tw, runs), median(rt, runs), median(ws, runs), median(sm, runs), median(kb, runs), median(dw, runs), median(df, runs) > jf
     printf "\"requests\":%d,\"none_requests\":%d,\"connections\":%d,\"wrk_threads\":%d,\"seconds\":%d,\"fio_seconds\":%d,\"shards\":%d,\"body_bytes\":%d,\"busy_runs\":%d,\"repeated_runs\":%d,\"other_cpu_s_max\":%.2f,", nreq, nreqn, conns, thr, secs, fsecs, shards, bodylen, busy, repeated, omax > jf
-    printf "\"disk\":\"%s\",\"cpu\":\"%s\",\"kernel\":\"%s\"}\n", disk, cpu, kernel > jf
+    printf "\"xerv\":\"%s\",\"disk\":\"%s\",\"cpu\":\"%s\",\"kernel\":\"%s\"}\n", xdesc, disk, cpu, kernel > jf
 
     printf "| measurement | median [min..max] of %d rounds |\n|---|---|\n", runs > mf
     printf "| fio: 4 KiB O_DIRECT writes + fdatasync, iodepth 1, writes/s (= fsyncs/s) | %s |\n", spread(fio, runs, "%.0f") > mf
@@ -507,6 +524,7 @@ section="$tmp/section.md"
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- commit: $commit"
+  echo "- xerv: $xerv_desc"
   echo "- CPU: ${cpu:-unknown}, $(nproc) CPUs online"
   echo "- kernel: $kernel"
   echo "- data directory: $parent ($disk_desc); fio $("$fio" --version)"
