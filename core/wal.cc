@@ -168,6 +168,20 @@ io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   if (auto r = co_await io::make_dirs(opts.dir); !r) co_return opts.dir + ": " + r.error().message();
   std::unique_ptr<wal> w(new wal(std::move(opts)));
   auto segs = list_segments(w->_opts.dir);
+  // Trailing segments without a single record (prepared ahead, or created just
+  // before a crash) never held anything: drop them, so the newest segment is the
+  // one the last write went to.
+  while (!segs.empty()) {
+    auto f = co_await io::file::open(segs.back().second, {.flags = O_RDONLY, .direct = io::direct_io::off});
+    if (!f) co_return segs.back().second + ": " + f.error().message();
+    char head[sizeof(wal_record_header)] = {};
+    auto got = co_await f->read_at(0, {head, sizeof head});
+    co_await f->close();
+    if (!got) co_return segs.back().second + ": " + got.error().message();
+    if (!all_zero(head, sizeof head)) break;
+    if (auto r = co_await io::remove_file(segs.back().second); !r) co_return segs.back().second + ": " + r.error().message();
+    segs.pop_back();
+  }
   uint64_t prev_lsn = 0;
   for (size_t i = 0; i < segs.size(); ++i) {
     const auto& [seq, path] = segs[i];
@@ -293,15 +307,60 @@ void wal::trace_finished(uint64_t segment, uint64_t end_unix_ms) {
   it->second.newest_end_ms = std::max(it->second.newest_end_ms, end_unix_ms);
 }
 
-io::task<io::result<void>> wal::open_segment(uint64_t seq) {
+io::task<io::result<io::file>> wal::create_segment(uint64_t seq, bool zero_fill) {
   std::string path = segment_path(seq);
   auto f = co_await io::file::open(path, {.flags = O_RDWR | O_CREAT | O_TRUNC});
   if (!f) co_return f.error();
   auto a = co_await f->allocate(0, _opts.segment_bytes);
-  if (!a && a.error() != std::errc::operation_not_supported) {
+  if (a.error() == std::errc::operation_not_supported) a = {};
+  // Writing the zeros ahead makes every later WAL write an overwrite: an append
+  // into fallocate'd space also commits the file system's journal (it converts
+  // unwritten extents), which roughly doubles the cost of each durable write.
+  static const io::aligned_buffer zeros(1u << 20);
+  for (uint64_t off = 0; a && zero_fill && off < _opts.segment_bytes; off += zeros.size()) {
+    size_t n = size_t(std::min<uint64_t>(zeros.size(), _opts.segment_bytes - off));
+    a = co_await f->write_at(off, {zeros.data(), n});
+  }
+  if (a && zero_fill) a = co_await f->datasync();
+  if (!a) {
     co_await f->close();
     (void)co_await io::remove_file(path);
     co_return a.error();
+  }
+  co_return std::move(*f);
+}
+
+io::task<void> wal::prepare_segment(uint64_t seq) {
+  auto f = co_await create_segment(seq, true);
+  if (f) {
+    _spare = std::move(*f);
+    _spare_segment = seq;
+  } else {
+    XLOG(debug, "WAL %s: preparing segment %llu failed: %s", _opts.dir.c_str(), static_cast<unsigned long long>(seq),
+         f.error().message().c_str());
+  }
+  _preparing = false;
+  if (_prepare_waiter) io::this_reactor().schedule(std::exchange(_prepare_waiter, {}));
+}
+
+io::task<io::result<void>> wal::open_segment(uint64_t seq) {
+  // A segment being prepared in the background has this name: wait for it.
+  struct prepared {
+    wal& w;
+    bool await_ready() const noexcept { return !w._preparing; }
+    void await_suspend(std::coroutine_handle<> h) { w._prepare_waiter = h; }
+    void await_resume() const noexcept {}
+  };
+  co_await prepared{*this};
+  std::string path = segment_path(seq);
+  io::file f;
+  if (_spare_segment == seq) {
+    f = std::move(_spare);
+    _spare_segment = 0;
+  } else {
+    auto made = co_await create_segment(seq, false);
+    if (!made) co_return made.error();
+    f = std::move(*made);
   }
   // The new name must survive a power cut before records in it are acknowledged.
   auto dir = co_await io::file::open(_opts.dir, {.flags = O_RDONLY | O_DIRECTORY, .direct = io::direct_io::off});
@@ -309,7 +368,7 @@ io::task<io::result<void>> wal::open_segment(uint64_t seq) {
   auto synced = co_await dir->datasync();
   co_await dir->close();
   if (!synced) co_return synced;
-  _file = std::move(*f);
+  _file = std::move(f);
   _file_segment = seq;
   _segments[seq].path = path;
   _stats.segments = _segments.size();
@@ -334,6 +393,14 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   uint64_t t0 = io::monotonic_ns();
   bool dsync = _opts.sync == wal_sync::always;
   if (auto w = co_await _file.write_at(b.file_off, {b.data, n}, dsync ? RWF_DSYNC : 0); !w) co_return w;
+  // A quarter into a segment, the next one is prepared (created, allocated and
+  // zero-filled) off the critical path.
+  uint64_t next = _file_segment + 1;
+  if (_opts.prepare_next && b.file_off + n >= _opts.segment_bytes / 4 && !_preparing && _spare_segment != next &&
+      !_closing) {
+    _preparing = true;
+    (void)io::spawn(_tasks, prepare_segment(next));
+  }
   g_bytes.inc({}, double(n));
   g_batch.observe(double(b.records));
   if (dsync) {
@@ -473,6 +540,10 @@ io::task<void> wal::close() {
   _stop.cancel();
   co_await _tasks.close();
   complete_waiters(~uint64_t(0), io::errc::closed);
+  if (_spare_segment) {
+    co_await _spare.close();
+    (void)co_await io::remove_file(segment_path(std::exchange(_spare_segment, 0)));
+  }
 }
 
 }  // namespace xerv::core

@@ -45,6 +45,7 @@ struct wal_options {
   std::chrono::milliseconds retention{3'600'000};  // finished traces stay this long
   std::chrono::milliseconds retry_delay{1'000};  // after a failed write (disk full)
   bool skip_corrupt = false;
+  bool prepare_next = true;  // create and zero-fill the next segment in the background
   size_t buffered_max = 64u << 20;  // appends beyond this while the disk refuses writes are refused
 };
 
@@ -154,6 +155,8 @@ class wal {
   io::task<void> flusher();
   io::task<void> ticker();
   io::task<io::result<void>> write_batch(buffer& b);
+  io::task<io::result<io::file>> create_segment(uint64_t seq, bool zero_fill);
+  io::task<void> prepare_segment(uint64_t seq);
   io::task<io::result<void>> open_segment(uint64_t seq);
   io::task<void> delete_old_segments();
   void complete_waiters(uint64_t up_to, io::result<void> r);
@@ -168,6 +171,10 @@ class wal {
   std::deque<waiter> _waiters;  // ordered by lsn
   io::file _file;
   uint64_t _file_segment = 0;   // 0: none open
+  io::file _spare;              // the next segment, prepared ahead
+  uint64_t _spare_segment = 0;  // 0: none
+  bool _preparing = false;
+  std::coroutine_handle<> _prepare_waiter;
   bool _unsynced = false;       // sync=batch/none: written but not fdatasync'ed
   uint64_t _last_sync_ns = 0;
   bool _failing = false;
