@@ -194,15 +194,16 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   }
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
-  if (p.active < share(p)) {
-    start(p, t);
-  } else {
-    p.pending.push_back(t);
-    g_pending.add(1);
-    g_queue.add(1);
-  }
+  start_or_queue(p, t);
   evict();
   return {admit_error::none, {}, t};
+}
+
+void engine::start_or_queue(pipeline& p, std::shared_ptr<trace_record> t) {
+  if (p.active < share(p)) return start(p, std::move(t));
+  p.pending.push_back(std::move(t));
+  g_pending.add(1);
+  g_queue.add(1);
 }
 
 void engine::start(pipeline& p, std::shared_ptr<trace_record> t) {
@@ -484,13 +485,7 @@ size_t engine::resume_recovered() {
          t->replay->size());
     // Recovered traces were running before the crash: they go on whatever the
     // pipeline's state, within its concurrency limit.
-    if (p.active < share(p)) {
-      start(p, t);
-    } else {
-      p.pending.push_back(t);
-      g_pending.add(1);
-      g_queue.add(1);
-    }
+    start_or_queue(p, t);
   }
   _recovering.clear();
   evict();

@@ -154,6 +154,7 @@ class engine {
 
  private:
   void start(pipeline& p, std::shared_ptr<trace_record> t);
+  void start_or_queue(pipeline& p, std::shared_ptr<trace_record> t);
   io::task<void> run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t, uint32_t trigger);
   void finished(const std::string& pipeline_name, trace_record& t);
   void journal_end(trace_record& t);

@@ -28,6 +28,7 @@
 namespace {
 
 using xerv::testing::client;
+using xerv::testing::request;
 using xerv::testing::xerv_process;
 namespace fs = std::filesystem;
 
@@ -127,14 +128,6 @@ std::vector<std::string> serve_env(const fs::path& data, const fs::path& flows) 
           "XERV_DRAIN_TIMEOUT_MS=5000"};
 }
 
-client::response request(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
-                         int ms) {
-  client c(port);
-  if (!c.connected()) return {};
-  c.send(method + " " + path + " HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body);
-  return c.read_response(ms);
-}
 
 // A trace's status as the API reports it (the first "status" of the reply is the
 // trace's own; its nodes' come after), polled until `want` or about 10 s.

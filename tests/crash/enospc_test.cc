@@ -14,6 +14,7 @@
 namespace {
 
 using xerv::testing::client;
+using xerv::testing::request;
 using xerv::testing::xerv_process;
 namespace fs = std::filesystem;
 
@@ -27,13 +28,6 @@ edges:
   - {from: hook, to: note}
 )";
 
-client::response request(uint16_t port, const std::string& method, const std::string& path, const std::string& body) {
-  client c(port);
-  if (!c.connected()) return {};
-  c.send(method + " " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
-         body);
-  return c.read_response(10000);
-}
 
 int sh(const std::string& cmd) { return system((cmd + " >/dev/null 2>&1").c_str()); }
 

@@ -102,6 +102,19 @@ io::task<void> close_wal(core::wal& w) {
   co_await std::move(closing);
 }
 
+// Opens the WAL again: no damage found, exactly `want` replayed; then closes it.
+io::task<bool> reopens_clean(core::wal_options o, std::vector<rec> want) {
+  auto opening = open_wal(o);
+  opened e = co_await std::move(opening);
+  EXPECT_EQ(e.error, "");
+  if (!e.w) co_return false;
+  EXPECT_EQ(e.records, want);
+  EXPECT_EQ(e.w->stats().truncated_bytes, 0u);
+  auto closing = close_wal(*e.w);
+  co_await std::move(closing);
+  co_return true;
+}
+
 io::task<bool> wait_ok(core::wal& w, uint64_t lsn) {
   auto waiting = w.wait(lsn);
   io::result<void> r = co_await std::move(waiting);
@@ -383,14 +396,8 @@ io::task<int> torn_tail(std::string dir, damage how) {
     co_await std::move(closing);
   }
   {
-    auto opening = open_wal(options(dir));
-    opened e = co_await std::move(opening);
-    EXPECT_EQ(e.error, "");
-    if (!e.w) co_return 1;
-    EXPECT_EQ(e.records, want);
-    EXPECT_EQ(e.w->stats().truncated_bytes, 0u);
-    auto closing = close_wal(*e.w);
-    co_await std::move(closing);
+    auto clean = reopens_clean(options(dir), want);
+    if (!co_await std::move(clean)) co_return 1;
   }
   co_return 0;
 }
@@ -474,14 +481,8 @@ io::task<int> corrupt_middle(std::string dir) {
   }
   // The damage was cut: a plain start succeeds now, with the same records.
   {
-    auto opening = open_wal(options(dir));
-    opened e = co_await std::move(opening);
-    EXPECT_EQ(e.error, "");
-    if (!e.w) co_return 1;
-    EXPECT_EQ(e.records, kept);
-    EXPECT_EQ(e.w->stats().truncated_bytes, 0u);
-    auto closing = close_wal(*e.w);
-    co_await std::move(closing);
+    auto clean = reopens_clean(options(dir), kept);
+    if (!co_await std::move(clean)) co_return 1;
   }
   co_return 0;
 }
@@ -718,14 +719,8 @@ io::task<int> sync_mode(std::string dir, core::wal_sync mode) {
     EXPECT_GE(core::list_segments(dir).size(), 2u);
   }
   {
-    auto opening = open_wal(o);
-    opened b = co_await std::move(opening);
-    EXPECT_EQ(b.error, "");
-    if (!b.w) co_return 1;
-    EXPECT_EQ(b.records, want);
-    EXPECT_EQ(b.w->stats().truncated_bytes, 0u);
-    auto closing = close_wal(*b.w);
-    co_await std::move(closing);
+    auto clean = reopens_clean(o, want);
+    if (!co_await std::move(clean)) co_return 1;
   }
   co_return 0;
 }

@@ -271,4 +271,14 @@ inline std::string post(std::string_view path, std::string_view body, std::strin
          "\r\n" + std::string(extra_headers) + "\r\n" + std::string(body);
 }
 
+// One request on a fresh connection; `complete` is false when the server is gone.
+inline client::response request(uint16_t port, const std::string& method, const std::string& path,
+                                 const std::string& body = "", int ms = 10000) {
+  client c(port);
+  if (!c.connected()) return {};
+  c.send(method + " " + path + " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body);
+  return c.read_response(ms);
+}
+
 }  // namespace xerv::testing
