@@ -481,7 +481,7 @@ size_t engine::resume_recovered() {
     }
     ++p.started;
     ++resumed;
-    XLOG(info, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
+    XLOG(debug, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
          t->replay->size());
     // Recovered traces were running before the crash: they go on whatever the
     // pipeline's state, within its concurrency limit.
