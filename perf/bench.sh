@@ -6,6 +6,8 @@
 # Run it on a quiet machine: the figures are only as good as the box is idle.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
+bench_name=bench.sh
 build="$root/build/release"
 results="$root/perf/RESULTS.md"
 out="$root/perf/out"
@@ -15,10 +17,8 @@ command -v jq >/dev/null || { echo "bench.sh: jq is missing (scripts/setup insta
 mkdir -p "$out"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Busy CPU time of the whole machine, in seconds (/proc/stat counts USER_HZ ticks).
-busy_seconds() {
-  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / hz }' /proc/stat
-}
+# Busy CPU time of the whole machine, in seconds.
+busy_seconds() { cpu_s "$(machine_ticks)"; }
 
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # The default echo load oversubscribes a two-core machine (two shards, four client
@@ -93,10 +93,6 @@ gen="$out/generated.md"
 if ! grep -q '<!-- bench:begin -->' "$results" 2>/dev/null; then
   printf '# perf results\n\n<!-- bench:begin -->\n<!-- bench:end -->\n\n## Interpretation\n\n(to be written)\n' >"$results"
 fi
-awk -v gen="$gen" '
-  /<!-- bench:begin -->/ { print; while ((getline line < gen) > 0) print line; skip = 1; next }
-  /<!-- bench:end -->/ { skip = 0 }
-  !skip { print }
-' "$results" >"$out/RESULTS.md.new"
+results_with_section bench "$gen" "$results" >"$out/RESULTS.md.new"
 mv "$out/RESULTS.md.new" "$results"
 echo "bench.sh: wrote $results" >&2

@@ -12,6 +12,8 @@
 # shared benchmark lock so it never measures while another benchmark does.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
+bench_name=engine_bench
 seconds=10 connections=64 shards=2
 while (($#)); do
   case $1 in
@@ -26,19 +28,18 @@ xerv=${XERV_BIN:-$root/build/release/app/xerv}
 for tool in "$xerv" wrk nginx curl; do
   command -v "$tool" >/dev/null || [[ -x $tool ]] || { echo "engine_bench: $tool missing (scripts/setup perf)" >&2; exit 1; }
 done
-exec 9>/tmp/xerv-bench.lock
-flock -w 600 9 || { echo "engine_bench: another benchmark holds the lock" >&2; exit 1; }
+take_bench_lock 600
 
 tmp=$(mktemp -d /tmp/xerv-engine-bench.XXXXXX)
 pids=()
-cleanup() {
+# Not lib.sh's cleanup: a fixed 0.3 s of grace, no logs shown.
+stop_all() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   sleep 0.3
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+trap stop_all EXIT
 
 order='{"order_id":"A-1","risk_score":0.42,"amount":125.5}'
 cat >"$tmp/noop.yaml" <<'YAML'
@@ -87,12 +88,10 @@ CONF
 nginx -p "$tmp" -c "$tmp/nginx.conf" -g 'daemon off;' 2>>"$tmp/nginx.err" &
 pids+=($!)
 for _ in $(seq 100); do curl -sf -X POST "127.0.0.1:$nport/orders" -d "$order" >/dev/null 2>&1 && break; sleep 0.05; done
-cat >"$tmp/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '$order'
-wrk.headers["Content-Type"] = "application/json"
-LUA
-run_wrk() {
+write_wrk_post "$tmp/post.lua" "$order"
+# Prints "req/s p50 p99" of a wrk run against port $1, the latencies with wrk's own
+# units (not lib.sh's run_wrk, which turns them into µs).
+wrk_orders() {
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$tmp/post.lua" "http://127.0.0.1:$1/orders" >"$tmp/wrk.txt" 2>&1
   grep -q "Non-2xx\|Socket errors" "$tmp/wrk.txt" && { cat "$tmp/wrk.txt" >&2; echo "engine_bench: errors during the run" >&2; exit 1; }
   local rps p50 p99
@@ -101,8 +100,8 @@ run_wrk() {
   p99=$(awk '$1=="99%" {print $2}' "$tmp/wrk.txt")
   echo "$rps $p50 $p99"
 }
-read -r x_rps x_p50 x_p99 < <(run_wrk "$xport")
-read -r n_rps n_p50 n_p99 < <(run_wrk "$nport")
+read -r x_rps x_p50 x_p99 < <(wrk_orders "$xport")
+read -r n_rps n_p50 n_p99 < <(wrk_orders "$nport")
 ratio=$(awk -v a="$x_rps" -v b="$n_rps" 'BEGIN { printf "%.2f", a / b }')
 echo "## Webhook: wrk -t2 -c$connections -d${seconds}s POST /orders (sync, order flow) vs nginx, $shards shards / $shards workers"
 echo

@@ -31,9 +31,11 @@
 # everything works and that every figure and ratio comes out as a positive number.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib.sh"
+bench_name=wal_bench
 
 smoke=0 rounds=3 seconds=10 fio_seconds=10 fio_size=64m connections=64 threads=2 shards=2
-max_wait=300 warmup=1 record=1 parent=/var/tmp
+max_wait=300 warmup=1 record=1 parent=/var/tmp wrk_timeout=5s
 xerv="$root/build/release/app/xerv"
 wrk=$(command -v wrk || echo /usr/bin/wrk)
 fio=$(command -v fio || echo /usr/bin/fio)
@@ -86,33 +88,8 @@ cp "$xerv_src" "$tmp/xerv"
 xerv="$tmp/xerv"
 pids=() # every process started here; stopped by pid in cleanup
 xerv_pid=""
-
-# SIGTERM, then SIGKILL after 5 s, for each pid given.
-stop() {
-  local p deadline=$((SECONDS + 5))
-  for p in "$@"; do [[ -n $p ]] && kill -TERM "$p" 2>/dev/null || true; done
-  for p in "$@"; do
-    [[ -n $p ]] || continue
-    while kill -0 "$p" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.05; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-  done
-}
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  ((${#pids[@]})) && stop "${pids[@]}"
-  if ((rc != 0)); then
-    for f in "$tmp"/xerv.log "$tmp"/wrk.out "$tmp"/fio.out; do
-      [[ -s $f ]] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }
-    done
-  fi
-  rm -rf "$tmp"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+logs_on_failure=("$tmp"/xerv.log "$tmp"/wrk.out "$tmp"/fio.out)
+trap_cleanup
 
 # The point is the disk: tmpfs would measure memory copies.
 fstype=$(findmnt -no FSTYPE -T "$tmp" 2>/dev/null || stat -f -c %T "$tmp")
@@ -145,56 +122,23 @@ disk_counters() {
   awk -v d="$devname" '$3 == d { print $8, ($19 == "" ? 0 : $19), $10 }' /proc/diskstats
 }
 
-# Two benchmark scripts must never measure at the same time.
-if ((!smoke)); then
-  exec 9>/tmp/xerv-bench.lock
-  flock -w "$max_wait" 9 || { echo "wal_bench: another benchmark holds /tmp/xerv-bench.lock" >&2; exit 1; }
-fi
+if ((!smoke)); then take_bench_lock "$max_wait"; fi
 
-# Heavy processes another developer may run on this machine (as in http_bench.sh;
-# any fuzzer binary, *_fuzz, too).
+# Heavy processes another developer may run on this machine (see heavy_now; as in
+# http_bench.sh, and any fuzzer binary, *_fuzz, too).
 heavy_patterns=(-f:'_fuzz( |$)' -f:io_tests -f:http_tests -f:unit_tests -f:crash_tests -x:echo_bench -x:msg_bench -x:cc1plus)
-heavy_now() {
-  local spec found=""
-  for spec in "${heavy_patterns[@]}"; do
-    if pgrep "${spec%%:*}" "${spec#*:}" >/dev/null 2>&1; then found+="${spec#*:} "; fi
-  done
-  echo "$found"
-}
-busy_runs=0
-wait_until_quiet() {
-  ((smoke)) && return 0
-  local deadline=$((SECONDS + max_wait)) busy announced=""
-  while busy=$(heavy_now) && [[ -n $busy ]]; do
-    if ((SECONDS >= deadline)); then
-      echo "wal_bench: still running after ${max_wait}s: ${busy}; measuring anyway (counted in busy_runs)" >&2
-      busy_runs=$((busy_runs + 1))
-      return 0
-    fi
-    [[ -n $announced ]] || { echo "wal_bench: waiting for ${busy}to finish" >&2; announced=1; }
-    sleep 2
-  done
-}
 
 # CPU time in USER_HZ ticks, as in http_bench.sh: the machine's busy time, this
-# script's (xerv read live, reaped children such as wrk, fio and curl from this
-# shell's cutime+cstime), and the kernel's own: interrupts, softirqs and kernel
-# threads (the file system's journal, I/O completion workers), which work for xerv
-# and fio at least as much as for anyone else. What remains over a run is what
-# other processes took: the noise.
-proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-own_ticks() {
-  local t
-  t=$(proc_ticks "$$")
-  [[ -n $xerv_pid ]] && t=$((t + $(proc_ticks "$xerv_pid")))
-  echo "$t"
-}
+# script's (own_ticks: xerv read live, reaped children such as wrk, fio and curl),
+# and the kernel's own: interrupts, softirqs and kernel threads (the file system's
+# journal, I/O completion workers), which work for xerv and fio at least as much as
+# for anyone else. What remains over a run is what other processes took: the noise.
 # "machine own kernel" ticks so far.
 cpu_now() {
   local m irq k
   read -r m irq < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $7 + $8 }' /proc/stat)
   k=$(cat /proc/[0-9]*/stat 2>/dev/null | awk '{ sub(/^.*\) /, ""); if ($2 == 2 || $2 == 0) t += $12 + $13 } END { print t + 0 }')
-  echo "$m $(own_ticks) $((irq + k))"
+  echo "$m $(own_ticks "$xerv_pid") $((irq + k))"
 }
 # "other_processes kernel" ticks since the cpu_now snapshot $1.
 cpu_since() {
@@ -204,17 +148,6 @@ cpu_since() {
   other=$((m1 - m0 - (o1 - o0) - (k1 - k0)))
   ((other > 0)) || other=0
   echo "$other $((k1 - k0))"
-}
-cpu_s() { awk -v t="$1" -v hz="$hz" 'BEGIN { printf "%.2f", t / hz }'; }
-hz=$(getconf CLK_TCK)
-noise_limit() { echo $(($1 * $(nproc) * hz / 20)); } # 5 % of the CPU time in $1 seconds
-
-free_port() {
-  local p
-  while :; do
-    p=$((20000 + RANDOM % 40000))
-    [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]] && { echo "$p"; return; }
-  done
 }
 
 # The flow: an async webhook and one node. The body is the trace input, so every
@@ -232,33 +165,18 @@ edges:
   - { from: hook, to: only }
 YAML
 body='{"id":4711,"kind":"bench","payload":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}'
-cat >"$tmp/post.lua" <<EOF
-wrk.method = "POST"
-wrk.body = '$body'
-wrk.headers["Content-Type"] = "application/json"
-EOF
+write_wrk_post "$tmp/post.lua" "$body"
 
+# xerv on port $1 with XERV_WAL_SYNC=$2 and a fresh data directory, in the background.
+launch_xerv() {
+  rm -rf "$tmp/data"
+  XERV_API_HOST=127.0.0.1 XERV_API_PORT=$1 XERV_SHARDS=$shards XERV_LOG=warn \
+    XERV_DATA_DIR="$tmp/data" XERV_PIPELINES_DIR="$tmp/flows" XERV_WAL_SYNC=$2 \
+    XERV_TRACE_RETENTION=60s "$xerv" serve 2>>"$tmp/xerv.log" &
+}
 start_xerv() {
-  local mode=$1 attempt i
-  for attempt in 1 2 3; do
-    rm -rf "$tmp/data"
-    xerv_port=$(free_port)
-    XERV_API_HOST=127.0.0.1 XERV_API_PORT=$xerv_port XERV_SHARDS=$shards XERV_LOG=warn \
-      XERV_DATA_DIR="$tmp/data" XERV_PIPELINES_DIR="$tmp/flows" XERV_WAL_SYNC=$mode \
-      XERV_TRACE_RETENTION=60s "$xerv" serve 2>>"$tmp/xerv.log" &
-    xerv_pid=$!
-    pids+=("$xerv_pid")
-    for ((i = 0; i < 100; i++)); do
-      kill -0 "$xerv_pid" 2>/dev/null || break
-      curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$xerv_port/health" && return 0
-      sleep 0.05
-    done
-    stop "$xerv_pid"
-    unset 'pids[-1]'
-    xerv_pid=""
-  done
-  echo "wal_bench: xerv did not start" >&2
-  exit 1
+  start_server xerv launch_xerv "$1"
+  xerv_port=$server_port xerv_pid=$server_pid
 }
 stop_xerv() {
   stop "$xerv_pid"
@@ -278,47 +196,11 @@ scrape() {
   [[ -s $1 ]] || { echo "wal_bench: GET /metrics failed" >&2; exit 1; }
 }
 
-# One wrk run; writes "req_per_s p50_us p99_us requests" to $tmp/wrk.parsed. Exits
-# on any error. wrk runs in the background so that a signal reaches the trap at once.
-run_wrk() {
-  local secs=$1 wrk_pid rc=0
-  timeout $((secs + 30)) "$wrk" -t"$threads" -c"$connections" -d"${secs}s" --timeout 5s --latency \
-    -s "$tmp/post.lua" "http://127.0.0.1:$xerv_port/ingest" >"$tmp/wrk.out" 2>&1 &
-  wrk_pid=$!
-  pids+=("$wrk_pid")
-  wait "$wrk_pid" || rc=$?
-  unset 'pids[-1]'
-  ((rc == 0)) || { echo "wal_bench: wrk failed (exit $rc)" >&2; exit 1; }
-  awk '
-    function us(v) {
-      if (v ~ /us$/) return v + 0
-      if (v ~ /ms$/) return v * 1000
-      if (v ~ /m$/) return v * 60e6
-      if (v ~ /s$/) return v * 1e6
-      return -1
-    }
-    $1 == "50%" { p50 = us($2) }
-    $1 == "99%" { p99 = us($2) }
-    / requests in / { n = $1 }
-    /^Requests\/sec:/ { rps = $2 }
-    /Non-2xx or 3xx responses:/ { bad = $NF }
-    /Socket errors:/ { errs = $0 }
-    END {
-      if (bad + 0 > 0) { print "error: " bad " non-2xx answers"; exit }
-      if (errs != "") { print "error: " errs; exit }
-      if (n + 0 == 0 || rps == "" || p50 < 0 || p99 < 0) { print "error: no requests completed"; exit }
-      printf "%.2f %.1f %.1f %d\n", rps, p50, p99, n
-    }' "$tmp/wrk.out" >"$tmp/wrk.parsed"
-  if grep -q '^error' "$tmp/wrk.parsed"; then
-    echo "wal_bench: $(cat "$tmp/wrk.parsed")" >&2
-    cat "$tmp/wrk.out" >&2
-    exit 1
-  fi
-}
+# One wrk run of $1 seconds POSTing the body to the webhook (see run_wrk).
+run_wrk_ingest() { run_wrk "http://127.0.0.1:$xerv_port/ingest" "$1" -s "$tmp/post.lua"; }
 
 runs="$tmp/runs.txt" # one line per kept run, see measure_fio and measure_xerv
 : >"$runs"
-repeated_runs=0
 
 # fio's sync job; appends "round fio iops fsync_p50_us fsync_p99_us writes dev_writes
 # dev_flushes other_cpu_ticks" to $runs.
@@ -345,11 +227,7 @@ measure_fio() {
     printf 'wal_bench: round %d fio    %8.0f writes+fdatasync/s  fdatasync p50 %5.0f us  p99 %5.0f us  device writes %d flushes %d  kernel %s, other processes %s CPU-s\n' \
       "$round" "$iops" "$p50" "$p99" "$dw" "$df" "$(cpu_s "$kernel")" "$(cpu_s "$other")" >&2
     if ((best_other < 0 || other < best_other)); then best="$line $other" best_other=$other; fi
-    ((smoke || other <= limit)) && break
-    if ((attempt < 3)); then
-      echo "wal_bench: too much other work during that run; again" >&2
-      repeated_runs=$((repeated_runs + 1))
-    fi
+    repeat_noisy_run "$other" "$limit" "$attempt" || break
   done
   echo "$round fio $best" >>"$runs"
 }
@@ -369,11 +247,11 @@ measure_xerv() {
       echo "wal_bench: POST /ingest answered $got '$(cat "$tmp/answer")', expected 202 {\"trace_id\":...}" >&2
       exit 1
     fi
-    ((warmup)) && run_wrk "$warmup"
+    ((warmup)) && run_wrk_ingest "$warmup"
     wait_until_quiet
     scrape "$tmp/m0"
     c0=$(cpu_now) d0=$(disk_counters)
-    run_wrk "$seconds"
+    run_wrk_ingest "$seconds"
     d1=$(disk_counters)
     read -r other kernel <<<"$(cpu_since "$c0")"
     scrape "$tmp/m1"
@@ -407,11 +285,7 @@ measure_xerv() {
     if ((best_other < 0 || other < best_other)); then
       best="$rps $p50 $p99 $n $ok $records $batches $syncs $sync_s $bytes $segs $dw $df $other" best_other=$other
     fi
-    ((smoke || other <= limit)) && break
-    if ((attempt < 3)); then
-      echo "wal_bench: too much other work during that run; again" >&2
-      repeated_runs=$((repeated_runs + 1))
-    fi
+    repeat_noisy_run "$other" "$limit" "$attempt" || break
   done
   echo "$round $mode $best" >>"$runs"
 }
@@ -427,22 +301,17 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 kernel="$(uname -s) $(uname -r)"
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$root" diff --quiet HEAD -- perf/wal_bench.sh 2>/dev/null || commit+=" (perf/wal_bench.sh modified)"
+for f in perf/wal_bench.sh perf/lib.sh; do
+  git -C "$root" diff --quiet HEAD -- "$f" 2>/dev/null || commit+=" ($f modified)"
+done
 cmd="perf/wal_bench.sh${args[*]:+ ${args[*]}}"
 
 # Every figure: the median, min and max over the rounds, and the ratios per round.
 # Fails (no output) when a figure is missing, not a number or not positive.
 awk -v runs="$rounds" -v cpu="${cpu:-unknown}" -v kernel="$kernel" -v conns="$connections" -v thr="$threads" \
   -v secs="$seconds" -v fsecs="$fio_seconds" -v shards="$shards" -v hz="$hz" -v busy="$busy_runs" \
-  -v repeated="$repeated_runs" -v disk="$disk_desc" -v xdesc="$xerv_desc" -v bodylen="${#body}" -v out="$tmp" '
+  -v repeated="$repeated_runs" -v disk="$disk_desc" -v xdesc="$xerv_desc" -v bodylen="${#body}" -v out="$tmp" "$awk_stats"'
   BEGIN { jf = out "/json"; mf = out "/md" }
-  function median(a, n,   i, j, t, c) {
-    for (i = 1; i <= n; i++) c[i] = a[i]
-    for (i = 2; i <= n; i++) { t = c[i]; for (j = i - 1; j >= 1 && c[j] > t; j--) c[j + 1] = c[j]; c[j + 1] = t }
-    return n % 2 ? c[(n + 1) / 2] : (c[n / 2] + c[n / 2 + 1]) / 2
-  }
-  function minv(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] < m) m = a[i]; return m }
-  function maxv(a, n,   i, m) { m = a[1]; for (i = 2; i <= n; i++) if (a[i] > m) m = a[i]; return m }
   function check(name, a, n,   i) {
     if (n != runs) { print "wal_bench: " n " runs of " name ", expected " runs > "/dev/stderr"; bad = 1; return }
     for (i = 1; i <= n; i++)
@@ -544,11 +413,7 @@ if ((record)); then
   if ! grep -q '<!-- wal_bench:begin -->' "$results"; then
     printf '\n## WAL: durable traces/s with group commit against fsyncs/s\n\nGenerated by `perf/wal_bench.sh` between the markers; the interpretation below them is written by hand.\n\n<!-- wal_bench:begin -->\n<!-- wal_bench:end -->\n' >>"$results"
   fi
-  awk -v gen="$section" '
-    /<!-- wal_bench:begin -->/ { print; while ((getline line < gen) > 0) print line; skip = 1; next }
-    /<!-- wal_bench:end -->/ { skip = 0 }
-    !skip { print }
-  ' "$results" >"$tmp/RESULTS.md.new"
+  results_with_section wal_bench "$section" "$results" >"$tmp/RESULTS.md.new"
   cp "$tmp/RESULTS.md.new" "$results"
   echo "wal_bench: wrote $results" >&2
 fi
