@@ -192,7 +192,9 @@ io::task<io::result<void>> open_storage(shard_services& svc) {
   wo.retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
   wo.skip_corrupt = g_cfg.wal_skip_corrupt;
   flows::engine* e = svc.engine.get();
-  auto w = co_await core::wal::open(wo, [e](const core::wal_record& r) { e->replay(r); });
+  core::wal::replay_fn replay = [e](const core::wal_record& r) { e->replay(r); };
+  auto opening = core::wal::open(wo, std::move(replay));
+  auto w = co_await std::move(opening);
   if (auto* err = std::get_if<std::string>(&w)) {
     XLOG(error, "cannot open the write-ahead log: %s", err->c_str());
     co_return io::errc::not_supported;
@@ -245,14 +247,23 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   co_return *port;
 }
 
+io::task<void> stop_servers(std::chrono::milliseconds grace) {
+  if (t_services->api) co_await t_services->api->stop(grace);
+  if (t_services->metrics) co_await t_services->metrics->stop(grace);
+}
+
 io::task<void> stop_shard(std::chrono::milliseconds grace, std::chrono::milliseconds drain) {
   http::set_ready(false);
   if (!t_services) co_return;
-  if (t_services->api) co_await t_services->api->stop(grace);
-  if (t_services->metrics) co_await t_services->metrics->stop(grace);
-  // Requests are done; running traces get `drain` to finish, the rest resume
-  // after the restart. Then everything journaled is written and synced.
-  co_await t_services->engine->stop(drain);
+  // Both at once: running traces get `drain` to finish (the rest resume after
+  // the restart) while requests finish; a request waiting on a trace is
+  // answered when the trace ends or the drain does. Then everything journaled
+  // is written and synced.
+  std::vector<io::task<void>> stopping;
+  stopping.push_back(t_services->engine->stop(drain));
+  stopping.push_back(stop_servers(grace));
+  auto all = io::when_all(std::move(stopping));
+  co_await std::move(all);
   if (t_services->wal) co_await t_services->wal->close();
   http::set_shard_engine(nullptr, nullptr);
   t_services.reset();

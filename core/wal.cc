@@ -25,8 +25,9 @@ histogram g_batch{"xerv_wal_batch_records", "Records per WAL write (group commit
 gauge g_segments{"xerv_wal_segments", "WAL segment files on disk"};
 gauge g_healthy{"xerv_wal_unavailable", "Shards whose WAL is refusing writes (disk full or I/O errors)"};
 
-// A torn write can leave good records after a bad one only inside the last write;
-// a good record further away than this means the log is damaged in the middle.
+// A torn write can leave good records after a bad one only inside the last write,
+// and no write is larger than this (bigger batches go out in several writes, one
+// after the other): a good record further away means damage in the middle.
 constexpr size_t torn_window = 1u << 20;
 
 size_t pad8(size_t n) { return (n + 7) & ~size_t(7); }
@@ -88,7 +89,13 @@ segment_scan scan_segment(std::string_view b, uint64_t segment, uint64_t prev_ls
     if (!h) {
       // Zeros end the log, unless a good record follows (zeroed bytes inside it).
       // Good records close behind damage prove nothing (a torn write leaves them);
-      // one beyond torn_window does. Records start 8-aligned.
+      // one beyond torn_window does. A record longer than a write is written in
+      // several: the torn one may be its last, so the window starts at its end
+      // when its header is intact. Records start 8-aligned.
+      size_t window_from = off;
+      wal_record_header bad;
+      std::memcpy(&bad, b.data() + off, hs);
+      if (!zeros && bad.magic == wal_magic && bad.length <= wal_record_max) window_from = off + hs + bad.length;
       for (size_t p = off + 8; p + hs <= b.size(); p += 8) {
         if (std::memcmp(b.data() + p + 20, &wal_magic, 4) != 0) continue;
         if (!record_at(b, p, s.last_lsn, false, nullptr)) continue;
@@ -96,7 +103,7 @@ segment_scan scan_segment(std::string_view b, uint64_t segment, uint64_t prev_ls
           s.corrupt = true;
           s.reason = "zeroed bytes inside the log";
         }
-        if (p - off >= torn_window) {
+        if (p >= window_from + torn_window) {
           s.more_after = true;
           break;
         }
@@ -392,7 +399,12 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   std::memset(b.data + b.len, 0, n - b.len);
   uint64_t t0 = io::monotonic_ns();
   bool dsync = _opts.sync == wal_sync::always;
-  if (auto w = co_await _file.write_at(b.file_off, {b.data, n}, dsync ? RWF_DSYNC : 0); !w) co_return w;
+  for (size_t done = 0; done < n;) {
+    size_t chunk = std::min(n - done, torn_window);
+    if (auto w = co_await _file.write_at(b.file_off + done, {b.data + done, chunk}, dsync ? RWF_DSYNC : 0); !w)
+      co_return w;
+    done += chunk;
+  }
   // A quarter into a segment, the next one is prepared (created, allocated and
   // zero-filled) off the critical path.
   uint64_t next = _file_segment + 1;
@@ -463,31 +475,37 @@ io::task<void> wal::flusher() {
   };
   uint64_t last_sweep_ns = 0;
   for (;;) {
-    if (_active.records == 0) {
-      uint64_t now = io::monotonic_ns();
-      bool sync_due = _unsynced && (_closing || (_opts.sync == wal_sync::batch &&
-                                                 now - _last_sync_ns >= uint64_t(_opts.batch_delay.count()) * 1'000'000));
-      if (sync_due) {
-        auto s = co_await _file.datasync();
-        if (s) {
-          g_syncs.inc();
-          g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
+    // Periodic work runs between writes too: under steady load the buffer is
+    // never empty when the flusher looks.
+    uint64_t now = io::monotonic_ns();
+    bool sync_due = _unsynced && (_closing || (_opts.sync == wal_sync::batch &&
+                                               now - _last_sync_ns >= uint64_t(_opts.batch_delay.count()) * 1'000'000));
+    if (sync_due) {
+      auto s = co_await _file.datasync();
+      if (s) {
+        g_syncs.inc();
+        g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
+        _unsynced = false;
+        set_failing({});
+      } else {
+        // Written records may not have reached stable storage: stop admitting
+        // until a sync succeeds again.
+        g_errors.inc();
+        set_failing(s.error());
+        if (_closing) {
+          XLOG(error, "WAL %s: the final fdatasync failed: %s", _opts.dir.c_str(), s.error().message().c_str());
           _unsynced = false;
-          set_failing({});
-        } else {
-          // Written records may not have reached stable storage: stop admitting
-          // until a sync succeeds again.
-          g_errors.inc();
-          set_failing(s.error());
         }
-        _last_sync_ns = now;
       }
-      if (now - last_sweep_ns >= 1'000'000'000) {
-        last_sweep_ns = now;
-        co_await delete_old_segments();
-      }
-      if (_closing) break;
-      co_await kick{*this};
+      _last_sync_ns = now;
+    }
+    if (_sweeping && now - last_sweep_ns >= 1'000'000'000) {
+      last_sweep_ns = now;
+      co_await delete_old_segments();
+    }
+    if (_active.records == 0) {
+      if (_closing && !_unsynced) break;
+      if (!_closing) co_await kick{*this};
       continue;
     }
     // Take the batch; new appends go to the other buffer, which starts with a copy
@@ -542,7 +560,8 @@ io::task<void> wal::close() {
   complete_waiters(~uint64_t(0), io::errc::closed);
   if (_spare_segment) {
     co_await _spare.close();
-    (void)co_await io::remove_file(segment_path(std::exchange(_spare_segment, 0)));
+    std::string spare = segment_path(std::exchange(_spare_segment, 0));
+    (void)co_await io::remove_file(spare);
   }
 }
 

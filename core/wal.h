@@ -117,8 +117,11 @@ class wal {
 
   // Retention accounting: a segment is deleted once every trace started in it has
   // finished more than `retention` ago, and the segments before it are gone.
+  // Nothing is deleted before start_sweeping(): the replayed traces must be
+  // accounted for first.
   void trace_started(uint64_t segment);
   void trace_finished(uint64_t segment, uint64_t end_unix_ms);
+  void start_sweeping() { _sweeping = true; }
 
   const wal_stats& stats() const { return _stats; }
   const wal_options& options() const { return _opts; }
@@ -180,6 +183,7 @@ class wal {
   bool _failing = false;
   std::error_code _last_error;  // why writes are failing
   bool _closing = false;
+  bool _sweeping = false;
   std::coroutine_handle<> _flusher_waiting;
   bool _kick = false;
   io::cancel_source _stop;

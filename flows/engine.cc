@@ -49,9 +49,9 @@ class recorder final : public trace_observer {
       r.logs.assign(_t.logs.begin() + ptrdiff_t(_t.logs_journaled), _t.logs.end());
       _t.logs_journaled = _t.logs.size();
       encode(_scratch, r);
-      // Refused only while the disk refuses writes: the node then runs again
-      // after a restart, which is the at-least-once the journal promises.
-      (void)_wal->append(uint32_t(journal_type::node), _scratch);
+      // Not journaled when the disk refuses writes or the record would be too
+      // big: the node then runs again after a restart (at-least-once).
+      if (_scratch.size() <= core::wal_record_max) (void)_wal->append(uint32_t(journal_type::node), _scratch);
     }
     if (!vx.is_trigger && s != node_status::skipped) {
       g_nodes.inc();
@@ -135,7 +135,7 @@ bool engine::set_state(std::string_view name, pipeline_state state) {
   p.state = state;
   if (state == pipeline_state::draining && p.active == 0 && p.pending.empty()) p.state = pipeline_state::stopped;
   // Resuming may free queued work: paused pipelines keep their pending traces.
-  while (p.state == pipeline_state::running && !p.pending.empty() && p.active < share(p)) {
+  while (p.state == pipeline_state::running && !p.pending.empty() && p.active < share(p) && !_running.closed()) {
     auto t = p.pending.front();
     p.pending.pop_front();
     g_pending.add(-1);
@@ -186,6 +186,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   if (_opts.wal) {
     started_record r{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()};
     encode(_scratch, r);
+    if (_scratch.size() > core::wal_record_max)
+      return {admit_error::unavailable, "the input is larger than a write-ahead log record can hold", nullptr};
     t->start_lsn = journal(journal_type::started, _scratch);
     if (t->start_lsn == 0) return {admit_error::unavailable, "the write-ahead log cannot write (disk full?)", nullptr};
     t->segment = _opts.wal->active_segment();
@@ -217,7 +219,8 @@ void engine::start(pipeline& p, std::shared_ptr<trace_record> t) {
 }
 
 uint64_t engine::journal(journal_type type, const std::string& payload) {
-  return _opts.wal ? _opts.wal->append(uint32_t(type), payload) : 0;
+  if (!_opts.wal || payload.size() > core::wal_record_max) return 0;
+  return _opts.wal->append(uint32_t(type), payload);
 }
 
 io::task<bool> engine::wait_acknowledged(std::shared_ptr<trace_record> t) {
@@ -237,8 +240,20 @@ void engine::journal_end(trace_record& t) {
   r.logs.assign(t.logs.begin() + ptrdiff_t(t.logs_journaled), t.logs.end());
   t.logs_journaled = t.logs.size();
   encode(_scratch, r);
+  if (_scratch.size() > core::wal_record_max) {
+    // Journaling it whole is impossible, and leaving it unjournaled would run the
+    // trace again after every restart: it ends failed, and says why.
+    t.status = trace_status::failed;
+    t.output = core::value();
+    t.error_message = "the trace's output and logs (" + std::to_string(_scratch.size()) +
+                      " bytes) exceed what a write-ahead log record can hold";
+    r = ended_record{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {}};
+    encode(_scratch, r);
+  }
   t.end_lsn = journal(journal_type::ended, _scratch);
-  _opts.wal->trace_finished(t.segment, t.finished_ms);
+  // Refused (the disk is failing): the trace stays unfinished in the log, so its
+  // segment is kept, and it resumes after a restart.
+  if (t.end_lsn) _opts.wal->trace_finished(t.segment, t.finished_ms);
 }
 
 io::task<void> engine::run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t,
@@ -262,7 +277,8 @@ io::task<void> engine::run(std::shared_ptr<const compiled_flow> flow, std::share
   recorder rec(*flow, *t, _opts.logs_per_trace_max, _opts.wal, _scratch);
   uint64_t t0 = io::monotonic_ns();
   execution_options eo{_opts.arena, t->replay.get(), &_shutdown};
-  trace_outcome out = co_await execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), trigger, &rec, eo);
+  auto running = execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), trigger, &rec, eo);
+  trace_outcome out = co_await std::move(running);
   t->replay.reset();
   if (out.aborted) {
     // Shutdown: no end record, so the trace resumes after the restart.
@@ -299,7 +315,7 @@ void engine::finished(const std::string& name, trace_record& t) {
   pipeline& p = it->second;
   --p.active;
   ++(ok ? p.completed : p.failed);
-  if (p.state == pipeline_state::running && !p.pending.empty()) {
+  if (p.state == pipeline_state::running && !p.pending.empty() && !_running.closed()) {
     auto next = p.pending.front();
     p.pending.pop_front();
     g_pending.add(-1);
@@ -340,7 +356,7 @@ io::task<bool> engine::wait_finished(std::shared_ptr<trace_record> t) {
 }
 
 io::task<void> engine::wait_change(std::shared_ptr<trace_record> t) {
-  if (t->finished()) co_return;
+  if (t->finished() || _shutdown.cancelled()) co_return;
   co_await park{t->waiters};
 }
 
@@ -372,6 +388,9 @@ io::task<void> engine::stop(std::chrono::milliseconds grace) {
     co_await _running.close();
   }
   if (!_shutdown.cancelled()) _shutdown.cancel(io::errc::closed);
+  // Whoever waits on a trace that will not finish now (queued, or stopped
+  // above) hears it: wait_finished() answers false, log streams end.
+  for (auto& [key, t] : _traces) t->wake_all();
 }
 
 }  // namespace xerv::flows
@@ -488,6 +507,7 @@ size_t engine::resume_recovered() {
     start_or_queue(p, t);
   }
   _recovering.clear();
+  if (_opts.wal) _opts.wal->start_sweeping();  // every replayed trace is accounted for now
   evict();
   return resumed;
 }

@@ -147,6 +147,8 @@ class engine {
   // finished ones become queryable. Returns the number of traces resumed.
   size_t resume_recovered();
   size_t recovered_traces() const { return _recovered; }
+  // After stop(): traces still unfinished will not finish in this process.
+  bool stopped() const { return _shutdown.cancelled(); }
 
   // Stops admissions, lets running traces finish for up to `grace`, then stops
   // the rest without an end record (they resume after a restart).

@@ -498,6 +498,7 @@ io::task<std::optional<core::value>> region_exec::run() {
 // Stops a trace at shutdown with errc::closed, which no node failure uses.
 struct shutdown_link : io::cancel_source::hook {
   io::cancel_source* trace = nullptr;
+  ~shutdown_link() { io::cancel_source::detach(this); }  // on every way out
 };
 
 io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
@@ -516,7 +517,6 @@ io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value inp
   region_exec root(t, 0, nullptr, t.mem.get(t.input), 0);
   root.set_fired_trigger(trigger_vertex);
   auto out = co_await root.run();
-  io::cancel_source::detach(&link);
   trace_outcome o;
   if (!out && t.cancel.reason() == io::errc::closed) {
     o.aborted = true;

@@ -387,17 +387,22 @@ struct log_batch {
 // On the owner: lines from `from` on, waiting for a change when there are none.
 io::task<log_batch> next_logs(core::trace_id id, size_t from) {
   log_batch b;
+  if (!t_engine) co_return b;  // the shard is stopping
   auto t = t_engine->find_trace(id);
   if (!t) co_return b;
   b.found = true;
-  if (t->logs.size() <= from && !t->finished()) co_await t_engine->wait_change(t);
+  if (t->logs.size() <= from && !t->finished()) {
+    auto changed = t_engine->wait_change(t);
+    co_await std::move(changed);
+  }
+  if (!t_engine) co_return b;
   for (size_t i = from; i < t->logs.size(); ++i) {
     std::string line = "{";
     line.pop_back();
     append_log(line, t->logs[i]);
     b.lines.push_back(std::move(line));
   }
-  b.finished = t->finished() && from + b.lines.size() >= t->logs.size();
+  b.finished = (t->finished() || t_engine->stopped()) && from + b.lines.size() >= t->logs.size();
   b.status = flows::to_string(t->status);
   co_return b;
 }

@@ -351,7 +351,7 @@ TEST(shutdown, sigterm_drains_short_traces_and_resumes_long_ones) {
 
   std::string quick_id, slow_id;
   {
-    xerv_process p(env);
+    xerv_process p(env, {"--shutdown-timeout-ms", "1000"});
     uint16_t port = p.wait_ready();
     ASSERT_NE(port, 0) << p.log();
     auto quick = request(port, "POST", "/hooks/async", "{}", 5000);
@@ -360,8 +360,15 @@ TEST(shutdown, sigterm_drains_short_traces_and_resumes_long_ones) {
     ASSERT_EQ(long_one.status, 202);
     quick_id = quick.headers["x-xerv-trace-id"];
     slow_id = long_one.headers["x-xerv-trace-id"];
+    // A sync caller waiting on a long trace must not hold the stop up.
+    client::response sync_answer;
+    std::thread sync_caller([&] { sync_answer = request(port, "POST", "/hooks/slow2", "{}", 10000); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
     auto t0 = std::chrono::steady_clock::now();
     p.signal(SIGTERM);
+    sync_caller.join();
+    EXPECT_EQ(sync_answer.status, 503) << sync_answer.body;
+    EXPECT_NE(sync_answer.body.find("resumes after the restart"), std::string::npos) << sync_answer.body;
     ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(10000)), 0) << p.log();
     auto took = std::chrono::steady_clock::now() - t0;
     EXPECT_LT(took, std::chrono::milliseconds(3500)) << "the drain is bounded by XERV_DRAIN_TIMEOUT_MS";
@@ -394,6 +401,54 @@ TEST(crash, refuses_fewer_shards_than_the_wal_was_written_by) {
   auto [code, log] = xerv::testing::run_xerv_expect_exit({"XERV_SHARDS=2", "XERV_DATA_DIR=" + root.path.string()});
   EXPECT_EQ(code, 2) << log;
   EXPECT_NE(log.find("start with XERV_SHARDS=4 or more"), std::string::npos) << log;
+}
+
+}  // namespace
+
+namespace {
+
+// A trace whose result cannot fit in one WAL record fails with a clear message
+// instead of bringing the server down, and a restart does not run it again.
+TEST(crash, an_output_too_big_for_the_wal_fails_the_trace_not_the_server) {
+  tmp_dir root("xerv-big");
+  fs::create_directories(root.path / "flows");
+  std::ofstream(root.path / "flows" / "big.yaml") << R"(name: big
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /hooks/big, method: POST, respond: sync}}
+nodes:
+  grow: {type: std::loop, config: {max_iterations: 17}}
+  twice: {type: std::concat, config: {parts: ["$.s", "$.s"], output_field: s}}
+  done: {type: std::log, config: {message: "grown"}}
+edges:
+  - {from: hook, to: grow}
+  - {from: grow.continue, to: twice}
+  - {from: twice, to: grow}
+  - {from: grow.exit, to: done}
+settings: {execution_timeout_ms: 120000}
+)";
+  auto env = serve_env(root.path / "data", root.path / "flows");
+  std::string id;
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    auto r = request(port, "POST", "/hooks/big", R"({"s":")" + std::string(1024, 'x') + R"("})", 60000);
+    ASSERT_TRUE(r.complete) << p.log().substr(0, 4000);
+    EXPECT_EQ(r.status, 500) << r.body.substr(0, 500);
+    EXPECT_NE(r.body.find("exceed what a write-ahead log record can hold"), std::string::npos) << r.body.substr(0, 500);
+    id = r.headers["x-xerv-trace-id"];
+    EXPECT_EQ(request(port, "GET", "/health", "", 3000).status, 200);
+    p.signal(SIGKILL);
+    p.wait_exit(std::chrono::milliseconds(5000));
+  }
+  xerv_process p(env);
+  uint16_t port = p.wait_ready();
+  ASSERT_NE(port, 0) << p.log();
+  EXPECT_EQ(wait_status(port, id, "failed"), "failed");
+  EXPECT_NE(request(port, "GET", "/health", "", 3000).body.find("\"recovered_traces\":0"), std::string::npos);
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
 }
 
 }  // namespace
