@@ -502,8 +502,9 @@ size_t engine::resume_recovered() {
     ++resumed;
     XLOG(debug, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
          t->replay->size());
-    // Recovered traces were running before the crash: they go on whatever the
-    // pipeline's state, within its concurrency limit.
+    // Recovered traces were in flight before the crash: they start whatever the
+    // pipeline's state while its concurrency limit allows; the rest queue like
+    // new traces (a paused pipeline holds them until it runs again).
     start_or_queue(p, t);
   }
   _recovering.clear();
