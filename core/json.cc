@@ -11,7 +11,6 @@
 namespace xerv::core {
 namespace {
 enum : uint8_t { t_null = 0, t_false, t_true, t_int, t_real, t_string, t_array, t_object };
-constexpr size_t k_header = 9;  // tag, total, count
 }  // namespace
 
 json_type value_ref::type() const {

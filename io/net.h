@@ -118,7 +118,6 @@ class tcp_listener : completion {
   bool _armed = false;
   bool _closing = false;
   std::deque<int> _ready;
-  int _last_error = 0;
   waiter* _waiter = nullptr;
   std::coroutine_handle<> _close_waiter;
 };

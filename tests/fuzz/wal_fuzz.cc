@@ -251,9 +251,18 @@ void run_built(const uint8_t* data, size_t size) {
   }
   CHECK(s.valid_end == bad.offset);
   CHECK(s.corrupt);
-  // The log went on well past the damage: that is no torn write.
+  // The log went on well past the damage: that is no torn write. The window
+  // starts at the damaged record's end when its header still says where that is
+  // (a record longer than one write is written in pieces).
+  size_t window_from = bad.offset;
+  if (bad.offset + hs <= image.size()) {
+    core::wal_record_header h;
+    std::memcpy(&h, image.data() + bad.offset, hs);
+    if (!all_zero(image.data() + bad.offset, hs) && h.magic == core::wal_magic && h.length <= core::wal_record_max)
+      window_from = bad.offset + hs + h.length;
+  }
   for (size_t k = first_bad + 1; k < recs.size(); ++k)
-    if (recs[k].offset >= bad.offset + torn_window) CHECK(s.more_after);
+    if (recs[k].offset >= window_from + torn_window) CHECK(s.more_after);
 }
 
 }  // namespace
