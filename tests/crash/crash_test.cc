@@ -364,6 +364,11 @@ TEST(shutdown, sigterm_drains_short_traces_and_resumes_long_ones) {
     client::response sync_answer;
     std::thread sync_caller([&] { sync_answer = request(port, "POST", "/hooks/slow2", "{}", 10000); });
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Running traces keep their input and outputs in the arena.
+    auto metrics = request(port, "GET", "/metrics", "", 3000).body;
+    size_t at = metrics.find("\nxerv_arena_size_bytes ");
+    ASSERT_NE(at, std::string::npos) << metrics.substr(0, 3000);
+    EXPECT_GT(std::stod(metrics.substr(at + 23)), 0.0) << metrics.substr(at, 60);
     auto t0 = std::chrono::steady_clock::now();
     p.signal(SIGTERM);
     sync_caller.join();
@@ -383,6 +388,9 @@ TEST(shutdown, sigterm_drains_short_traces_and_resumes_long_ones) {
   uint16_t port = p.wait_ready();
   ASSERT_NE(port, 0) << p.log();
   EXPECT_EQ(wait_status(port, slow_id), "completed");
+  // Every trace has ended: the arena holds nothing.
+  auto metrics = request(port, "GET", "/metrics", "", 3000).body;
+  EXPECT_NE(metrics.find("\nxerv_arena_size_bytes 0\n"), std::string::npos) << metrics.substr(0, 3000);
   p.signal(SIGTERM);
   ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(10000)), 0) << p.log();
   auto ran = effects(p.log());
