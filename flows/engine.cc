@@ -120,7 +120,7 @@ bool engine::remove(std::string_view name) {
     t->finished_ms = core::unix_ms_now();
     journal_end(*t);
     t->wake_all();
-    ++_finished_count;
+    _finished.push_back(t->id);
     g_pending.add(-1);
     g_queue.add(-1);
   }
@@ -307,7 +307,7 @@ void engine::finished(const std::string& name, trace_record& t) {
     if (auto it = _pipelines.find(name); it != _pipelines.end()) --it->second.active;
     return;
   }
-  ++_finished_count;
+  _finished.push_back(t.id);
   bool ok = t.status == trace_status::completed;
   (ok ? g_completed : g_failed).inc();
   auto it = _pipelines.find(name);
@@ -328,21 +328,18 @@ void engine::finished(const std::string& name, trace_record& t) {
 }
 
 void engine::evict() {
-  // Oldest first: the map is ordered by id, and ids are time-ordered. Running
-  // traces are never evicted.
+  // In the order traces finished, so running traces (however many, however old)
+  // are never walked over on the admission path.
   uint64_t now = core::unix_ms_now();
   uint64_t max_age = uint64_t(_opts.trace_retention.count());
-  for (auto it = _traces.begin(); it != _traces.end();) {
-    const trace_record& t = *it->second;
-    if (!t.finished()) {
-      ++it;
-      continue;
-    }
-    bool too_many = _finished_count > _opts.traces_kept_max;
-    bool too_old = now - t.finished_ms > max_age;
+  while (!_finished.empty()) {
+    auto it = _traces.find(std::make_pair(_finished.front().hi, _finished.front().lo));
+    ASSERT(it != _traces.end() && it->second->finished(), "finished trace missing from the store");
+    bool too_many = _finished.size() > _opts.traces_kept_max;
+    bool too_old = now - it->second->finished_ms > max_age;
     if (!too_many && !too_old) break;
-    it = _traces.erase(it);
-    --_finished_count;
+    _traces.erase(it);
+    _finished.pop_front();
   }
 }
 
@@ -465,8 +462,8 @@ size_t engine::resume_recovered() {
     if (t->end_lsn) {
       if (_opts.wal) _opts.wal->trace_finished(t->segment, t->finished_ms);
       if (now - t->finished_ms <= uint64_t(_opts.trace_retention.count())) {
+        _finished.push_back(t->id);
         _traces.emplace(key, std::move(t));
-        ++_finished_count;
       }
       continue;
     }
@@ -480,7 +477,7 @@ size_t engine::resume_recovered() {
                          "') is no longer deployed";
       t->finished_ms = now;
       journal_end(*t);
-      ++_finished_count;
+      _finished.push_back(t->id);
       g_failed.inc();
       continue;
     }

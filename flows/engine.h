@@ -171,7 +171,7 @@ class engine {
   engine_options _opts;
   std::map<std::string, pipeline, std::less<>> _pipelines;
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<trace_record>> _traces;  // by id: time order
-  size_t _finished_count = 0;
+  std::deque<core::trace_id> _finished;  // finished traces in the store, in the order they finished
   io::gate _running;
   io::cancel_source _shutdown;
   std::map<std::pair<uint64_t, uint64_t>, recovering> _recovering;

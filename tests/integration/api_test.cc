@@ -183,6 +183,27 @@ TEST(api, trace_list_filters_and_pages) {
   EXPECT_EQ(s.get("/api/v1/traces?status=weird").status, 400);
 }
 
+TEST(api, finished_traces_beyond_the_store_cap_go_oldest_first_running_ones_stay) {
+  api s({"XERV_SHARDS=1", "XERV_TRACE_STORE_MAX=3"});
+  ASSERT_EQ(s.post("/api/v1/pipelines", flow()).status, 201);
+  std::string slow = flow(5000);
+  for (size_t at; (at = slow.find("greet")) != std::string::npos;) slow.replace(at, 5, "slow");
+  ASSERT_EQ(s.post("/api/v1/pipelines", slow).status, 201);
+  auto running = s.post("/api/v1/traces", R"({"pipeline_id":"slow","input":{"name":"s"}})");
+  ASSERT_EQ(running.status, 202);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = s.post("/api/v1/traces", R"({"pipeline_id":"greet","input":{"name":"n"},"wait":true})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    ids.push_back(json_field(r.body, "trace_id"));
+  }
+  EXPECT_NE(s.get("/api/v1/traces?pipeline_id=greet").body.find(R"("total":3)"), std::string::npos);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(s.get("/api/v1/traces/" + ids[i]).status, i < 2 ? 404 : 200) << i;
+  auto still = s.get("/api/v1/traces/" + json_field(running.body, "trace_id"));
+  EXPECT_EQ(still.status, 200);
+  EXPECT_EQ(json_field(still.body, "status"), "running");
+}
+
 TEST(api, logs_and_live_log_stream) {
   api s;
   ASSERT_EQ(s.post("/api/v1/pipelines", flow(300)).status, 201);
