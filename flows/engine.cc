@@ -45,10 +45,9 @@ class recorder final : public trace_observer {
     n.port = s == node_status::completed ? vx.ports[port] : std::string();
     n.duration_us = duration_ns / 1000;
     if (_wal && s == node_status::completed && vx.region == 0 && !vx.is_trigger) {
-      node_record r{_t.id, vx.name, n.port, core::unix_ms_now(), n.duration_us, std::string(output.bytes()), {}};
-      r.logs.assign(_t.logs.begin() + ptrdiff_t(_t.logs_journaled), _t.logs.end());
+      std::span<const log_line> fresh(_t.logs.begin() + ptrdiff_t(_t.logs_journaled), _t.logs.end());
+      encode(_scratch, node_view{_t.id, vx.name, n.port, core::unix_ms_now(), n.duration_us, output.bytes(), fresh});
       _t.logs_journaled = _t.logs.size();
-      encode(_scratch, r);
       // Not journaled when the disk refuses writes or the record would be too
       // big: the node then runs again after a restart (at-least-once).
       if (_scratch.size() <= core::wal_record_max) (void)_wal->append(uint32_t(journal_type::node), _scratch);
@@ -184,8 +183,7 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->created_ms = core::unix_ms_now();
   t->input = std::move(input);
   if (_opts.wal) {
-    started_record r{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()};
-    encode(_scratch, r);
+    encode(_scratch, started_view{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
     if (_scratch.size() > core::wal_record_max)
       return {admit_error::unavailable, "the input is larger than a write-ahead log record can hold", nullptr};
     t->start_lsn = journal(journal_type::started, _scratch);
@@ -235,11 +233,11 @@ io::task<bool> engine::wait_acknowledged(std::shared_ptr<trace_record> t) {
 
 void engine::journal_end(trace_record& t) {
   if (!_opts.wal) return;
-  ended_record r{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {}};
-  if (t.output.ref().valid() && t.status == trace_status::completed) r.output = t.output.bytes();
-  r.logs.assign(t.logs.begin() + ptrdiff_t(t.logs_journaled), t.logs.end());
+  std::string_view output;
+  if (t.output.ref().valid() && t.status == trace_status::completed) output = t.output.bytes();
+  std::span<const log_line> fresh(t.logs.begin() + ptrdiff_t(t.logs_journaled), t.logs.end());
+  encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, output, fresh});
   t.logs_journaled = t.logs.size();
-  encode(_scratch, r);
   if (_scratch.size() > core::wal_record_max) {
     // Journaling it whole is impossible, and leaving it unjournaled would run the
     // trace again after every restart: it ends failed, and says why.
@@ -247,8 +245,7 @@ void engine::journal_end(trace_record& t) {
     t.output = core::value();
     t.error_message = "the trace's output and logs (" + std::to_string(_scratch.size()) +
                       " bytes) exceed what a write-ahead log record can hold";
-    r = ended_record{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {}};
-    encode(_scratch, r);
+    encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {}});
   }
   t.end_lsn = journal(journal_type::ended, _scratch);
   // Refused (the disk is failing): the trace stays unfinished in the log, so its

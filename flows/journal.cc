@@ -18,7 +18,7 @@ struct writer {
     u64(t.hi);
     u64(t.lo);
   }
-  void logs(const std::vector<log_line>& ls) {
+  void logs(std::span<const log_line> ls) {
     u64(ls.size());
     for (const auto& l : ls) {
       u64(l.unix_ms);
@@ -90,7 +90,7 @@ struct reader {
 
 }  // namespace
 
-void encode(std::string& out, const started_record& r) {
+void encode(std::string& out, const started_view& r) {
   out.clear();
   writer w{out};
   w.id(r.id);
@@ -101,7 +101,7 @@ void encode(std::string& out, const started_record& r) {
   w.str(r.input);
 }
 
-void encode(std::string& out, const node_record& r) {
+void encode(std::string& out, const node_view& r) {
   out.clear();
   writer w{out};
   w.id(r.id);
@@ -113,7 +113,7 @@ void encode(std::string& out, const node_record& r) {
   w.logs(r.logs);
 }
 
-void encode(std::string& out, const ended_record& r) {
+void encode(std::string& out, const ended_view& r) {
   out.clear();
   writer w{out};
   w.id(r.id);
@@ -123,6 +123,16 @@ void encode(std::string& out, const ended_record& r) {
   w.str(r.error_message);
   w.str(r.output);
   w.logs(r.logs);
+}
+
+void encode(std::string& out, const started_record& r) {
+  encode(out, started_view{r.id, r.created_ms, r.pipeline, r.version, r.trigger, r.input});
+}
+void encode(std::string& out, const node_record& r) {
+  encode(out, node_view{r.id, r.node, r.port, r.finished_ms, r.duration_us, r.output, r.logs});
+}
+void encode(std::string& out, const ended_record& r) {
+  encode(out, ended_view{r.id, r.status, r.finished_ms, r.error_node, r.error_message, r.output, r.logs});
 }
 
 std::optional<started_record> decode_started(std::string_view p) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,7 +54,32 @@ struct ended_record {
   std::vector<log_line> logs;
 };
 
-// Encoders append to `out` (cleared first), so one buffer serves every record.
+// The same records as views of what the engine already holds: encoding one
+// copies each byte once, into `out`.
+struct started_view {
+  core::trace_id id;
+  uint64_t created_ms;
+  std::string_view pipeline, version, trigger, input;
+};
+struct node_view {
+  core::trace_id id;
+  std::string_view node, port;
+  uint64_t finished_ms, duration_us;
+  std::string_view output;
+  std::span<const log_line> logs;
+};
+struct ended_view {
+  core::trace_id id;
+  uint8_t status;
+  uint64_t finished_ms;
+  std::string_view error_node, error_message, output;
+  std::span<const log_line> logs;
+};
+
+// Encoders replace the content of `out`, so one buffer serves every record.
+void encode(std::string& out, const started_view& r);
+void encode(std::string& out, const node_view& r);
+void encode(std::string& out, const ended_view& r);
 void encode(std::string& out, const started_record& r);
 void encode(std::string& out, const node_record& r);
 void encode(std::string& out, const ended_record& r);
