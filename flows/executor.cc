@@ -526,9 +526,11 @@ io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value inp
   } else if (t.failed) {
     o.status = trace_status::failed;
     o.error_node = t.error_node;
+    o.error_code = "node_failed";
     o.error_message = t.error_message;
   } else {
     o.status = trace_status::timed_out;
+    o.error_code = "timeout";
     o.error_message = "trace exceeded execution_timeout_ms (" + std::to_string(flow.settings.execution_timeout_ms) + " ms)";
   }
   co_return o;

@@ -55,6 +55,7 @@ struct trace_outcome {
   bool aborted = false;       // stopped by `shutdown`: status means nothing, resume later
   core::value output;
   std::string error_node;     // failed / timed_out: the node that failed, if any
+  std::string error_code;     // failed / timed_out: machine-readable (docs/flows.md), e.g. node_failed, timeout
   std::string error_message;
 };
 
