@@ -10,6 +10,7 @@
 
 #include "io/log.h"
 #include "io/ops.h"
+#include "io/runtime.h"
 
 namespace xerv::io {
 
@@ -162,7 +163,10 @@ task<result<void>> remove_file(std::string path) {
 }
 
 task<result<void>> write_file_atomic(std::string path, std::string data) {
-  std::string tmp = path + ".tmp";
+  // A name of its own per write: two writes of one path in flight (from two
+  // shards, or interleaved on one) must never share a temporary file.
+  thread_local uint64_t t_writes = 0;
+  std::string tmp = path + ".tmp-" + std::to_string(this_shard_id()) + "-" + std::to_string(++t_writes);
   {
     open_options opts{.flags = O_WRONLY | O_CREAT | O_TRUNC, .direct = direct_io::off};
     auto f = co_await file::open(tmp, opts);

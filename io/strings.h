@@ -1,7 +1,9 @@
 #pragma once
 // Small text helpers every layer needs (logging sits in io, so they live here).
 
+#include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <string>
 #include <string_view>
 
@@ -33,6 +35,18 @@ inline void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   append_json_escaped(out, s);
   out += '"';
+}
+
+// Appends a Unix time in milliseconds as RFC 3339 UTC with milliseconds
+// ("2026-01-31T12:00:00.123Z"), without quotes.
+inline void append_rfc3339_ms(std::string& out, uint64_t unix_ms) {
+  time_t secs = time_t(unix_ms / 1000);
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[32];
+  int n = snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday,
+                   t.tm_hour, t.tm_min, t.tm_sec, unsigned(unix_ms % 1000));
+  out.append(buf, size_t(n));
 }
 
 inline bool iequals(std::string_view a, std::string_view b) {
