@@ -84,6 +84,17 @@ core::settings declare_settings(config& c) {
          core::parse_duration_ms(&c.trace_retention_ms, 1000, 30ull * 24 * 3'600'000)});
   s.add({"trace_store_max", "XERV_TRACE_STORE_MAX", "--trace-store-max", "10000",
          "finished traces kept per shard (the oldest go first)", core::parse_uint(&c.traces_kept_max, 1, 10'000'000)});
+  s.add({"dispatch_backend", "XERV_DISPATCH_BACKEND", "--dispatch-backend", "memory",
+         "where traces are queued and dispatched: memory (this process; raft, redis and nats are not built yet)",
+         [&c](std::string_view t) -> std::string {
+           if (t == "memory") {
+             c.dispatch_backend = std::string(t);
+             return {};
+           }
+           if (t == "raft" || t == "redis" || t == "nats")
+             return "the " + std::string(t) + " backend is not built yet; use memory";
+           return "expected memory, raft, redis or nats";
+         }});
   s.add({"debug_routes", "XERV_DEBUG_ROUTES", "--debug-routes", "false",
          "serve POST /api/v1/debug/echo (answers with the request body; for benchmarks and tests)",
          core::parse_bool(&c.debug_routes)});

@@ -83,6 +83,7 @@ std::string render(const history& h) {
     value_field(out, "output", h.end->output);
     if (!h.end->error_message.empty() || !h.end->error_node.empty()) {
       str_field(out, "error_node", h.end->error_node);
+      if (!h.end->error_code.empty()) str_field(out, "error_code", h.end->error_code);
       str_field(out, "error_message", h.end->error_message);
     }
     logs.insert(logs.end(), h.end->logs.begin(), h.end->logs.end());

@@ -2,20 +2,25 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <map>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "app/cli.h"
-#include "app/config.h"
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "app/cli.h"
+#include "app/config.h"
 #include "flows/engine.h"
 #include "http/admin.h"
 #include "http/api.h"
@@ -109,6 +114,41 @@ bool wal_fits_shards(unsigned shards) {
   fprintf(stderr, "xerv: %s holds the write-ahead log of %u shards, but only %u would run; start with XERV_SHARDS=%u "
           "or more\n", dir.c_str(), needed, shards, needed);
   return false;
+}
+
+// One process per data directory: two would interleave their WALs. The lock is
+// an flock on a file in it, so it goes away with the process however it ends.
+// Runs on the main thread before any shard exists.
+bool lock_data_dir() {
+  std::error_code ec;
+  std::filesystem::create_directories(g_cfg.data_dir, ec);
+  if (ec) {
+    fprintf(stderr, "xerv: cannot create the data directory %s: %s\n", g_cfg.data_dir.c_str(), ec.message().c_str());
+    return false;
+  }
+  std::string path = g_cfg.data_dir + "/xerv.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    fprintf(stderr, "xerv: cannot open %s: %s\n", path.c_str(), strerror(errno));
+    return false;
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char pid[32] = {};
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    std::string holder = n > 0 ? " (pid " + std::string(pid, size_t(n)) + ")" : "";
+    if (err == EWOULDBLOCK)
+      fprintf(stderr, "xerv: the data directory %s is in use by another xerv process%s; stop it or set another "
+              "XERV_DATA_DIR\n", g_cfg.data_dir.c_str(), holder.c_str());
+    else
+      fprintf(stderr, "xerv: cannot lock %s: %s\n", path.c_str(), strerror(err));
+    close(fd);
+    return false;
+  }
+  std::string me = std::to_string(getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, me.data(), me.size(), 0) != ssize_t(me.size()))
+    XLOG(warn, "%s: cannot write the pid: %s", path.c_str(), strerror(errno));
+  return true;  // the descriptor stays open, and the lock held, until the process ends
 }
 
 int usage(FILE* to) {
@@ -207,7 +247,21 @@ io::task<io::result<void>> open_storage(shard_services& svc) {
   co_return io::result<void>{};
 }
 
-io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
+// What /health and /ready hear from this shard.
+http::shard_health shard_health_here() {
+  http::shard_health h;
+  if (!t_services) return h;
+  const flows::engine& e = *t_services->engine;
+  h.recovering = e.recovering();
+  h.recovered_traces = e.recovered_traces();
+  h.waiting_traces = e.waiting_traces();
+  if (const core::wal* w = t_services->wal.get()) h.wal_unavailable = !w->healthy();
+  return h;
+}
+
+// The engine and the routes of this shard, not yet listening: the pipelines are
+// deployed before anyone can ask for them.
+void start_shard() {
   auto svc = std::make_unique<shard_services>();
   flows::engine_options eo;
   eo.shard = io::this_shard_id();
@@ -215,25 +269,25 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
   eo.trace_retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
   eo.traces_kept_max = g_cfg.traces_kept_max;
   svc->engine = std::make_unique<flows::engine>(eo);
-  if (auto st = co_await open_storage(*svc); !st) {
-    t_services = std::move(svc);  // stop_shard() closes what was opened
-    co_return st.error();
-  }
-  svc->engine->attach_storage(svc->wal.get(), svc->arena.get());
+  svc->engine->expect_recovery();  // admissions wait for the WAL
   http::set_shard_engine(svc->engine.get(), &g_api);
+  http::set_health_probe([] { return shard_health_here(); });
   http::add_health_routes(svc->api_routes, g_info);
   http::add_api_routes(svc->api_routes);
   svc->api_routes.set_fallback([](http::request& req) { return http::webhook(req); });
   if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->api_routes);
   if (g_cfg.debug_routes) http::add_debug_routes(svc->api_routes);
-  svc->api = std::make_unique<http::server>(svc->api_routes, server_options(api_port));
-  auto port = svc->api->start();
   t_services = std::move(svc);
+}
+
+io::result<uint16_t> listen_shard(uint16_t api_port) {
+  shard_services* sv = t_services.get();
+  sv->api = std::make_unique<http::server>(sv->api_routes, server_options(api_port));
+  auto port = sv->api->start();
   if (!port) {
     XLOG(error, "cannot listen on %s:%u: %s", g_cfg.api_host.c_str(), unsigned(api_port), port.error().message().c_str());
-    co_return port.error();
+    return port.error();
   }
-  shard_services* sv = t_services.get();
   if (g_cfg.metrics_port != 0) {
     http::add_health_routes(sv->metrics_routes, g_info);
     if (g_cfg.metrics_enabled) http::add_metrics_routes(sv->metrics_routes);
@@ -241,10 +295,19 @@ io::task<io::result<uint16_t>> start_shard(uint16_t api_port) {
     if (auto m = sv->metrics->start(); !m) {
       XLOG(error, "cannot listen on %s:%llu: %s", g_cfg.api_host.c_str(),
            static_cast<unsigned long long>(g_cfg.metrics_port), m.error().message().c_str());
-      co_return m.error();
+      return m.error();
     }
   }
-  co_return *port;
+  return *port;
+}
+
+// Replays this shard's WAL into its engine and continues the unfinished traces;
+// the number resumed.
+io::task<io::result<size_t>> recover_shard() {
+  shard_services& svc = *t_services;
+  if (auto st = co_await open_storage(svc); !st) co_return st.error();
+  svc.engine->attach_storage(svc.wal.get(), svc.arena.get());
+  co_return svc.engine->resume_recovered();
 }
 
 io::task<void> stop_servers(std::chrono::milliseconds grace) {
@@ -252,6 +315,9 @@ io::task<void> stop_servers(std::chrono::milliseconds grace) {
   if (t_services->metrics) co_await t_services->metrics->stop(grace);
 }
 
+// First of two steps: nothing new is accepted, requests and traces finish (or
+// drain), the WAL is synced. Other shards may still be serving requests that
+// call this one, so its engine stays until every shard has done this.
 io::task<void> stop_shard(std::chrono::milliseconds grace, std::chrono::milliseconds drain) {
   http::set_ready(false);
   if (!t_services) co_return;
@@ -265,8 +331,19 @@ io::task<void> stop_shard(std::chrono::milliseconds grace, std::chrono::millisec
   auto all = io::when_all(std::move(stopping));
   co_await std::move(all);
   if (t_services->wal) co_await t_services->wal->close();
+}
+
+// Second step, once no shard serves anything.
+void release_shard() {
+  http::set_health_probe({});
   http::set_shard_engine(nullptr, nullptr);
   t_services.reset();
+}
+
+io::task<void> stop_everywhere(std::chrono::milliseconds grace, std::chrono::milliseconds drain) {
+  auto stopping = io::invoke_on_all([grace, drain] { return stop_shard(grace, drain); });
+  co_await std::move(stopping);
+  co_await io::invoke_on_all([] { release_shard(); });
 }
 
 // A port some other process listens on (even with SO_REUSEPORT) is an error.
@@ -286,30 +363,38 @@ bool ports_free() {
 
 io::task<int> serve() {
   if (!ports_free()) co_return 1;
-  auto first = co_await start_shard(uint16_t(g_cfg.api_port));
-  bool started = first.ok();
-  uint16_t port = started ? *first : 0;
-  for (unsigned s = 1; s < io::shard_count() && started; ++s) {
-    auto r = co_await io::submit_to(s, [port] { return start_shard(port); });
-    started = r.ok();
-  }
-  auto grace = std::chrono::milliseconds(g_cfg.shutdown_timeout_ms);
-  if (!started) {
-    co_await io::invoke_on_all([] { return stop_shard(std::chrono::milliseconds(0), std::chrono::milliseconds(0)); });
-    co_return 1;
-  }
+  co_await io::invoke_on_all([] { start_shard(); });
+  // Pipelines first: once the API listens, a configured pipeline is never 404.
   for (const auto& f : g_startup_flows) {
     auto r = co_await http::deploy_everywhere(f.yaml, false, f.state);
     if (r.status >= 300) XLOG(error, "loading a pipeline at start failed: %s", r.body.c_str());
   }
-  // Pipelines are back: the traces the WAL left unfinished continue.
-  auto counts = co_await io::invoke_on_all([] { return t_services->engine->resume_recovered(); });
-  size_t resumed = 0;
-  for (size_t c : counts) resumed += c;
-  http::set_recovered_traces(resumed);
-  if (resumed) XLOG(info, "recovered %zu unfinished traces from the write-ahead log", resumed);
+  auto first = listen_shard(uint16_t(g_cfg.api_port));
+  bool ok = first.ok();
+  uint16_t port = ok ? *first : 0;
+  for (unsigned s = 1; s < io::shard_count() && ok; ++s) {
+    auto r = co_await io::submit_to(s, [port] { return listen_shard(port); });
+    ok = r.ok();
+  }
+  if (ok) {
+    XLOG(info, "%zu pipelines loaded; listening on http://%s:%u while the write-ahead log is replayed",
+         g_startup_flows.size(), g_cfg.api_host.c_str(), unsigned(port));
+    // Traces: admissions and lookups of unknown traces answer 503 until done.
+    auto recovering = io::invoke_on_all([] { return recover_shard(); });
+    auto counts = co_await std::move(recovering);
+    size_t resumed = 0;
+    for (const auto& c : counts) {
+      ok = ok && c.ok();
+      if (c) resumed += *c;
+    }
+    if (resumed) XLOG(info, "recovered %zu unfinished traces from the write-ahead log", resumed);
+  }
+  if (!ok) {
+    co_await stop_everywhere(std::chrono::milliseconds(0), std::chrono::milliseconds(0));
+    co_return 1;
+  }
+  auto grace = std::chrono::milliseconds(g_cfg.shutdown_timeout_ms);
   co_await io::invoke_on_all([] { http::set_ready(true); });
-  XLOG(info, "%zu pipelines loaded", g_startup_flows.size());
   XLOG(info, "xerv %s serving on %u shards at http://%s:%u%s", XERV_VERSION, io::shard_count(), g_cfg.api_host.c_str(),
        unsigned(port),
        g_cfg.metrics_port ? (" (metrics also on port " + std::to_string(g_cfg.metrics_port) + ")").c_str() : "");
@@ -323,8 +408,7 @@ io::task<int> serve() {
   int sig = co_await io::wait_for_signal();
   XLOG(info, "received %s: no new connections; in-flight requests have %lld ms", strsignal(sig),
        static_cast<long long>(grace.count()));
-  auto drain = std::chrono::milliseconds(g_cfg.drain_timeout_ms);
-  co_await io::invoke_on_all([grace, drain] { return stop_shard(grace, drain); });
+  co_await stop_everywhere(grace, std::chrono::milliseconds(g_cfg.drain_timeout_ms));
   co_return 0;
 }
 
@@ -372,6 +456,7 @@ int main(int argc, char** argv) {
   io::set_log_format(g_cfg.log_format);
   g_api.data_dir = g_cfg.data_dir;
   g_api.max_body_bytes = g_cfg.max_body_bytes;
+  if (!lock_data_dir()) return 1;
   if (!load_startup_flows()) return 2;
 
   io::runtime_options opts;
@@ -379,6 +464,7 @@ int main(int argc, char** argv) {
   io::runtime rt(opts);
   if (!wal_fits_shards(rt.shard_count())) return 2;
   g_info.version = XERV_VERSION;
+  g_info.backend = g_cfg.dispatch_backend;
   g_info.shards = rt.shard_count();
   g_info.started_ns = io::monotonic_ns();
   int code = rt.run(serve());

@@ -13,6 +13,8 @@ core::counter g_failed{"xerv_failed_traces_total", "Traces that failed or timed 
 core::counter g_nodes{"xerv_nodes_executed_total", "Node executions finished (completed or failed)"};
 core::gauge g_active{"xerv_active_traces", "Traces running now"};
 core::gauge g_pending{"xerv_pending_traces", "Traces admitted and waiting for a pipeline slot"};
+core::gauge g_waiting{"xerv_traces_waiting_for_pipeline",
+                      "Recovered traces waiting for their pipeline (or trigger) to be deployed again"};
 core::gauge g_queue{"xerv_dispatch_queue_depth", "Traces waiting in the dispatch queues (memory backend: pending)"};
 core::histogram g_trace_seconds{"xerv_trace_duration_seconds", "Trace duration from start to end",
                                 core::latency_buckets(), {"pipeline"}};
@@ -104,55 +106,74 @@ engine::~engine() { ASSERT(_running.count() == 0, "engine destroyed with traces 
 bool engine::deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state) {
   std::string name = flow->name;
   auto [it, fresh] = _pipelines.try_emplace(name);
-  it->second.flow = std::shared_ptr<const compiled_flow>(std::move(flow));
-  it->second.deployed_ms = core::unix_ms_now();
-  if (fresh) it->second.state = state;
+  if (fresh) {
+    it->second = std::make_shared<pipeline>();
+    it->second->state = state;
+  }
+  std::shared_ptr<pipeline> p = it->second;
+  p->flow = std::shared_ptr<const compiled_flow>(std::move(flow));
+  p->deployed_ms = core::unix_ms_now();
+  // Recovered traces that waited for this pipeline (or for a trigger it now has).
+  if (auto w = _waiting.find(name); w != _waiting.end()) {
+    std::vector<recovered_trace> still;
+    for (auto& rt : w->second)
+      if (!resume(p, rt)) still.push_back(std::move(rt));
+    size_t resumed = w->second.size() - still.size();
+    _waiting_count -= resumed;
+    g_waiting.add(-int64_t(resumed));
+    if (still.empty()) _waiting.erase(w);
+    else w->second = std::move(still);
+  }
   return !fresh;
 }
 
 bool engine::remove(std::string_view name) {
   auto it = _pipelines.find(name);
   if (it == _pipelines.end()) return false;
-  for (auto& t : it->second.pending) {
-    t->status = trace_status::failed;
-    t->error_message = "pipeline deleted before the trace started";
-    t->finished_ms = core::unix_ms_now();
-    journal_end(*t);
-    t->wake_all();
-    _finished.push_back(t->id);
+  std::shared_ptr<pipeline> p = std::move(it->second);
+  _pipelines.erase(it);  // running traces keep their flow; their slots end with this deployment
+  for (auto& t : std::exchange(p->pending, {})) {
     g_pending.add(-1);
     g_queue.add(-1);
+    end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
   }
-  _pipelines.erase(it);  // running traces keep their flow alive
   return true;
 }
 
-bool engine::set_state(std::string_view name, pipeline_state state) {
+void engine::end_unrun(trace_record& t, std::string code, std::string message) {
+  t.status = trace_status::failed;
+  t.error_code = std::move(code);
+  t.error_message = std::move(message);
+  t.finished_ms = core::unix_ms_now();
+  t.flow.reset();
+  t.owner.reset();
+  journal_end(t);
+  _finished.push_back(t.id);
+  g_failed.inc();
+  t.wake_all();
+}
+
+std::optional<pipeline_state> engine::set_state(std::string_view name, pipeline_state state) {
   auto it = _pipelines.find(name);
-  if (it == _pipelines.end()) return false;
-  pipeline& p = it->second;
+  if (it == _pipelines.end()) return std::nullopt;
+  pipeline& p = *it->second;
   p.state = state;
   if (state == pipeline_state::draining && p.active == 0 && p.pending.empty()) p.state = pipeline_state::stopped;
   // Resuming may free queued work: paused pipelines keep their pending traces.
-  while (p.state == pipeline_state::running && !p.pending.empty() && p.active < share(p) && !_running.closed()) {
-    auto t = p.pending.front();
-    p.pending.pop_front();
-    g_pending.add(-1);
-    g_queue.add(-1);
-    start(p, std::move(t));
-  }
-  return true;
+  while (p.state == pipeline_state::running && !p.pending.empty() && p.active < share(p) && !_running.closed())
+    start_next(p);
+  return p.state;
 }
 
 const pipeline* engine::find(std::string_view name) const {
   auto it = _pipelines.find(name);
-  return it == _pipelines.end() ? nullptr : &it->second;
+  return it == _pipelines.end() ? nullptr : it->second.get();
 }
 
 std::optional<std::pair<std::string, std::string>> engine::find_webhook(std::string_view method,
                                                                          std::string_view path) const {
   for (const auto& [name, p] : _pipelines)
-    for (const auto& t : p.flow->triggers)
+    for (const auto& t : p->flow->triggers)
       if (t.type == "webhook" && t.path == path && t.method == method) return std::make_pair(name, t.id);
   return std::nullopt;
 }
@@ -166,12 +187,14 @@ uint32_t engine::share(const pipeline& p) const {
 admission engine::admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input) {
   auto it = _pipelines.find(pipeline_name);
   if (it == _pipelines.end()) return {admit_error::pipeline_not_found, {}, nullptr};
-  pipeline& p = it->second;
+  const std::shared_ptr<pipeline>& owner = it->second;
+  pipeline& p = *owner;
   const trigger_def* trig = p.flow->find_trigger(trigger_id);
   if (!trig) return {admit_error::trigger_not_found, {}, nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   if (p.active >= share(p) && p.pending.size() >= _opts.pending_max) return {admit_error::queue_full, {}, nullptr};
   if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
+  if (_recovery_pending) return {admit_error::unavailable, "recovering the write-ahead log", nullptr};
   if (_opts.wal && !_opts.wal->healthy())
     return {admit_error::unavailable, "the write-ahead log cannot write (disk full?)", nullptr};
 
@@ -180,6 +203,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->pipeline = p.flow->name;
   t->version = p.flow->version;
   t->trigger = trig->id;
+  t->flow = p.flow;
+  t->trigger_vertex = trig->vertex;
   t->created_ms = core::unix_ms_now();
   t->input = std::move(input);
   if (_opts.wal) {
@@ -194,25 +219,36 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   }
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
-  start_or_queue(p, t);
+  start_or_queue(owner, t);
   evict();
   return {admit_error::none, {}, t};
 }
 
-void engine::start_or_queue(pipeline& p, std::shared_ptr<trace_record> t) {
-  if (p.active < share(p)) return start(p, std::move(t));
-  p.pending.push_back(std::move(t));
+void engine::start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<trace_record> t) {
+  t->owner = p;
+  if (p->active < share(*p)) return start(*p, std::move(t));
+  p->pending.push_back(std::move(t));
   g_pending.add(1);
   g_queue.add(1);
 }
 
+void engine::start_next(pipeline& p) {
+  auto t = std::move(p.pending.front());
+  p.pending.pop_front();
+  g_pending.add(-1);
+  g_queue.add(-1);
+  start(p, std::move(t));
+}
+
 void engine::start(pipeline& p, std::shared_ptr<trace_record> t) {
+  // The trace runs the version it was admitted with, whatever was deployed since.
+  ASSERT(t->flow && t->trigger_vertex < t->flow->vertices.size(), "trace %s has no flow to run",
+         t->id.to_string().c_str());
   ++p.active;
   g_active.add(1);
   t->status = trace_status::running;
   t->started_ms = core::unix_ms_now();
-  uint32_t trigger = p.flow->find_trigger(t->trigger)->vertex;
-  auto spawned = io::spawn(_running, run(p.flow, std::move(t), trigger));
+  auto spawned = io::spawn(_running, run(std::move(t)));
   ASSERT(spawned.ok(), "engine admitting after stop()");
 }
 
@@ -236,16 +272,19 @@ void engine::journal_end(trace_record& t) {
   std::string_view output;
   if (t.output.ref().valid() && t.status == trace_status::completed) output = t.output.bytes();
   std::span<const log_line> fresh(t.logs.begin() + ptrdiff_t(t.logs_journaled), t.logs.end());
-  encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, output, fresh});
+  encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, output, fresh,
+                              t.error_code});
   t.logs_journaled = t.logs.size();
   if (_scratch.size() > core::wal_record_max) {
     // Journaling it whole is impossible, and leaving it unjournaled would run the
     // trace again after every restart: it ends failed, and says why.
     t.status = trace_status::failed;
     t.output = core::value();
+    t.error_code = "output_too_large";
     t.error_message = "the trace's output and logs (" + std::to_string(_scratch.size()) +
                       " bytes) exceed what a write-ahead log record can hold";
-    encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {}});
+    encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {},
+                                t.error_code});
   }
   t.end_lsn = journal(journal_type::ended, _scratch);
   // Refused (the disk is failing): the trace stays unfinished in the log, so its
@@ -253,8 +292,8 @@ void engine::journal_end(trace_record& t) {
   if (t.end_lsn) _opts.wal->trace_finished(t.segment, t.finished_ms);
 }
 
-io::task<void> engine::run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t,
-                           uint32_t trigger) {
+io::task<void> engine::run(std::shared_ptr<trace_record> t) {
+  std::shared_ptr<const compiled_flow> flow = t->flow;  // the trace drops its copy when it ends
   bool acked = true;
   if (_opts.wal) {
     auto ack = wait_acknowledged(t);
@@ -263,65 +302,62 @@ io::task<void> engine::run(std::shared_ptr<const compiled_flow> flow, std::share
   if (!acked) {
     // Never acknowledged: end it, and journal that, so a restart does not run it.
     t->status = trace_status::failed;
+    t->error_code = "unavailable";
     t->error_message = "not admitted: the write-ahead log could not write the trace's start (disk full?)";
     t->finished_ms = core::unix_ms_now();
     journal_end(*t);
-    finished(flow->name, *t);
-    t->wake_all();
+    finished(*t);
     co_return;
   }
   t->wake_all();  // acknowledged
   recorder rec(*flow, *t, _opts.logs_per_trace_max, _opts.wal, _scratch);
   uint64_t t0 = io::monotonic_ns();
   execution_options eo{_opts.arena, t->replay.get(), &_shutdown};
-  auto running = execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), trigger, &rec, eo);
+  auto running = execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), t->trigger_vertex, &rec, eo);
   trace_outcome out = co_await std::move(running);
   t->replay.reset();
   if (out.aborted) {
     // Shutdown: no end record, so the trace resumes after the restart.
     t->status = trace_status::pending;
-    finished(flow->name, *t);
-    t->wake_all();
+    finished(*t);
     co_return;
   }
   g_trace_seconds.observe(double(io::monotonic_ns() - t0) / 1e9, {flow->name});
   t->status = out.status;
   t->output = std::move(out.output);
   t->error_node = std::move(out.error_node);
+  t->error_code = std::move(out.error_code);
   t->error_message = std::move(out.error_message);
   t->finished_ms = core::unix_ms_now();
   if (flow->settings.debug || t->status != trace_status::completed)
     XLOG(debug, "trace %s of %s: %s %s", t->id.to_string().c_str(), flow->name.c_str(), to_string(t->status),
          t->error_message.c_str());
   journal_end(*t);
-  finished(flow->name, *t);
-  t->wake_all();
+  finished(*t);
 }
 
-void engine::finished(const std::string& name, trace_record& t) {
+void engine::finished(trace_record& t) {
   g_active.add(-1);
-  if (t.status == trace_status::pending) {  // aborted at shutdown
-    if (auto it = _pipelines.find(name); it != _pipelines.end()) --it->second.active;
-    return;
+  // The slot belongs to the deployment the trace was admitted into; if that was
+  // deleted meanwhile, no pipeline's accounting changes.
+  std::shared_ptr<pipeline> p = std::exchange(t.owner, {}).lock();
+  t.flow.reset();
+  bool aborted = t.status == trace_status::pending;  // at shutdown: resumes after the restart
+  if (!aborted) {
+    _finished.push_back(t.id);
+    bool ok = t.status == trace_status::completed;
+    (ok ? g_completed : g_failed).inc();
+    if (p) ++(ok ? p->completed : p->failed);
   }
-  _finished.push_back(t.id);
-  bool ok = t.status == trace_status::completed;
-  (ok ? g_completed : g_failed).inc();
-  auto it = _pipelines.find(name);
-  if (it == _pipelines.end()) return;  // deleted meanwhile
-  pipeline& p = it->second;
-  --p.active;
-  ++(ok ? p.completed : p.failed);
-  if (p.state == pipeline_state::running && !p.pending.empty() && !_running.closed()) {
-    auto next = p.pending.front();
-    p.pending.pop_front();
-    g_pending.add(-1);
-    g_queue.add(-1);
-    start(p, std::move(next));
-  } else if (p.state == pipeline_state::draining && p.active == 0 && p.pending.empty()) {
-    p.state = pipeline_state::stopped;
+  if (p) {
+    ASSERT(p->active > 0, "pipeline %s: a trace ended with no slot taken", p->flow->name.c_str());
+    --p->active;
+    if (p->state == pipeline_state::running && !p->pending.empty() && !_running.closed()) start_next(*p);
+    else if (p->state == pipeline_state::draining && p->active == 0 && p->pending.empty())
+      p->state = pipeline_state::stopped;
   }
-  evict();
+  if (!aborted) evict();
+  t.wake_all();
 }
 
 void engine::evict() {
@@ -372,7 +408,7 @@ std::vector<std::shared_ptr<trace_record>> engine::list_traces(std::string_view 
 }
 
 io::task<void> engine::stop(std::chrono::milliseconds grace) {
-  for (auto& [name, p] : _pipelines) p.state = pipeline_state::draining;
+  for (auto& [name, p] : _pipelines) p->state = pipeline_state::draining;
   if (_running.count() && grace.count() > 0) {
     XLOG(info, "waiting up to %lld ms for %zu running traces", static_cast<long long>(grace.count()), _running.count());
     io::deadline limit(grace, _shutdown);
@@ -426,6 +462,7 @@ void engine::replay(const core::wal_record& r) {
       t.status = trace_status(rec->status);
       t.finished_ms = rec->finished_ms;
       t.error_node = std::move(rec->error_node);
+      t.error_code = std::move(rec->error_code);
       t.error_message = std::move(rec->error_message);
       if (!rec->output.empty()) t.output = core::value(std::move(rec->output));
       for (auto& l : rec->logs) t.logs.push_back(std::move(l));
@@ -440,11 +477,11 @@ size_t engine::resume_recovered() {
   size_t resumed = 0;
   uint64_t now = core::unix_ms_now();
   for (auto& [key, rt] : _recovering) {
-    auto t = std::move(rt.trace);
+    trace_record& t = *rt.trace;
     // Node records first: the end record's lines come after them.
     std::vector<log_line> logs;
     for (auto& n : rt.nodes) {
-      node_run& run = t->nodes[n.node];
+      node_run& run = t.nodes[n.node];
       run.status = node_status::completed;
       run.port = n.port;
       run.duration_us = n.duration_us;
@@ -452,59 +489,99 @@ size_t engine::resume_recovered() {
       run.runs = 1;
       for (auto& l : n.logs) logs.push_back(std::move(l));
     }
-    for (auto& l : t->logs) logs.push_back(std::move(l));
-    t->logs = std::move(logs);
-    t->logs_journaled = t->logs.size();
-    if (_opts.wal) _opts.wal->trace_started(t->segment);
-    if (t->end_lsn) {
-      if (_opts.wal) _opts.wal->trace_finished(t->segment, t->finished_ms);
-      if (now - t->finished_ms <= uint64_t(_opts.trace_retention.count())) {
-        _finished.push_back(t->id);
-        _traces.emplace(key, std::move(t));
+    for (auto& l : t.logs) logs.push_back(std::move(l));
+    t.logs = std::move(logs);
+    t.logs_journaled = t.logs.size();
+    if (_opts.wal) _opts.wal->trace_started(t.segment);
+    if (t.end_lsn) {
+      if (_opts.wal) _opts.wal->trace_finished(t.segment, t.finished_ms);
+      if (now - t.finished_ms <= uint64_t(_opts.trace_retention.count())) {
+        _finished.push_back(t.id);
+        _traces.emplace(key, std::move(rt.trace));
       }
       continue;
     }
     ++_recovered;
-    auto pit = _pipelines.find(t->pipeline);
-    const trigger_def* trig = pit == _pipelines.end() ? nullptr : pit->second.flow->find_trigger(t->trigger);
-    _traces.emplace(key, t);
-    if (!trig) {
-      t->status = trace_status::failed;
-      t->error_message = "recovered after a restart, but pipeline '" + t->pipeline + "' (or its trigger '" + t->trigger +
-                         "') is no longer deployed";
-      t->finished_ms = now;
-      journal_end(*t);
-      _finished.push_back(t->id);
-      g_failed.inc();
+    _traces.emplace(key, rt.trace);
+    auto pit = _pipelines.find(t.pipeline);
+    if (pit == _pipelines.end()) t.waiting_for = "pipeline '" + t.pipeline + "' is not deployed";
+    else if (resume(pit->second, rt)) {
+      ++resumed;
       continue;
     }
-    pipeline& p = pit->second;
-    const compiled_flow& f = *p.flow;
-    if (f.version != t->version)
-      XLOG(warn, "trace %s started on version %s of %s; it resumes on version %s", t->id.to_string().c_str(),
-           t->version.c_str(), f.name.c_str(), f.version.c_str());
-    t->replay = std::make_shared<replay_map>();
-    for (const auto& n : rt.nodes) {
-      auto v = f.find(n.node);
-      if (!v || f.vertices[*v].region != 0) continue;
-      const auto& ports = f.vertices[*v].ports;
-      auto port = std::find(ports.begin(), ports.end(), n.port);
-      if (port == ports.end()) continue;
-      (*t->replay)[*v] = replayed_node{uint16_t(port - ports.begin()), core::value(std::move(n.output))};
-    }
-    ++p.started;
-    ++resumed;
-    XLOG(debug, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
-         t->replay->size());
-    // Recovered traces were in flight before the crash: they start whatever the
-    // pipeline's state while its concurrency limit allows; the rest queue like
-    // new traces (a paused pipeline holds them until it runs again).
-    start_or_queue(p, t);
+    // Not failed: the operator may have started with the wrong pipelines dir.
+    // The trace waits (its segment stays) until its pipeline is deployed again.
+    XLOG(warn, "trace %s: %s; it waits until that is deployed (or is discarded)", t.id.to_string().c_str(),
+         t.waiting_for.c_str());
+    ++_waiting_count;
+    _waiting[t.pipeline].push_back(std::move(rt));
   }
   _recovering.clear();
+  g_waiting.add(int64_t(_waiting_count));
+  _recovery_pending = false;
   if (_opts.wal) _opts.wal->start_sweeping();  // every replayed trace is accounted for now
   evict();
   return resumed;
+}
+
+bool engine::resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt) {
+  std::shared_ptr<trace_record> t = rt.trace;
+  const trigger_def* trig = p->flow->find_trigger(t->trigger);
+  if (!trig) {
+    t->waiting_for = "pipeline '" + t->pipeline + "' has no trigger '" + t->trigger + "'";
+    return false;
+  }
+  const compiled_flow& f = *p->flow;
+  if (f.version != t->version)
+    XLOG(warn, "trace %s started on version %s of %s; it resumes on version %s", t->id.to_string().c_str(),
+         t->version.c_str(), f.name.c_str(), f.version.c_str());
+  t->waiting_for.clear();
+  t->flow = p->flow;
+  t->trigger_vertex = trig->vertex;
+  t->replay = std::make_shared<replay_map>();
+  for (auto& n : rt.nodes) {
+    auto v = f.find(n.node);
+    if (!v || f.vertices[*v].region != 0) continue;
+    const auto& ports = f.vertices[*v].ports;
+    auto port = std::find(ports.begin(), ports.end(), n.port);
+    if (port == ports.end()) continue;
+    (*t->replay)[*v] = replayed_node{uint16_t(port - ports.begin()), core::value(std::move(n.output))};
+  }
+  rt.nodes.clear();
+  ++p->started;
+  XLOG(debug, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
+       t->replay->size());
+  // Recovered traces were in flight before the crash: they start whatever the
+  // pipeline's state while its concurrency limit allows; the rest queue like new
+  // traces (a paused pipeline holds them until it runs again).
+  start_or_queue(p, std::move(t));
+  return true;
+}
+
+io::task<size_t> engine::discard_waiting(std::string pipeline_name, std::optional<core::trace_id> id) {
+  auto w = _waiting.find(pipeline_name);
+  if (w == _waiting.end()) co_return 0;
+  size_t n = 0;
+  uint64_t last_lsn = 0;
+  std::vector<recovered_trace> kept;
+  for (auto& rt : w->second) {
+    if (id && rt.trace->id != *id) {
+      kept.push_back(std::move(rt));
+      continue;
+    }
+    end_unrun(*rt.trace, "discarded", "discarded by an operator while it waited: " + rt.trace->waiting_for);
+    rt.trace->waiting_for.clear();
+    last_lsn = std::max(last_lsn, rt.trace->end_lsn);
+    ++n;
+  }
+  _waiting_count -= n;
+  g_waiting.add(-int64_t(n));
+  if (kept.empty()) _waiting.erase(w);
+  else w->second = std::move(kept);
+  evict();
+  // Answered once a crash cannot bring them back.
+  if (_opts.wal && last_lsn) (void)co_await _opts.wal->wait(last_lsn);  // a failure shows in /health; they resume
+  co_return n;
 }
 
 }  // namespace xerv::flows

@@ -3,13 +3,23 @@
 // admitted (the memory backend runs a trace on the shard that accepted it), their
 // pending queues, and a bounded store of recent traces with their logs. Every
 // shard holds the same pipelines; deploys and state changes are applied on all
-// shards by the caller (invoke_on_all). Lives on its shard; no locks.
+// shards by the caller, in one order (http/api.cc sends them through shard 0).
+// Lives on its shard; no locks.
+//
+// A trace keeps the compiled flow it was admitted with until it ends: an update
+// or a delete never changes what a queued or running trace runs (SPEC §4). Its
+// slot is accounted to the deployment it was admitted into, so a pipeline deleted
+// and deployed again under the same name starts with clean counters.
 //
 // With a WAL (SPEC §6) every trace is journaled (flows/journal.h): admission
 // appends its start, and nothing runs or is acknowledged before that is durable;
 // each completed top-level node and the end are appended as they happen. At
-// start, replay() feeds the engine the log and resume_recovered() continues the
-// unfinished traces from their last durable node.
+// start, the pipelines are deployed first (so the API never answers 404 for a
+// configured pipeline), then replay() feeds the engine the log and
+// resume_recovered() continues the unfinished traces from their last durable
+// node. Until then admissions answer unavailable. A recovered trace whose
+// pipeline (or trigger) is not deployed waits, pending, until it is deployed or an
+// operator discards it.
 
 #include <chrono>
 #include <cstdint>
@@ -57,6 +67,8 @@ struct node_run {
   uint32_t runs = 0;
 };
 
+struct pipeline;
+
 // One trace as the API shows it.
 struct trace_record {
   core::trace_id id;
@@ -67,7 +79,7 @@ struct trace_record {
   uint64_t created_ms = 0, started_ms = 0, finished_ms = 0;
   core::value input;
   core::value output;
-  std::string error_node, error_message;
+  std::string error_node, error_code, error_message;
   std::map<std::string, node_run> nodes;
   std::vector<log_line> logs;
   size_t logs_dropped = 0;
@@ -78,6 +90,12 @@ struct trace_record {
   size_t logs_journaled = 0;       // lines already in a record
   bool recovered = false;
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
+  // Until the trace ends: the version it runs on, the trigger that fired, and the
+  // deployment whose slot or queue it holds (gone once that pipeline is deleted).
+  std::shared_ptr<const compiled_flow> flow;
+  uint32_t trigger_vertex = no_index;
+  std::weak_ptr<flows::pipeline> owner;
+  std::string waiting_for;  // recovered, pending: why it cannot resume yet
   // Who waits for the end (sync webhooks, wait:true) or for new log lines (SSE).
   std::vector<std::coroutine_handle<>> waiters;
 
@@ -85,6 +103,7 @@ struct trace_record {
   void wake_all();
 };
 
+// One deployment of a pipeline name: updates replace its flow; a delete ends it.
 struct pipeline {
   std::shared_ptr<const compiled_flow> flow;
   pipeline_state state = pipeline_state::running;
@@ -116,13 +135,17 @@ class engine {
     _opts.arena = arena;
   }
 
-  // Deploys (or updates: in-flight traces finish on their version) a flow already
-  // compiled for this shard. Returns true when it replaced an existing pipeline.
+  // Deploys (or updates: in-flight and queued traces finish on their version) a
+  // flow already compiled for this shard, and resumes the recovered traces that
+  // waited for it. Returns true when it replaced an existing pipeline.
   bool deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state);
   bool remove(std::string_view name);
-  bool set_state(std::string_view name, pipeline_state state);
+  // Returns the state this shard is in afterwards (a drain with traces in flight
+  // stays draining until they end), or nullopt for an unknown pipeline.
+  std::optional<pipeline_state> set_state(std::string_view name, pipeline_state state);
+  // Valid until the caller suspends.
   const pipeline* find(std::string_view name) const;
-  const std::map<std::string, pipeline, std::less<>>& pipelines() const { return _pipelines; }
+  const std::map<std::string, std::shared_ptr<pipeline>, std::less<>>& pipelines() const { return _pipelines; }
   // A webhook trigger bound to this method and exact path: {pipeline, trigger}.
   std::optional<std::pair<std::string, std::string>> find_webhook(std::string_view method, std::string_view path) const;
 
@@ -141,12 +164,21 @@ class engine {
   // This shard's traces, newest first, filtered.
   std::vector<std::shared_ptr<trace_record>> list_traces(std::string_view pipeline, std::optional<trace_status> status) const;
 
-  // Recovery, before serving: every WAL record, oldest first (from wal::open)...
+  // Recovery. expect_recovery() refuses admissions until resume_recovered()...
+  void expect_recovery() { _recovery_pending = true; }
+  bool recovering() const { return _recovery_pending; }
+  // ...replay() takes every WAL record, oldest first (from wal::open)...
   void replay(const core::wal_record& r);
-  // ...then, once pipelines are deployed, the unfinished traces continue and the
-  // finished ones become queryable. Returns the number of traces resumed.
+  // ...then, with the pipelines deployed, the unfinished traces continue (or wait
+  // for their pipeline) and the finished ones become queryable. Returns the
+  // number of traces resumed.
   size_t resume_recovered();
   size_t recovered_traces() const { return _recovered; }
+  // Recovered traces waiting for their pipeline or trigger to be deployed.
+  size_t waiting_traces() const { return _waiting_count; }
+  // Ends waiting traces (all of `pipeline`'s, or the one `id` names) as failed
+  // with code `discarded`; completes, with how many, once that is durable.
+  io::task<size_t> discard_waiting(std::string pipeline, std::optional<core::trace_id> id);
   // After stop(): traces still unfinished will not finish in this process.
   bool stopped() const { return _shutdown.cancelled(); }
 
@@ -155,26 +187,35 @@ class engine {
   io::task<void> stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
  private:
-  void start(pipeline& p, std::shared_ptr<trace_record> t);
-  void start_or_queue(pipeline& p, std::shared_ptr<trace_record> t);
-  io::task<void> run(std::shared_ptr<const compiled_flow> flow, std::shared_ptr<trace_record> t, uint32_t trigger);
-  void finished(const std::string& pipeline_name, trace_record& t);
-  void journal_end(trace_record& t);
-  uint64_t journal(journal_type type, const std::string& payload);
-  struct recovering {
+  struct recovered_trace {
     std::shared_ptr<trace_record> trace;
     std::vector<node_record> nodes;
   };
+  void start(pipeline& p, std::shared_ptr<trace_record> t);
+  void start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<trace_record> t);
+  void start_next(pipeline& p);
+  io::task<void> run(std::shared_ptr<trace_record> t);
+  void finished(trace_record& t);
+  // Ends a trace that never ran (or waited): journaled, woken, kept in the store.
+  void end_unrun(trace_record& t, std::string code, std::string message);
+  void journal_end(trace_record& t);
+  uint64_t journal(journal_type type, const std::string& payload);
+  // A recovered trace continues on `p` when `p` has its trigger; else it waits.
+  bool resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt);
   void evict();
   uint32_t share(const pipeline& p) const;
 
   engine_options _opts;
-  std::map<std::string, pipeline, std::less<>> _pipelines;
+  std::map<std::string, std::shared_ptr<pipeline>, std::less<>> _pipelines;
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<trace_record>> _traces;  // by id: time order
   std::deque<core::trace_id> _finished;  // finished traces in the store, in the order they finished
   io::gate _running;
   io::cancel_source _shutdown;
-  std::map<std::pair<uint64_t, uint64_t>, recovering> _recovering;
+  std::map<std::pair<uint64_t, uint64_t>, recovered_trace> _recovering;
+  // Recovered traces whose pipeline is not deployed, by pipeline name.
+  std::map<std::string, std::vector<recovered_trace>, std::less<>> _waiting;
+  size_t _waiting_count = 0;
+  bool _recovery_pending = false;
   size_t _recovered = 0;
   std::string _scratch;  // record encoding buffer
 };

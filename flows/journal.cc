@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "io/assert.h"
+
 namespace xerv::flows {
 namespace {
 
@@ -88,6 +90,8 @@ struct reader {
   bool done() const { return ok && in.empty(); }
 };
 
+constexpr uint8_t ended_has_code = 0x80;
+
 }  // namespace
 
 void encode(std::string& out, const started_view& r) {
@@ -117,12 +121,16 @@ void encode(std::string& out, const ended_view& r) {
   out.clear();
   writer w{out};
   w.id(r.id);
-  w.u8(r.status);
+  // The high bit says an error code follows the logs (logs written before codes
+  // existed lack it), so a truncated record still never decodes.
+  ASSERT(r.status < ended_has_code);
+  w.u8(uint8_t(r.status | (r.error_code.empty() ? 0 : ended_has_code)));
   w.u64(r.finished_ms);
   w.str(r.error_node);
   w.str(r.error_message);
   w.str(r.output);
   w.logs(r.logs);
+  if (!r.error_code.empty()) w.str(r.error_code);
 }
 
 void encode(std::string& out, const started_record& r) {
@@ -132,7 +140,7 @@ void encode(std::string& out, const node_record& r) {
   encode(out, node_view{r.id, r.node, r.port, r.finished_ms, r.duration_us, r.output, r.logs});
 }
 void encode(std::string& out, const ended_record& r) {
-  encode(out, ended_view{r.id, r.status, r.finished_ms, r.error_node, r.error_message, r.output, r.logs});
+  encode(out, ended_view{r.id, r.status, r.finished_ms, r.error_node, r.error_message, r.output, r.logs, r.error_code});
 }
 
 std::optional<started_record> decode_started(std::string_view p) {
@@ -167,11 +175,17 @@ std::optional<ended_record> decode_ended(std::string_view p) {
   ended_record r;
   r.id = rd.id();
   r.status = rd.u8();
+  bool has_code = r.status & ended_has_code;
+  r.status &= uint8_t(~ended_has_code);
   r.finished_ms = rd.u64();
   r.error_node = rd.str();
   r.error_message = rd.str();
   r.output = rd.str();
   r.logs = rd.logs();
+  if (has_code) {
+    r.error_code = rd.str();
+    if (r.error_code.empty()) return std::nullopt;
+  }
   if (!rd.done()) return std::nullopt;
   return r;
 }

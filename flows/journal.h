@@ -52,6 +52,7 @@ struct ended_record {
   std::string error_node, error_message;
   std::string output;  // encoded value; empty when there is none
   std::vector<log_line> logs;
+  std::string error_code;  // last, and optional: records written before codes existed lack it
 };
 
 // The same records as views of what the engine already holds: encoding one
@@ -74,6 +75,7 @@ struct ended_view {
   uint64_t finished_ms;
   std::string_view error_node, error_message, output;
   std::span<const log_line> logs;
+  std::string_view error_code;
 };
 
 // Encoders replace the content of `out`, so one buffer serves every record.

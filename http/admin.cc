@@ -1,7 +1,5 @@
 #include "http/admin.h"
 
-#include <atomic>
-
 #include "core/metrics.h"
 #include <algorithm>
 #include <cstdlib>
@@ -14,25 +12,79 @@
 namespace xerv::http {
 namespace {
 
-thread_local bool t_ready = false;
+// Exported whatever the backend, so dashboards and alerts need no special case:
+// 1 on the Raft leader, 0 elsewhere (and always 0 without Raft).
+core::gauge g_raft_leader{"xerv_raft_leader", "1 when this node is the Raft leader; 0 otherwise (always 0 "
+                                              "without the Raft backend)"};
 
-// Written once by the app before serving, read by every shard.
-std::atomic<uint64_t> g_recovered{0};
+thread_local bool t_ready = false;
+thread_local health_probe t_probe;
+
+// Every shard's report, merged.
+struct health_view {
+  shard_health sum;
+  std::vector<unsigned> failed_shards;
+};
+
+shard_health probe_here() { return t_probe ? t_probe() : shard_health{}; }
+
+io::task<health_view> gather() {
+  auto job = io::invoke_on_all([] { return probe_here(); });
+  auto parts = co_await std::move(job);
+  health_view v;
+  for (unsigned s = 0; s < parts.size(); ++s) {
+    const shard_health& h = parts[s];
+    v.sum.recovering |= h.recovering;
+    v.sum.recovered_traces += h.recovered_traces;
+    v.sum.waiting_traces += h.waiting_traces;
+    v.sum.wal_unavailable |= h.wal_unavailable;
+    if (h.wal_failed) {
+      v.sum.wal_failed = true;
+      v.failed_shards.push_back(s);
+      if (v.sum.wal_error.empty()) v.sum.wal_error = h.wal_error;
+    }
+  }
+  co_return v;
+}
 
 io::task<response> health(admin_info info) {
+  auto gathering = gather();
+  health_view v = co_await std::move(gathering);
+  const shard_health& h = v.sum;
   response r;
+  // A WAL that failed a sync never recovers in this process (it may have lost
+  // written records): unhealthy, so a supervisor restarts xerv and the restart
+  // replays what is durable.
+  if (h.wal_failed) r.status = 503;
   uint64_t up = (io::monotonic_ns() - info.started_ns) / 1'000'000'000u;
-  r.body = "{\"status\":\"healthy\",\"version\":";
+  r.body = h.wal_failed ? "{\"status\":\"unhealthy\",\"version\":" : "{\"status\":\"healthy\",\"version\":";
   io::append_json_string(r.body, info.version);
   r.body += ",\"uptime_secs\":" + std::to_string(up) + ",\"backend\":";
   io::append_json_string(r.body, info.backend);
   r.body += ",\"shards\":" + std::to_string(info.shards);
-  r.body += ",\"recovered_traces\":" + std::to_string(g_recovered.load(std::memory_order_relaxed)) + "}";
+  r.body += ",\"recovering\":" + std::string(h.recovering ? "true" : "false");
+  r.body += ",\"recovered_traces\":" + std::to_string(h.recovered_traces);
+  r.body += ",\"waiting_traces\":" + std::to_string(h.waiting_traces);
+  r.body += ",\"wal\":{\"status\":";
+  io::append_json_string(r.body, h.wal_failed ? "failed" : h.wal_unavailable ? "unavailable" : "ok");
+  if (h.wal_failed) {
+    r.body += ",\"failed_shards\":[";
+    for (unsigned s : v.failed_shards) r.body += (r.body.back() == '[' ? "" : ",") + std::to_string(s);
+    r.body += "],\"error\":";
+    io::append_json_string(r.body, h.wal_error);
+  }
+  r.body += "}}";
   co_return r;
 }
 
 io::task<response> ready() {
   if (!t_ready) co_return json_error(503, "unavailable", "xerv is starting or stopping");
+  auto gathering = gather();
+  health_view v = co_await std::move(gathering);
+  if (v.sum.recovering) co_return json_error(503, "unavailable", "recovering the write-ahead log");
+  if (v.sum.wal_failed)
+    co_return json_error(503, "unavailable", "the write-ahead log failed (" + v.sum.wal_error + "); restart xerv");
+  if (v.sum.wal_unavailable) co_return json_error(503, "unavailable", "the write-ahead log cannot write (disk full?)");
   response r;
   r.body = "{\"status\":\"ready\"}";
   co_return r;
@@ -81,7 +133,7 @@ io::task<response> ticks(request& req) {
 
 void set_ready(bool ready) { t_ready = ready; }
 
-void set_recovered_traces(uint64_t n) { g_recovered.store(n, std::memory_order_relaxed); }
+void set_health_probe(health_probe probe) { t_probe = std::move(probe); }
 
 void add_health_routes(router& r, const admin_info& info) {
   for (std::string prefix : {"", "/api/v1"}) {

@@ -2,6 +2,7 @@
 // The operational endpoints: /health, /ready and /metrics, at the root and under
 // /api/v1.
 
+#include <functional>
 #include <string>
 
 #include "http/router.h"
@@ -15,10 +16,22 @@ struct admin_info {
   uint64_t started_ns = 0;  // io::monotonic_ns() at start
 };
 
-// Whether /ready answers 200 on this shard; the app clears it when stopping.
+// What one shard tells /health and /ready.
+struct shard_health {
+  bool recovering = false;          // still replaying its write-ahead log
+  uint64_t recovered_traces = 0;    // unfinished traces found in the WAL at start
+  uint64_t waiting_traces = 0;      // recovered traces waiting for their pipeline
+  bool wal_unavailable = false;     // writes refused for now (disk full); retried
+  bool wal_failed = false;          // a sync failed: refused until a restart
+  std::string wal_error;
+};
+using health_probe = std::function<shard_health()>;
+
+// This shard's probe (the app's view of its engine and WAL); none: all is well.
+void set_health_probe(health_probe probe);
+// Whether /ready may answer 200 once every shard is recovered and its WAL writes;
+// the app sets it when start-up is done and clears it when stopping.
 void set_ready(bool ready);
-// Traces found unfinished in the WAL at start and resumed (shown by /health).
-void set_recovered_traces(uint64_t n);
 
 void add_health_routes(router& r, const admin_info& info);
 void add_metrics_routes(router& r);

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "core/trace_id.h"
+#include "io/fifo_lock.h"
 #include "io/file.h"
 #include "io/log.h"
 #include "io/strings.h"
@@ -18,6 +19,10 @@ namespace {
 
 thread_local flows::engine* t_engine = nullptr;
 thread_local const api_options* t_opts = nullptr;
+// Pipeline changes (deploy, update, delete, state) run on shard 0, one at a time
+// and in the order they arrived, so every shard applies the same sequence.
+constexpr unsigned k_control_shard = 0;
+thread_local io::fifo_lock t_control;
 
 // ---- JSON text helpers ----
 
@@ -50,8 +55,6 @@ response json_ok(int status, std::string body) {
   return r;
 }
 
-uint64_t iso_ms(uint64_t ms) { return ms; }
-
 std::string query_param(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     size_t amp = query.find('&');
@@ -66,33 +69,42 @@ std::string query_param(std::string_view query, std::string_view name) {
 
 // ---- pipelines ----
 
+response unavailable(std::string_view why) { return json_error(503, "unavailable", why); }
+
 struct pipeline_counters {
   uint64_t started = 0, completed = 0, failed = 0, active = 0, pending = 0;
+  // Draining on any shard is draining; otherwise every shard is in one state.
+  std::optional<flows::pipeline_state> state;
+
+  void add(const pipeline_counters& o) {
+    started += o.started;
+    completed += o.completed;
+    failed += o.failed;
+    active += o.active;
+    pending += o.pending;
+    if (!state || o.state == flows::pipeline_state::draining) state = o.state;
+  }
 };
 
-pipeline_counters local_counters(std::string name) {
-  pipeline_counters c;
-  if (const flows::pipeline* p = t_engine->find(name)) {
-    c.started = p->started;
-    c.completed = p->completed;
-    c.failed = p->failed;
-    c.active = p->active;
-    c.pending = p->pending.size();
+// This shard's counters of `only` (every pipeline when empty), by name.
+std::vector<std::pair<std::string, pipeline_counters>> local_counters(std::string only) {
+  std::vector<std::pair<std::string, pipeline_counters>> out;
+  if (!t_engine) return out;  // the shard has stopped
+  for (const auto& [name, p] : t_engine->pipelines()) {
+    if (!only.empty() && name != only) continue;
+    pipeline_counters c{p->started, p->completed, p->failed, p->active, p->pending.size(), p->state};
+    out.emplace_back(name, c);
   }
-  return c;
+  return out;
 }
 
-io::task<pipeline_counters> counters_everywhere(std::string name) {
-  auto job = io::invoke_on_all([name] { return local_counters(name); });
+// Every shard's counters, summed per pipeline.
+io::task<std::map<std::string, pipeline_counters>> counters_everywhere(std::string only) {
+  auto job = io::invoke_on_all([only] { return local_counters(only); });
   auto parts = co_await std::move(job);
-  pipeline_counters sum;
-  for (const auto& p : parts) {
-    sum.started += p.started;
-    sum.completed += p.completed;
-    sum.failed += p.failed;
-    sum.active += p.active;
-    sum.pending += p.pending;
-  }
+  std::map<std::string, pipeline_counters> sum;
+  for (const auto& part : parts)
+    for (const auto& [name, c] : part) sum[name].add(c);
   co_return sum;
 }
 
@@ -117,7 +129,7 @@ std::string pipeline_json(const flows::pipeline& p, const pipeline_counters* c, 
   field(out, "name", f.name);
   field(out, "version", f.version);
   field(out, "description", f.description);
-  field(out, "state", flows::to_string(p.state));
+  field(out, "state", flows::to_string(c && c->state ? *c->state : p.state));
   field(out, "deployed_at_ms", p.deployed_ms);
   size_t nodes = std::count_if(f.vertices.begin(), f.vertices.end(), [](const flows::vertex& v) { return !v.is_trigger; });
   field(out, "node_count", nodes);
@@ -207,15 +219,17 @@ io::task<io::result<void>> persist_state(std::string name, flows::pipeline_state
 }
 
 io::task<response> list_pipelines() {
+  auto counting = counters_everywhere("");
+  auto counters = co_await std::move(counting);
+  // Rendered from this shard's pipelines after the last suspension.
   std::string out = "{\"pipelines\":[";
   size_t n = 0;
-  for (const auto& [name, p] : t_engine->pipelines()) {
-    auto c = co_await counters_everywhere(name);
-    const flows::pipeline* still = t_engine->find(name);
-    if (!still) continue;
-    if (out.back() != '[') out += ',';
-    out += pipeline_json(*still, &c, false);
-    ++n;
+  if (t_engine) {
+    for (const auto& [name, p] : t_engine->pipelines()) {
+      if (out.back() != '[') out += ',';
+      out += pipeline_json(*p, &counters[name], false);
+      ++n;
+    }
   }
   out += "],\"count\":" + std::to_string(n) + "}";
   co_return json_ok(200, std::move(out));
@@ -223,10 +237,11 @@ io::task<response> list_pipelines() {
 
 io::task<response> get_pipeline(std::string name) {
   if (!t_engine->find(name)) co_return pipeline_not_found(name);
-  auto c = co_await counters_everywhere(name);
-  const flows::pipeline* p = t_engine->find(name);
+  auto counting = counters_everywhere(name);
+  auto counters = co_await std::move(counting);
+  const flows::pipeline* p = t_engine ? t_engine->find(name) : nullptr;
   if (!p) co_return pipeline_not_found(name);
-  co_return json_ok(200, pipeline_json(*p, &c, true));
+  co_return json_ok(200, pipeline_json(*p, &counters[name], true));
 }
 
 io::task<response> validate_pipeline(std::string yaml) {
@@ -241,7 +256,53 @@ io::task<response> validate_pipeline(std::string yaml) {
   co_return json_ok(200, std::move(out));
 }
 
-io::task<response> delete_pipeline(std::string name) {
+// ---- pipeline changes, on the control shard ----
+
+// The rendered pipeline with every shard's counters, from the control shard.
+io::task<response> pipeline_reply(std::string name, int status) {
+  auto counting = counters_everywhere(name);
+  auto counters = co_await std::move(counting);
+  const flows::pipeline* p = t_engine->find(name);
+  if (!p) co_return pipeline_not_found(name);
+  co_return json_ok(status, pipeline_json(*p, &counters[name], true));
+}
+
+// `update`: the name the flow must have and that must exist (PUT); empty for a
+// POST, which creates or updates.
+io::task<response> control_deploy(std::string yaml, bool persist, flows::pipeline_state state, std::string update) {
+  auto held = co_await t_control.lock();
+  auto r = flows::compile_flow(yaml);
+  if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r))
+    co_return json_error(400, "invalid_flow", std::to_string(errs->size()) + " problem(s) in the flow", errors_json(*errs));
+  const flows::compiled_flow& f = *std::get<std::unique_ptr<flows::compiled_flow>>(r);
+  std::string name = f.name;
+  if (!update.empty()) {
+    if (!t_engine->find(update)) co_return pipeline_not_found(update);
+    if (name != update)
+      co_return json_error(400, "invalid_flow", "the flow's name '" + name + "' does not match '" + update + "'");
+  }
+  // Webhook paths must be unique across pipelines.
+  for (const auto& t : f.triggers) {
+    if (t.type != "webhook") continue;
+    auto owner = t_engine->find_webhook(t.method, t.path);
+    if (owner && owner->first != name)
+      co_return json_error(400, "invalid_flow", "webhook " + t.method + " " + t.path + " is already used by pipeline '" +
+                                                    owner->first + "'");
+  }
+  if (persist) {
+    if (auto d = co_await ensure_pipeline_dir(); !d)
+      co_return unavailable("cannot create " + pipeline_dir() + ": " + d.error().message());
+    std::string path = pipeline_dir() + "/" + name + ".yaml";
+    if (auto w = co_await io::write_file_atomic(path, yaml); !w)
+      co_return unavailable("cannot store the pipeline: " + w.error().message());
+  }
+  auto job = io::invoke_on_all([yaml, state] { return deploy_here(yaml, state); });
+  auto updated = co_await std::move(job);
+  co_return co_await pipeline_reply(name, updated[0] ? 200 : 201);
+}
+
+io::task<response> control_delete(std::string name) {
+  auto held = co_await t_control.lock();
   if (!t_engine->find(name)) co_return pipeline_not_found(name);
   auto job = io::invoke_on_all([name] { return t_engine->remove(name); });
   co_await std::move(job);
@@ -256,30 +317,48 @@ io::task<response> delete_pipeline(std::string name) {
   co_return json_ok(200, std::move(out));
 }
 
+io::task<response> control_state(std::string name, flows::pipeline_state target) {
+  auto held = co_await t_control.lock();
+  if (!t_engine->find(name)) co_return pipeline_not_found(name);
+  auto job = io::invoke_on_all([name, target] { return t_engine->set_state(name, target); });
+  auto states = co_await std::move(job);
+  // What is stored is where the pipeline ends up: a drain ends stopped.
+  auto stored = target == flows::pipeline_state::draining ? flows::pipeline_state::stopped : target;
+  if (auto w = co_await persist_state(name, stored); !w)
+    co_return unavailable("cannot store the pipeline state: " + w.error().message());
+  // A drain with traces in flight on any shard is draining until they end.
+  flows::pipeline_state now = target == flows::pipeline_state::draining ? flows::pipeline_state::stopped : target;
+  for (const auto& st : states)
+    if (st == flows::pipeline_state::draining) now = *st;
+  std::string out = "{";
+  field(out, "id", name);
+  field(out, "state", flows::to_string(now));
+  out += '}';
+  co_return json_ok(200, std::move(out));
+}
+
+io::task<response> delete_pipeline(std::string name) {
+  auto job = io::submit_to(k_control_shard, [name] { return control_delete(name); });
+  co_return co_await std::move(job);
+}
+
 io::task<response> change_state(std::string name, std::string action) {
-  const flows::pipeline* p = t_engine->find(name);
-  if (!p) co_return pipeline_not_found(name);
   flows::pipeline_state target;
   if (action == "start" || action == "resume") target = flows::pipeline_state::running;
   else if (action == "pause") target = flows::pipeline_state::paused;
   else if (action == "drain") target = flows::pipeline_state::draining;
   else target = flows::pipeline_state::stopped;
-  auto job = io::invoke_on_all([name, target] { return t_engine->set_state(name, target); });
-  co_await std::move(job);
-  // What is stored is where the pipeline ends up: a drain ends stopped.
-  auto stored = target == flows::pipeline_state::draining ? flows::pipeline_state::stopped : target;
-  if (auto w = co_await persist_state(name, stored); !w)
-    co_return json_error(503, "unavailable", "cannot store the pipeline state: " + w.error().message());
-  p = t_engine->find(name);
-  if (!p) co_return pipeline_not_found(name);
-  std::string out = "{";
-  field(out, "id", name);
-  field(out, "state", flows::to_string(p->state));
-  out += '}';
-  co_return json_ok(200, std::move(out));
+  auto job = io::submit_to(k_control_shard, [name, target] { return control_state(name, target); });
+  co_return co_await std::move(job);
 }
 
 // ---- traces ----
+
+// Traces journaled before error codes existed have none.
+std::string_view error_code(const flows::trace_record& t) {
+  if (!t.error_code.empty()) return t.error_code;
+  return t.status == flows::trace_status::timed_out ? "timeout" : "node_failed";
+}
 
 std::string trace_summary(const flows::trace_record& t) {
   std::string out = "{";
@@ -288,7 +367,7 @@ std::string trace_summary(const flows::trace_record& t) {
   field(out, "version", t.version);
   field(out, "trigger", t.trigger);
   field(out, "status", flows::to_string(t.status));
-  field(out, "created_at_ms", iso_ms(t.created_ms));
+  field(out, "created_at_ms", t.created_ms);
   if (t.started_ms) field(out, "started_at_ms", t.started_ms);
   if (t.finished_ms) {
     field(out, "finished_at_ms", t.finished_ms);
@@ -297,10 +376,12 @@ std::string trace_summary(const flows::trace_record& t) {
   if (!t.error_message.empty()) {
     key(out, "error");
     out += '{';
-    field(out, "node", t.error_node);
+    field(out, "code", error_code(t));
     field(out, "message", t.error_message);
+    field(out, "node", t.error_node);
     out += '}';
   }
+  if (!t.waiting_for.empty()) field(out, "waiting_for", t.waiting_for);
   out += '}';
   return out;
 }
@@ -328,22 +409,36 @@ std::string trace_details(const flows::trace_record& t) {
 
 void append_log(std::string& out, const flows::log_line& l) {
   out += '{';
-  field(out, "timestamp_ms", l.unix_ms);
+  key(out, "timestamp");
+  out += '"';
+  io::append_rfc3339_ms(out, l.unix_ms);
+  out += '"';
   field(out, "level", io::to_string(l.level));
   field(out, "node", l.node);
   field(out, "message", l.message);
   out += '}';
 }
 
-// Runs on the owner shard: the record rendered by `render`, or nullopt.
+// What the owner shard answered about a trace.
+struct owner_reply {
+  enum kind_t { found, not_found, unavailable, conflict } kind = not_found;
+  std::string body;  // found: what `render` made; otherwise: why
+};
+
+// On the owner: `render(trace)`. A trace not found while its shard still replays
+// the WAL, or once it has stopped, may exist: unavailable, not not_found.
 template <class F>
-io::task<std::optional<std::string>> on_owner(core::trace_id id, F render) {
-  if (id.shard() >= io::shard_count()) co_return std::nullopt;
-  co_return co_await io::submit_to(id.shard(), [id, render]() -> std::optional<std::string> {
-    auto t = t_engine->find_trace(id);
-    if (!t) return std::nullopt;
-    return render(*t);
-  });
+owner_reply render_local(core::trace_id id, const F& render) {
+  if (!t_engine) return {owner_reply::unavailable, "xerv is stopping"};
+  if (auto t = t_engine->find_trace(id)) return {owner_reply::found, render(*t)};
+  if (t_engine->recovering()) return {owner_reply::unavailable, "recovering the write-ahead log; retry shortly"};
+  return {};
+}
+
+template <class F>
+io::task<owner_reply> on_owner(core::trace_id id, F render) {
+  if (id.shard() >= io::shard_count()) co_return owner_reply{};
+  co_return co_await io::submit_to(id.shard(), [id, render] { return render_local(id, render); });
 }
 
 response trace_not_found(std::string_view id) {
@@ -353,18 +448,24 @@ response trace_not_found(std::string_view id) {
   return json_error(404, "trace_not_found", "no trace " + std::string(id), details);
 }
 
+response owner_response(const owner_reply& r, std::string_view id) {
+  if (r.kind == owner_reply::unavailable) return unavailable(r.body);
+  if (r.kind == owner_reply::conflict) return json_error(409, "conflict", r.body);
+  if (r.kind == owner_reply::not_found) return trace_not_found(id);
+  return json_ok(200, r.body);
+}
+
 io::task<response> get_trace(std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id) co_return trace_not_found(id_text);
-  auto body = co_await on_owner(*id, [](const flows::trace_record& t) { return trace_details(t); });
-  if (!body) co_return trace_not_found(id_text);
-  co_return json_ok(200, std::move(*body));
+  auto reply = co_await on_owner(*id, [](const flows::trace_record& t) { return trace_details(t); });
+  co_return owner_response(reply, id_text);
 }
 
 io::task<response> get_logs(std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id) co_return trace_not_found(id_text);
-  auto body = co_await on_owner(*id, [](const flows::trace_record& t) {
+  auto reply = co_await on_owner(*id, [](const flows::trace_record& t) {
     std::string out = "{\"logs\":[";
     for (const auto& l : t.logs) {
       if (out.back() != '[') out += ',';
@@ -373,8 +474,55 @@ io::task<response> get_logs(std::string id_text) {
     out += "]}";
     return out;
   });
-  if (!body) co_return trace_not_found(id_text);
-  co_return json_ok(200, std::move(*body));
+  co_return owner_response(reply, id_text);
+}
+
+// On the owner: ends the trace if it is a recovered one waiting for its pipeline.
+io::task<owner_reply> discard_local(core::trace_id id) {
+  if (!t_engine) co_return owner_reply{owner_reply::unavailable, "xerv is stopping"};
+  auto t = t_engine->find_trace(id);
+  if (!t) co_return render_local(id, [](const flows::trace_record&) { return std::string(); });
+  if (t->waiting_for.empty())
+    co_return owner_reply{owner_reply::conflict, "trace " + id.to_string() +
+                                                     " is not waiting for its pipeline; only such traces can be discarded"};
+  std::string pipeline = t->pipeline;
+  auto discarding = t_engine->discard_waiting(pipeline, id);
+  co_await std::move(discarding);
+  co_return owner_reply{owner_reply::found, trace_summary(*t)};
+}
+
+io::task<response> discard_trace(std::string id_text) {
+  auto id = core::trace_id::parse(id_text);
+  if (!id || id->shard() >= io::shard_count()) co_return trace_not_found(id_text);
+  core::trace_id tid = *id;
+  auto job = io::submit_to(tid.shard(), [tid] { return discard_local(tid); });
+  owner_reply r = co_await std::move(job);
+  co_return owner_response(r, id_text);
+}
+
+io::task<size_t> discard_here(std::string pipeline) {
+  if (!t_engine) co_return 0;
+  co_return co_await t_engine->discard_waiting(pipeline, std::nullopt);
+}
+
+// Every waiting trace of one pipeline, on every shard.
+io::task<response> discard_traces(request& req) {
+  auto parsed = core::parse_json(req.body());
+  auto* v = std::get_if<core::value>(&parsed);
+  std::optional<core::value_ref> pid;
+  if (v && v->ref().type() == core::json_type::object) pid = v->ref().find("pipeline_id");
+  if (!pid || pid->type() != core::json_type::string)
+    co_return json_error(400, "invalid_payload", "a JSON object with pipeline_id (a string) is required");
+  std::string pipeline(pid->as_string());
+  auto job = io::invoke_on_all([pipeline] { return discard_here(pipeline); });
+  auto counts = co_await std::move(job);
+  size_t n = 0;
+  for (size_t c : counts) n += c;
+  std::string out = "{";
+  field(out, "pipeline_id", pipeline);
+  field(out, "discarded", n);
+  out += '}';
+  co_return json_ok(200, std::move(out));
 }
 
 struct log_batch {
@@ -430,7 +578,7 @@ io::task<response> stream_trace_logs(std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id || id->shard() >= io::shard_count()) co_return trace_not_found(id_text);
   auto exists = co_await on_owner(*id, [](const flows::trace_record&) { return std::string(); });
-  if (!exists) co_return trace_not_found(id_text);
+  if (exists.kind != owner_reply::found) co_return owner_response(exists, id_text);
   response r;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("Cache-Control", "no-cache");
@@ -458,6 +606,7 @@ struct listed_page {
 
 listed_page local_traces(std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
   listed_page out;
+  if (!t_engine) return out;  // the shard has stopped
   auto all = t_engine->list_traces(pipeline, status);
   out.total = all.size();
   for (size_t i = 0; i < all.size() && i < max; ++i) out.newest.push_back({all[i]->created_ms, trace_summary(*all[i])});
@@ -565,6 +714,7 @@ response trace_result(const flows::trace_record& t, bool wrapped) {
   std::string details = "{";
   field(details, "trace_id", t.id.to_string());
   field(details, "status", flows::to_string(t.status));
+  field(details, "code", error_code(t));
   field(details, "node", t.error_node);
   field(details, "message", t.error_message);
   details += '}';
@@ -650,11 +800,11 @@ io::task<response> fire_trigger(request& req) {
 io::task<response> list_triggers() {
   std::string out = "{\"triggers\":[";
   for (const auto& [name, p] : t_engine->pipelines())
-    for (const auto& t : p.flow->triggers) {
+    for (const auto& t : p->flow->triggers) {
       if (out.back() != '[') out += ',';
-      append_trigger(out, *p.flow, t);
+      append_trigger(out, *p->flow, t);
       out.pop_back();
-      field(out, "pipeline_state", flows::to_string(p.state));
+      field(out, "pipeline_state", flows::to_string(p->state));
       out += '}';
     }
   out += "]}";
@@ -674,14 +824,10 @@ io::task<response> webhook_trace(std::string pipeline, std::string trigger, std:
 io::task<response> post_pipeline(request& req, bool update) {
   if (req.body().size() > t_opts->flow_bytes_max)
     co_return json_error(413, "payload_too_large", "flow YAML exceeds " + std::to_string(t_opts->flow_bytes_max) + " bytes");
-  if (update) {
-    std::string name(req.param("id"));
-    if (!t_engine->find(name)) co_return pipeline_not_found(name);
-    auto r = flows::compile_flow(req.body());
-    if (auto* f = std::get_if<std::unique_ptr<flows::compiled_flow>>(&r); f && (*f)->name != name)
-      co_return json_error(400, "invalid_flow", "the flow's name '" + (*f)->name + "' does not match '" + name + "'");
-  }
-  co_return co_await deploy_everywhere(req.body(), true, flows::pipeline_state::running);
+  std::string yaml(req.body()), name = update ? std::string(req.param("id")) : std::string();
+  auto job = io::submit_to(k_control_shard,
+                           [yaml, name] { return control_deploy(yaml, true, flows::pipeline_state::running, name); });
+  co_return co_await std::move(job);
 }
 
 }  // namespace
@@ -694,32 +840,9 @@ void set_shard_engine(flows::engine* e, const api_options* opts) {
 flows::engine* shard_engine() { return t_engine; }
 
 io::task<response> deploy_everywhere(std::string yaml, bool persist, flows::pipeline_state state) {
-  auto r = flows::compile_flow(yaml);
-  if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r))
-    co_return json_error(400, "invalid_flow", std::to_string(errs->size()) + " problem(s) in the flow", errors_json(*errs));
-  std::string name = std::get<std::unique_ptr<flows::compiled_flow>>(r)->name;
-  // Webhook paths must be unique across pipelines.
-  for (const auto& t : std::get<std::unique_ptr<flows::compiled_flow>>(r)->triggers) {
-    if (t.type != "webhook") continue;
-    auto owner = t_engine->find_webhook(t.method, t.path);
-    if (owner && owner->first != name)
-      co_return json_error(400, "invalid_flow", "webhook " + t.method + " " + t.path + " is already used by pipeline '" +
-                                                    owner->first + "'");
-  }
-  if (persist) {
-    if (auto d = co_await ensure_pipeline_dir(); !d)
-      co_return json_error(503, "unavailable", "cannot create " + pipeline_dir() + ": " + d.error().message());
-    std::string path = pipeline_dir() + "/" + name + ".yaml";
-    if (auto w = co_await io::write_file_atomic(path, yaml); !w)
-      co_return json_error(503, "unavailable", "cannot store the pipeline: " + w.error().message());
-  }
-  auto job = io::invoke_on_all([yaml, state] { return deploy_here(yaml, state); });
-  auto updated = co_await std::move(job);
-  const flows::pipeline* p = t_engine->find(name);
-  pipeline_counters c = co_await counters_everywhere(name);
-  p = t_engine->find(name);
-  if (!p) co_return pipeline_not_found(name);
-  co_return json_ok(updated[0] ? 200 : 201, pipeline_json(*p, &c, true));
+  auto job = io::submit_to(k_control_shard,
+                           [yaml, persist, state] { return control_deploy(yaml, persist, state, std::string()); });
+  co_return co_await std::move(job);
 }
 
 std::optional<io::task<response>> webhook(request& req) {
@@ -744,7 +867,9 @@ void add_api_routes(router& r) {
   }
   r.add("GET", "/api/v1/traces", [](request& q) { return list_traces(q); });
   r.add("POST", "/api/v1/traces", [](request& q) { return post_trace(q); });
+  r.add("POST", "/api/v1/traces/discard", [](request& q) { return discard_traces(q); });
   r.add("GET", "/api/v1/traces/{id}", [](request& q) { return get_trace(std::string(q.param("id"))); });
+  r.add("POST", "/api/v1/traces/{id}/discard", [](request& q) { return discard_trace(std::string(q.param("id"))); });
   r.add("GET", "/api/v1/traces/{id}/logs", [](request& q) { return get_logs(std::string(q.param("id"))); });
   r.add("GET", "/api/v1/traces/{id}/logs/stream",
         [](request& q) { return stream_trace_logs(std::string(q.param("id"))); });

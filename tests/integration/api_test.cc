@@ -4,8 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <regex>
 
-#include "tests/integration/xerv_process.h"
+#include "tests/integration/api_server.h"
 
 using namespace xerv::testing;
 using namespace std::chrono_literals;
@@ -36,46 +37,6 @@ std::string flow(int delay_ms = 1, int max_concurrent = 100) {
   f.replace(f.find("DELAY"), 5, std::to_string(delay_ms));
   f.replace(f.find("MAXC"), 4, std::to_string(max_concurrent));
   return f;
-}
-
-struct api {
-  explicit api(std::vector<std::string> env = {}) {
-    dir = std::filesystem::temp_directory_path() / ("xerv-api-" + std::to_string(getpid()) + "-" + std::to_string(++serial));
-    std::filesystem::remove_all(dir);
-    env.insert(env.begin(), {"XERV_SHARDS=2", "XERV_DATA_DIR=" + dir.string()});
-    proc = std::make_unique<xerv_process>(env);
-    port = proc->wait_ready();
-    EXPECT_NE(port, 0) << proc->log();
-  }
-  ~api() {
-    proc.reset();
-    if (keep_dir) return;
-    std::filesystem::remove_all(dir);
-  }
-  client::response call(const std::string& request) {
-    client c(port);
-    c.send(request);
-    return c.read_response(10000);
-  }
-  client::response get(const std::string& path) { return call(xerv::testing::get(path)); }
-  client::response post(const std::string& path, const std::string& body) { return call(xerv::testing::post(path, body)); }
-  client::response method(const std::string& m, const std::string& path, const std::string& body = "") {
-    return call(m + " " + path + " HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-  }
-  static inline int serial = 0;
-  std::filesystem::path dir;
-  std::unique_ptr<xerv_process> proc;
-  uint16_t port = 0;
-  bool keep_dir = false;
-};
-
-// The first string value of "name" in a JSON text (enough for these replies).
-std::string json_field(const std::string& body, const std::string& name) {
-  std::string needle = "\"" + name + "\":\"";
-  size_t at = body.find(needle);
-  if (at == std::string::npos) return {};
-  at += needle.size();
-  return body.substr(at, body.find('"', at) - at);
 }
 
 TEST(api, deploy_list_get_validate_update_delete) {
@@ -221,7 +182,9 @@ TEST(api, logs_and_live_log_stream) {
   EXPECT_NE(stream.body.find("event: end\ndata: {\"status\":\"completed\"}"), std::string::npos) << stream.body;
   auto logs = s.get("/api/v1/traces/" + id + "/logs");
   EXPECT_EQ(logs.status, 200);
-  EXPECT_NE(logs.body.find(R"({"logs":[{"timestamp_ms":)"), std::string::npos) << logs.body;
+  // SPEC §8: RFC 3339 UTC with milliseconds.
+  EXPECT_TRUE(std::regex_search(logs.body, std::regex(R"(^\{"logs":\[\{"timestamp":"20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","level")")))
+      << logs.body;
   EXPECT_NE(logs.body.find(R"("level":"info","node":"bye","message":"bye eve"})"), std::string::npos) << logs.body;
   EXPECT_EQ(s.get("/api/v1/traces/" + id.substr(0, 35) + "f/logs/stream").status, 404);
 }
@@ -271,7 +234,7 @@ edges:
   auto r = s.post("/fail", R"({"items":"not a list"})");
   EXPECT_EQ(r.status, 500);
   EXPECT_EQ(json_field(r.body, "error"), "execution_failed");
-  EXPECT_NE(r.body.find(R"("status":"failed","node":"each")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("status":"failed","code":"node_failed","node":"each")"), std::string::npos) << r.body;
   EXPECT_FALSE(r.headers["x-xerv-trace-id"].empty());
 }
 
