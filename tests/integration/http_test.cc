@@ -261,16 +261,8 @@ TEST(http, metrics_scrape_passes_promtool) {
 }
 
 TEST(http, metrics_port_serves_metrics_separately) {
-  // A free port for the metrics listener: bind 0, read it, release it.
-  int probe = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  socklen_t len = sizeof a;
-  getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
-  uint16_t mport = ntohs(a.sin_port);
-  close(probe);
+  uint16_t mport = free_port();
+  ASSERT_NE(mport, 0);
   server s({"XERV_METRICS_PORT=" + std::to_string(mport)});
   client c(mport);
   c.send(get("/metrics"));

@@ -3,8 +3,9 @@
 set -euo pipefail
 xerv=$1
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
-XERV_SHARDS=2 "$xerv" serve 2>"$log" &
+data=$(mktemp -d)
+trap 'rm -rf "$log" "$data"' EXIT
+XERV_SHARDS=2 XERV_API_HOST=127.0.0.1 XERV_API_PORT=0 XERV_DATA_DIR="$data" "$xerv" serve 2>"$log" &
 pid=$!
 for _ in $(seq 100); do
   grep -q "serving on 2 shards" "$log" && break

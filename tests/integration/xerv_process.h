@@ -12,8 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -26,13 +28,30 @@ extern char** environ;
 
 namespace xerv::testing {
 
-// A xerv child process. The port comes from its own start-up log line.
+// The binary under test: XERV_TEST_BINARY, when set, runs the suite against
+// another build (e.g. to show that a new test fails on an older one).
+inline const char* xerv_binary() {
+  const char* b = getenv("XERV_TEST_BINARY");
+  return b && *b ? b : XERV_BINARY;
+}
+
+// A xerv child process. The port comes from its own start-up log line. Unless
+// the caller names a data directory, it gets a fresh one of its own, removed with
+// it: a test never touches the default /tmp/xerv (scripts/run's).
 class xerv_process {
  public:
   explicit xerv_process(std::vector<std::string> env_extra, std::vector<std::string> args = {}) {
     char tmpl[] = "/tmp/xerv-test-log-XXXXXX";
     int fd = mkstemp(tmpl);
     _log_path = tmpl;
+    bool has_data_dir = std::any_of(env_extra.begin(), env_extra.end(),
+                                    [](const std::string& e) { return e.rfind("XERV_DATA_DIR=", 0) == 0; }) ||
+                        std::find(args.begin(), args.end(), "--data-dir") != args.end();
+    if (!has_data_dir) {
+      char dir[] = "/tmp/xerv-test-data-XXXXXX";
+      if (mkdtemp(dir)) _own_data_dir = dir;
+      env_extra.insert(env_extra.begin(), "XERV_DATA_DIR=" + _own_data_dir);
+    }
     // Later entries override earlier ones with the same name (getenv takes the first).
     std::vector<std::string> env;
     auto set = [&env](const std::string& kv) {
@@ -44,7 +63,7 @@ class xerv_process {
     set("XERV_API_HOST=127.0.0.1");
     set("XERV_API_PORT=0");
     for (auto& e : env_extra) set(e);
-    std::vector<std::string> argv_s = {XERV_BINARY, "serve"};
+    std::vector<std::string> argv_s = {xerv_binary(), "serve"};
     for (auto& a : args) argv_s.push_back(a);
     std::vector<char*> argv, envp;
     for (auto& a : argv_s) argv.push_back(a.data());
@@ -55,7 +74,7 @@ class xerv_process {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, fd, STDERR_FILENO);
     posix_spawn_file_actions_adddup2(&fa, fd, STDOUT_FILENO);
-    _spawned = posix_spawn(&_pid, XERV_BINARY, &fa, nullptr, argv.data(), envp.data()) == 0;
+    _spawned = posix_spawn(&_pid, argv_s[0].c_str(), &fa, nullptr, argv.data(), envp.data()) == 0;
     posix_spawn_file_actions_destroy(&fa);
     close(fd);
   }
@@ -65,6 +84,10 @@ class xerv_process {
       waitpid(_pid, nullptr, 0);
     }
     unlink(_log_path.c_str());
+    if (!_own_data_dir.empty()) {
+      std::error_code ec;
+      std::filesystem::remove_all(_own_data_dir, ec);
+    }
   }
 
   // Waits for the "serving on" line and returns the port, or 0.
@@ -113,8 +136,11 @@ class xerv_process {
   void signal(int sig) { kill(_pid, sig); }
   bool spawned() const { return _spawned; }
   pid_t pid() const { return _pid; }
+  // The data directory made for this process (empty when the caller chose one).
+  const std::string& own_data_dir() const { return _own_data_dir; }
 
  private:
+  std::string _own_data_dir;
   pid_t _pid = -1;
   bool _spawned = false;
   bool _reaped = false;
@@ -261,6 +287,20 @@ class client {
   bool _eof = false;
   std::string _buf;
 };
+
+// A free loopback port: bind 0, read it, release it (for the rare test that must
+// know a port before the server logs it).
+inline uint16_t free_port() {
+  int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  bool ok = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+            getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(probe);
+  return ok ? ntohs(a.sin_port) : 0;
+}
 
 inline std::string get(std::string_view path, std::string_view extra_headers = "") {
   return "GET " + std::string(path) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) + "\r\n";
