@@ -57,13 +57,14 @@ struct trace_ctx {
   uint32_t running = 0;       // plain nodes in flight, across regions
   std::deque<region_exec*> slot_waiters;
   bool failed = false;
-  std::string error_node, error_message;
+  std::string error_node, error_code, error_message;
 
-  void fail_trace(std::string node, std::string message) {
+  void fail_trace(std::string node, const node_failure& why) {
     if (failed) return;
     failed = true;
     error_node = std::move(node);
-    error_message = std::move(message);
+    error_code = why.code;
+    error_message = why.message;
     cancel.cancel(io::errc::cancelled);
   }
   bool stopping() const { return failed || cancel.cancelled(); }
@@ -152,7 +153,7 @@ class region_exec : public selector_source {
   void make_ready(uint32_t v);
   void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false);
   void skip(uint32_t v);
-  void node_failed(uint32_t v, const std::string& message);
+  void node_failed(uint32_t v, const node_failure& why);
   core::value input_for(uint32_t v);
   bool start(uint32_t v);
   io::task<void> run_async(uint32_t v, core::value input);
@@ -263,15 +264,15 @@ void region_exec::skip(uint32_t v) {
       if (!_flow.edges[e].back) resolve(e, false);
 }
 
-void region_exec::node_failed(uint32_t v, const std::string& message) {
+void region_exec::node_failed(uint32_t v, const node_failure& why) {
   const vertex& vx = _flow.vertices[v];
   if (vx.has_error_edge() && !_t.stopping()) {
     core::value_builder b;
     b.begin_object();
     b.key("error");
-    b.add_string("node_failed");
+    b.add_string(why.code);
     b.key("message");
-    b.add_string(message);
+    b.add_string(why.message);
     b.key("node");
     b.add_string(vx.name);
     b.end();
@@ -281,7 +282,7 @@ void region_exec::node_failed(uint32_t v, const std::string& message) {
   state& s = st(v);
   s.status = node_status::failed;
   if (_t.observer) _t.observer->node_finished(v, node_status::failed, 0, core::value().ref(), io::monotonic_ns() - s.started_ns);
-  _t.fail_trace(vx.name, message);
+  _t.fail_trace(vx.name, why);
 }
 
 core::value region_exec::input_for(uint32_t v) {
@@ -332,7 +333,7 @@ bool region_exec::start(uint32_t v) {
         return true;
       }
       if (attempt >= vx.retry.max_attempts) {
-        node_failed(v, std::get<node_failure>(r).message);
+        node_failed(v, std::get<node_failure>(r));
         return true;
       }
     }
@@ -377,7 +378,7 @@ io::task<void> region_exec::run_async(uint32_t v, core::value input) {
       if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
       else r = vx.impl->run(input.ref(), e);
       if (node_cs.reason() == io::errc::timed_out && std::holds_alternative<flows::node_failure>(r) && !_t.stopping())
-        r = fail("node timed out after " + std::to_string(timeout_ms) + " ms");
+        r = fail("node timed out after " + std::to_string(timeout_ms) + " ms", error_codes::node_timeout);
     }
     if (std::holds_alternative<flows::node_output>(r) || attempt >= vx.retry.max_attempts || _t.stopping() || container) break;
     if (node_cs.cancelled()) break;  // timed out: no retry inside the same deadline
@@ -395,7 +396,7 @@ io::task<void> region_exec::run_async(uint32_t v, core::value input) {
   } else if (auto* out = std::get_if<flows::node_output>(&r)) {
     complete(v, out->port, std::move(out->value));
   } else {
-    node_failed(v, std::get<node_failure>(r).message);
+    node_failed(v, std::get<node_failure>(r));
   }
   _wake.notify();
 }
@@ -410,8 +411,9 @@ io::task<node_result> region_exec::run_split(uint32_t v, core::value input, io::
   auto* cfg = static_cast<const split_impl*>(vx.impl.get());
   auto arr = cfg->field.resolve(input.ref());
   if (!arr || arr->type() != core::json_type::array)
-    co_return fail("std::split field '" + cfg->field.text() + "' is not an array");
-  if (arr->size() > cfg->max_items) co_return fail("std::split: more than " + std::to_string(cfg->max_items) + " items");
+    co_return fail("std::split field '" + cfg->field.text() + "' is not an array", error_codes::invalid_input);
+  if (arr->size() > cfg->max_items)
+    co_return fail("std::split: more than " + std::to_string(cfg->max_items) + " items", error_codes::invalid_input);
   uint32_t n = arr->size();
   uint32_t window = cfg->mode == split_mode::sequential ? 1
                     : cfg->mode == split_mode::batched  ? cfg->batch_size
@@ -503,7 +505,7 @@ struct shutdown_link : io::cancel_source::hook {
 
 io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
                                       uint32_t trigger_vertex, trace_observer* observer, execution_options opts) {
-  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false, {}, {}};
+  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false, {}, {}, {}};
   t.input = t.mem.store(input.bytes());
   input = core::value();
   io::deadline limit(std::chrono::milliseconds(flow.settings.execution_timeout_ms), t.cancel);
@@ -526,11 +528,11 @@ io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value inp
   } else if (t.failed) {
     o.status = trace_status::failed;
     o.error_node = t.error_node;
-    o.error_code = "node_failed";
+    o.error_code = t.error_code;
     o.error_message = t.error_message;
   } else {
     o.status = trace_status::timed_out;
-    o.error_code = "timeout";
+    o.error_code = std::string(error_codes::timeout);
     o.error_message = "trace exceeded execution_timeout_ms (" + std::to_string(flow.settings.execution_timeout_ms) + " ms)";
   }
   co_return o;

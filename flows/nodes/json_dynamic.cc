@@ -164,7 +164,8 @@ struct json_dynamic_impl : node_impl {
         core::value_ref v = value_template ? rendered.ref() : value.ref();
         core::value_builder b;
         std::string error;
-        if (!set_at(b, input, path.segments(), 0, v, error)) return fail("set " + path.text() + ": " + error);
+        if (!set_at(b, input, path.segments(), 0, v, error))
+          return fail("set " + path.text() + ": " + error, error_codes::invalid_input);
         return emit(0, b.finish());
       }
       case operation::remove: {

@@ -154,6 +154,7 @@ edges:
 )", R"({"items":5})");
   EXPECT_EQ(r.outcome.status, flows::trace_status::failed);
   EXPECT_EQ(r.outcome.error_node, "each");
+  EXPECT_EQ(r.outcome.error_code, "invalid_input");
   EXPECT_NE(r.outcome.error_message.find("not an array"), std::string::npos);
 }
 
@@ -204,6 +205,7 @@ edges:
 settings: {execution_timeout_ms: 50}
 )", "{}");
   EXPECT_EQ(r.outcome.status, flows::trace_status::timed_out);
+  EXPECT_EQ(r.outcome.error_code, "timeout");
   EXPECT_LT(r.took_ms, 1000u);
 }
 
@@ -223,7 +225,7 @@ edges:
   EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
   EXPECT_EQ(r.rec.last["ok"], flows::node_status::skipped);
   EXPECT_EQ(r.rec.last["handler"], flows::node_status::completed);
-  EXPECT_EQ(out_json(r), R"({"error":"node_failed","message":"node timed out after 20 ms","node":"nap"})");
+  EXPECT_EQ(out_json(r), R"({"error":"node_timeout","message":"node timed out after 20 ms","node":"nap"})");
 }
 
 TEST(executor, node_timeout_without_error_port_fails_the_trace) {
@@ -237,6 +239,8 @@ edges:
 )", "{}");
   EXPECT_EQ(r.outcome.status, flows::trace_status::failed);
   EXPECT_EQ(r.outcome.error_node, "nap");
+  EXPECT_EQ(r.outcome.error_code, "node_timeout");
+  EXPECT_EQ(r.outcome.error_message, "node timed out after 20 ms");
   EXPECT_LT(r.took_ms, 1000u);
 }
 

@@ -378,6 +378,12 @@ TEST(json_dynamic_node, set) {
   auto [port, msg] = run_node(*impl, R"({"items":[1]})");
   EXPECT_EQ(port, -1);
   EXPECT_EQ(msg, "set items[3]: [3] is not an element of an existing array (or one past its end)");
+  xerv::testing::fake_env env(t);
+  core::value in = json(R"({"items":[1]})");
+  auto r = impl->run(in.ref(), env);
+  auto* f = std::get_if<flows::node_failure>(&r);
+  ASSERT_NE(f, nullptr);
+  EXPECT_EQ(f->code, "invalid_input");
 }
 
 TEST(json_dynamic_node, delete) {
@@ -475,6 +481,7 @@ struct http_case {
   uint16_t port = 0;
   int out_port = -2;
   std::string output;  // the output JSON, or the failure message
+  std::string code;    // the failure's code
   std::string request;
   std::vector<flows::flow_error> errors;
   std::chrono::milliseconds elapsed{};
@@ -517,6 +524,7 @@ io::task<int> run_http_case(http_case* hc) {
   if (auto* f = std::get_if<flows::node_failure>(&res)) {
     hc->out_port = -1;
     hc->output = f->message;
+    hc->code = f->code;
   } else {
     auto& o = std::get<flows::node_output>(res);
     hc->out_port = o.port;
@@ -590,6 +598,7 @@ TEST(http_node, malformed_truncated_and_oversized_responses_fail) {
     hc.response = response;
     run_case(hc);
     EXPECT_EQ(hc.out_port, -1) << hc.output;
+    EXPECT_EQ(hc.code, "http_error") << hc.output;
     return hc.output;
   };
   EXPECT_NE(fails("garbage\r\n\r\n").find("GET http://127.0.0.1:"), std::string::npos);
@@ -611,6 +620,7 @@ TEST(http_node, times_out_against_a_silent_server) {
   run_case(hc);
   EXPECT_EQ(hc.out_port, -1);
   EXPECT_EQ(hc.output, "http: GET http://127.0.0.1:" + std::to_string(hc.port) + "/slow: timed out after 200 ms");
+  EXPECT_EQ(hc.code, "node_timeout");
   EXPECT_GE(hc.elapsed.count(), 190);
   EXPECT_LT(hc.elapsed.count(), 5000);
   EXPECT_NE(hc.request.find("GET /slow HTTP/1.1\r\n"), std::string::npos);  // it did send
@@ -635,6 +645,7 @@ TEST(http_node, refused_connection) {
   EXPECT_EQ(hc.out_port, -1);
   std::string addr = "127.0.0.1:" + std::to_string(hc.port);
   EXPECT_EQ(hc.output, "http: GET http://" + addr + "/: connect to " + addr + " failed: Connection refused");
+  EXPECT_EQ(hc.code, "http_error");
 }
 
 TEST(http_node, rendered_urls_and_headers_are_checked_per_run) {
@@ -645,6 +656,7 @@ TEST(http_node, rendered_urls_and_headers_are_checked_per_run) {
   run_case(hc);
   EXPECT_EQ(hc.output, "http: GET http://example.com/x: the url's host 'example.com' must be a numeric IPv4 or IPv6 "
                        "address or localhost (no DNS lookups on a shard)");
+  EXPECT_EQ(hc.code, "invalid_input");
   http_case h2;
   h2.trace = hc.trace;
   h2.config = "{url: 'http://127.0.0.1:{port}/', headers: {X-A: '${input.evil}'}}";
