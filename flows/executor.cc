@@ -45,6 +45,45 @@ using nodes::split_mode;
 
 class region_exec;
 
+// Forwards a cancellation of `parent` (the trace's timeout or failure) to a
+// node attempt's own cancel source, which also carries the attempt's deadline.
+class cancel_link : private io::cancel_source::hook {
+ public:
+  cancel_link(io::cancel_source& parent, io::cancel_source& target) : _parent(parent), _target(target) {
+    if (parent.cancelled()) {
+      target.cancel(parent.reason());
+      return;
+    }
+    fire = &on_fire;
+    parent.attach(this);
+  }
+  ~cancel_link() { io::cancel_source::detach(this); }
+  cancel_link(const cancel_link&) = delete;
+  cancel_link& operator=(const cancel_link&) = delete;
+
+ private:
+  static void on_fire(io::cancel_source::hook* h) {
+    auto* self = static_cast<cancel_link*>(h);
+    self->_target.cancel(self->_parent.reason());  // (the hook is detached before it fires)
+  }
+  io::cancel_source& _parent;
+  io::cancel_source& _target;
+};
+
+node_result timed_out(uint64_t timeout_ms) {
+  return fail("node timed out after " + std::to_string(timeout_ms) + " ms", error_codes::node_timeout);
+}
+
+// A synchronous node cannot be interrupted: one whose run took longer than its
+// timeout is timed out after the fact (its output is dropped), so that a timeout
+// means the same for every node type and a retry or the error port handles it.
+node_result run_sync(const vertex& vx, core::value_ref input, node_env& e, uint64_t timeout_ms) {
+  uint64_t started_ns = io::monotonic_ns();
+  node_result r = vx.impl->run(input, e);
+  if (io::monotonic_ns() - started_ns > timeout_ms * 1'000'000) return timed_out(timeout_ms);
+  return r;
+}
+
 // One per trace: limits, cancellation and the failure, shared by every region.
 struct trace_ctx {
   const compiled_flow& flow;
@@ -155,6 +194,9 @@ class region_exec : public selector_source {
   void skip(uint32_t v);
   void node_failed(uint32_t v, const node_failure& why);
   core::value input_for(uint32_t v);
+  uint64_t timeout_ms_of(const vertex& vx) const {
+    return vx.timeout_ms ? vx.timeout_ms : _flow.settings.node_timeout_ms;
+  }
   bool start(uint32_t v);
   io::task<void> run_async(uint32_t v, core::value input);
   io::task<node_result> run_split(uint32_t v, core::value input, io::cancel_source* cs);
@@ -327,7 +369,7 @@ bool region_exec::start(uint32_t v) {
     // Synchronous nodes run inline: no coroutine, no allocation beyond the output.
     env e(*this, v, &_t.cancel);
     for (uint32_t attempt = 1;; ++attempt) {
-      node_result r = vx.impl->run(input.ref(), e);
+      node_result r = run_sync(vx, input.ref(), e, timeout_ms_of(vx));
       if (auto* out = std::get_if<flows::node_output>(&r)) {
         complete(v, out->port, std::move(out->value));
         return true;
@@ -345,46 +387,40 @@ bool region_exec::start(uint32_t v) {
   return true;
 }
 
-// Links a node's own cancel source to the trace's: a trace timeout or failure
-// cancels every node in flight.
-struct cancel_link : io::cancel_source::hook {
-  io::cancel_source* node = nullptr;
-};
-
+// Containers (split, loop) run once, bounded by the trace. Other nodes run up to
+// retry.max_attempts times; each attempt has its own cancel source, linked to the
+// trace's and armed with a fresh node timeout, so a timed-out attempt leaves
+// nothing cancelled behind and is retried like a failed one, after backoff_ms.
 io::task<void> region_exec::run_async(uint32_t v, core::value input) {
   const vertex& vx = _flow.vertices[v];
   node_shape shape = vx.type->shape;
   bool container = shape == node_shape::split || shape == node_shape::loop;
-  io::cancel_source node_cs;
-  cancel_link link;
-  link.node = &node_cs;
-  link.fire = [](io::cancel_source::hook* h) {
-    auto* l = static_cast<cancel_link*>(h);
-    l->node->cancel(l->owner ? l->owner->reason() : io::errc::cancelled);
-  };
-  if (_t.cancel.cancelled()) node_cs.cancel(_t.cancel.reason());
-  else _t.cancel.attach(&link);
-
   node_result r = fail("not run");
-  uint64_t timeout_ms = vx.timeout_ms ? vx.timeout_ms : _flow.settings.node_timeout_ms;
-  for (uint32_t attempt = 1;; ++attempt) {
-    if (container) {
-      // (Not a ?: with two co_awaits: GCC 12 miscompiles that.)
-      if (shape == node_shape::split) r = co_await run_split(v, input, &node_cs);
-      else r = co_await run_loop(v, input, &node_cs);
-    } else {
-      io::deadline limit(std::chrono::milliseconds(timeout_ms), node_cs);
-      env e(*this, v, &node_cs);
-      if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
-      else r = vx.impl->run(input.ref(), e);
-      if (node_cs.reason() == io::errc::timed_out && std::holds_alternative<flows::node_failure>(r) && !_t.stopping())
-        r = fail("node timed out after " + std::to_string(timeout_ms) + " ms", error_codes::node_timeout);
+  if (container) {
+    // (Not a ?: with two co_awaits: GCC 12 miscompiles that.)
+    if (shape == node_shape::split) r = co_await run_split(v, input, &_t.cancel);
+    else r = co_await run_loop(v, input, &_t.cancel);
+  } else {
+    uint64_t timeout_ms = timeout_ms_of(vx);
+    for (uint32_t attempt = 1;; ++attempt) {
+      {
+        io::cancel_source attempt_cs;
+        cancel_link link(_t.cancel, attempt_cs);
+        io::deadline limit(std::chrono::milliseconds(timeout_ms), attempt_cs);
+        env e(*this, v, &attempt_cs);
+        if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
+        else r = run_sync(vx, input.ref(), e, timeout_ms);
+        bool deadline_hit = attempt_cs.reason() == io::errc::timed_out && !_t.stopping();
+        if (deadline_hit && std::holds_alternative<flows::node_failure>(r)) r = timed_out(timeout_ms);
+      }
+      if (std::holds_alternative<flows::node_output>(r) || attempt >= vx.retry.max_attempts || _t.stopping()) break;
+      if (vx.retry.backoff_ms) {
+        auto slept = co_await io::sleep_for(std::chrono::milliseconds(vx.retry.backoff_ms), &_t.cancel);
+        (void)slept;  // cut short only when the trace ends, which the check below sees
+      }
+      if (_t.stopping()) break;
     }
-    if (std::holds_alternative<flows::node_output>(r) || attempt >= vx.retry.max_attempts || _t.stopping() || container) break;
-    if (node_cs.cancelled()) break;  // timed out: no retry inside the same deadline
-    if (vx.retry.backoff_ms) (void)co_await io::sleep_for(std::chrono::milliseconds(vx.retry.backoff_ms), &_t.cancel);
   }
-  io::cancel_source::detach(&link);
 
   if (!container) _t.release_slot();
   --_in_flight;
