@@ -177,6 +177,11 @@ class region_exec : public selector_source {
     }
     std::string_view node_name() const override { return _r._flow.vertices[_v].name; }
     io::cancel_source* cancel() override { return _cs; }
+    std::vector<core::value_ref> inputs() const override {
+      std::vector<core::value_ref> out;
+      for (uint32_t from : _r.st(_v).active_from) out.push_back(_r.value_of(from));
+      return out;
+    }
 
    private:
     region_exec& _r;
@@ -185,6 +190,7 @@ class region_exec : public selector_source {
   };
 
   state& st(uint32_t v) { return _st[_flow.vertices[v].local]; }
+  const state& st(uint32_t v) const { return _st[_flow.vertices[v].local]; }
   bool in_region(uint32_t v) const { return _flow.vertices[v].region == _region_id; }
 
   void init();
@@ -193,6 +199,9 @@ class region_exec : public selector_source {
   void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false);
   void skip(uint32_t v);
   void node_failed(uint32_t v, const node_failure& why);
+  core::value_ref value_of(uint32_t from) const {  // an active input of a node in this region
+    return from == _region.owner ? _entry_input : output_of(st(from));
+  }
   core::value input_for(uint32_t v);
   uint64_t timeout_ms_of(const vertex& vx) const {
     return vx.timeout_ms ? vx.timeout_ms : _flow.settings.node_timeout_ms;
@@ -329,10 +338,6 @@ void region_exec::node_failed(uint32_t v, const node_failure& why) {
 
 core::value region_exec::input_for(uint32_t v) {
   const state& s = st(v);
-  auto value_of = [&](uint32_t from) -> core::value_ref {
-    if (from == _region.owner) return _entry_input;
-    return output_of(st(from));
-  };
   const vertex& vx = _flow.vertices[v];
   if (vx.type && vx.type->shape == node_shape::merge) {
     core::value_builder b;
@@ -344,7 +349,8 @@ core::value region_exec::input_for(uint32_t v) {
     b.end();
     return b.finish();
   }
-  // A plain node with several active inputs takes the first one to arrive.
+  // A plain node with several active inputs takes the first one to arrive (the
+  // others are available through node_env::inputs()).
   return core::value(std::string(value_of(s.active_from.front()).bytes()));
 }
 

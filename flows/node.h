@@ -101,6 +101,11 @@ class node_env {
   virtual std::string_view node_name() const = 0;
   // Fires when the node times out or its trace ends early; pass it to every wait.
   virtual io::cancel_source* cancel() = 0;
+  // Every active input of the node in arrival order (the first is the `input` it
+  // runs on), for node types that combine them (std::json_dynamic merge). Empty
+  // when the caller does not track inputs. The references stay valid until the
+  // node's next suspension.
+  virtual std::vector<core::value_ref> inputs() const { return {}; }
 };
 
 class node_impl {

@@ -318,6 +318,45 @@ edges:
   }
 }
 
+TEST(executor, json_dynamic_merge_combines_every_branch_joined_into_it) {
+  // Two live branches and a dead one (the switch's false port) join into a plain
+  // node: merge sees both live outputs in arrival order, so the later k wins.
+  std::string flow = R"(
+name: joined
+triggers: [{id: t, type: manual}]
+nodes:
+  check: {type: std::switch, config: {condition: {type: exists, field: x}}}
+  left_wait: {type: std::delay, config: {ms: LEFT}}
+  left: {type: std::map, config: {mappings: [{from: x, to: lx}, {from: none, to: k, default: l}]}}
+  right_wait: {type: std::delay, config: {ms: RIGHT}}
+  right: {type: std::map, config: {mappings: [{from: y, to: ry}, {from: none, to: k, default: r}]}}
+  unused: {type: std::map, config: {mappings: [{from: x, to: dead}]}}
+  both: {type: std::json_dynamic, config: {operation: merge}}
+edges:
+  - {from: t, to: check}
+  - {from: check.true, to: left_wait}
+  - {from: left_wait, to: left}
+  - {from: check.true, to: right_wait}
+  - {from: right_wait, to: right}
+  - {from: check.false, to: unused}
+  - {from: left, to: both}
+  - {from: right, to: both}
+  - {from: unused, to: both}
+)";
+  auto timed = [&](const char* left_ms, const char* right_ms) {
+    std::string f = flow;
+    f.replace(f.find("LEFT"), 4, left_ms);
+    f.replace(f.find("RIGHT"), 5, right_ms);
+    return f;
+  };
+  auto right_last = run(timed("1", "60"), R"({"x":1,"y":2})");
+  EXPECT_EQ(right_last.outcome.status, flows::trace_status::completed) << right_last.outcome.error_message;
+  EXPECT_EQ(right_last.rec.last["unused"], flows::node_status::skipped);
+  EXPECT_EQ(out_json(right_last), R"({"lx":1,"k":"r","ry":2})");
+  auto left_last = run(timed("60", "1"), R"({"x":1,"y":2})");
+  EXPECT_EQ(out_json(left_last), R"({"ry":2,"k":"l","lx":1})");
+}
+
 TEST(executor, max_concurrent_nodes_limits_parallel_work) {
   std::string flow = R"(
 name: limited

@@ -409,6 +409,32 @@ TEST(json_dynamic_node, merge) {
   EXPECT_EQ(dyn("operation: merge", R"([])"), R"({})");
 }
 
+// A node_env that reports several active inputs, as the executor does for a node
+// that several branches join into.
+struct joined_env : xerv::testing::fake_env {
+  using fake_env::fake_env;
+  std::vector<core::value> joined;
+  std::vector<core::value_ref> inputs() const override {
+    std::vector<core::value_ref> out;
+    for (const auto& v : joined) out.push_back(v.ref());
+    return out;
+  }
+};
+
+TEST(json_dynamic_node, merge_combines_every_active_input) {
+  auto impl = compile_ok("std::json_dynamic", "operation: merge");
+  ASSERT_NE(impl, nullptr);
+  fake_trace t;
+  joined_env env(t);
+  // Objects merge in arrival order (a later key wins, keeping its first position);
+  // non-objects, arrays of objects included, are skipped.
+  for (auto text : {R"({"lx":1,"k":"l"})", R"([{"no":1}])", R"(7)", R"({"ry":2,"k":"r"})"}) env.joined.push_back(json(text));
+  auto r = impl->run(env.joined[0].ref(), env);
+  auto* o = std::get_if<flows::node_output>(&r);
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(core::to_json(o->value.ref()), R"({"lx":1,"k":"r","ry":2})");
+}
+
 TEST(json_dynamic_node, config_errors) {
   const char* t = "std::json_dynamic";
   expect_config_error(t, "operation: explode", "config.operation 'explode' is unknown");
