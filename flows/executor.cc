@@ -45,6 +45,45 @@ using nodes::split_mode;
 
 class region_exec;
 
+// Forwards a cancellation of `parent` (the trace's timeout or failure) to a
+// node attempt's own cancel source, which also carries the attempt's deadline.
+class cancel_link : private io::cancel_source::hook {
+ public:
+  cancel_link(io::cancel_source& parent, io::cancel_source& target) : _parent(parent), _target(target) {
+    if (parent.cancelled()) {
+      target.cancel(parent.reason());
+      return;
+    }
+    fire = &on_fire;
+    parent.attach(this);
+  }
+  ~cancel_link() { io::cancel_source::detach(this); }
+  cancel_link(const cancel_link&) = delete;
+  cancel_link& operator=(const cancel_link&) = delete;
+
+ private:
+  static void on_fire(io::cancel_source::hook* h) {
+    auto* self = static_cast<cancel_link*>(h);
+    self->_target.cancel(self->_parent.reason());  // (the hook is detached before it fires)
+  }
+  io::cancel_source& _parent;
+  io::cancel_source& _target;
+};
+
+node_result timed_out(uint64_t timeout_ms) {
+  return fail("node timed out after " + std::to_string(timeout_ms) + " ms", error_codes::node_timeout);
+}
+
+// A synchronous node cannot be interrupted: one whose run took longer than its
+// timeout is timed out after the fact (its output is dropped), so that a timeout
+// means the same for every node type and a retry or the error port handles it.
+node_result run_sync(const vertex& vx, core::value_ref input, node_env& e, uint64_t timeout_ms) {
+  uint64_t started_ns = io::monotonic_ns();
+  node_result r = vx.impl->run(input, e);
+  if (io::monotonic_ns() - started_ns > timeout_ms * 1'000'000) return timed_out(timeout_ms);
+  return r;
+}
+
 // One per trace: limits, cancellation and the failure, shared by every region.
 struct trace_ctx {
   const compiled_flow& flow;
@@ -57,13 +96,14 @@ struct trace_ctx {
   uint32_t running = 0;       // plain nodes in flight, across regions
   std::deque<region_exec*> slot_waiters;
   bool failed = false;
-  std::string error_node, error_message;
+  std::string error_node, error_code, error_message;
 
-  void fail_trace(std::string node, std::string message) {
+  void fail_trace(std::string node, const node_failure& why) {
     if (failed) return;
     failed = true;
     error_node = std::move(node);
-    error_message = std::move(message);
+    error_code = why.code;
+    error_message = why.message;
     cancel.cancel(io::errc::cancelled);
   }
   bool stopping() const { return failed || cancel.cancelled(); }
@@ -137,6 +177,11 @@ class region_exec : public selector_source {
     }
     std::string_view node_name() const override { return _r._flow.vertices[_v].name; }
     io::cancel_source* cancel() override { return _cs; }
+    std::vector<core::value_ref> inputs() const override {
+      std::vector<core::value_ref> out;
+      for (uint32_t from : _r.st(_v).active_from) out.push_back(_r.value_of(from));
+      return out;
+    }
 
    private:
     region_exec& _r;
@@ -145,6 +190,7 @@ class region_exec : public selector_source {
   };
 
   state& st(uint32_t v) { return _st[_flow.vertices[v].local]; }
+  const state& st(uint32_t v) const { return _st[_flow.vertices[v].local]; }
   bool in_region(uint32_t v) const { return _flow.vertices[v].region == _region_id; }
 
   void init();
@@ -152,8 +198,14 @@ class region_exec : public selector_source {
   void make_ready(uint32_t v);
   void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false);
   void skip(uint32_t v);
-  void node_failed(uint32_t v, const std::string& message);
+  void node_failed(uint32_t v, const node_failure& why);
+  core::value_ref value_of(uint32_t from) const {  // an active input of a node in this region
+    return from == _region.owner ? _entry_input : output_of(st(from));
+  }
   core::value input_for(uint32_t v);
+  uint64_t timeout_ms_of(const vertex& vx) const {
+    return vx.timeout_ms ? vx.timeout_ms : _flow.settings.node_timeout_ms;
+  }
   bool start(uint32_t v);
   io::task<void> run_async(uint32_t v, core::value input);
   io::task<node_result> run_split(uint32_t v, core::value input, io::cancel_source* cs);
@@ -263,15 +315,15 @@ void region_exec::skip(uint32_t v) {
       if (!_flow.edges[e].back) resolve(e, false);
 }
 
-void region_exec::node_failed(uint32_t v, const std::string& message) {
+void region_exec::node_failed(uint32_t v, const node_failure& why) {
   const vertex& vx = _flow.vertices[v];
   if (vx.has_error_edge() && !_t.stopping()) {
     core::value_builder b;
     b.begin_object();
     b.key("error");
-    b.add_string("node_failed");
+    b.add_string(why.code);
     b.key("message");
-    b.add_string(message);
+    b.add_string(why.message);
     b.key("node");
     b.add_string(vx.name);
     b.end();
@@ -281,15 +333,11 @@ void region_exec::node_failed(uint32_t v, const std::string& message) {
   state& s = st(v);
   s.status = node_status::failed;
   if (_t.observer) _t.observer->node_finished(v, node_status::failed, 0, core::value().ref(), io::monotonic_ns() - s.started_ns);
-  _t.fail_trace(vx.name, message);
+  _t.fail_trace(vx.name, why);
 }
 
 core::value region_exec::input_for(uint32_t v) {
   const state& s = st(v);
-  auto value_of = [&](uint32_t from) -> core::value_ref {
-    if (from == _region.owner) return _entry_input;
-    return output_of(st(from));
-  };
   const vertex& vx = _flow.vertices[v];
   if (vx.type && vx.type->shape == node_shape::merge) {
     core::value_builder b;
@@ -301,7 +349,8 @@ core::value region_exec::input_for(uint32_t v) {
     b.end();
     return b.finish();
   }
-  // A plain node with several active inputs takes the first one to arrive.
+  // A plain node with several active inputs takes the first one to arrive (the
+  // others are available through node_env::inputs()).
   return core::value(std::string(value_of(s.active_from.front()).bytes()));
 }
 
@@ -326,13 +375,13 @@ bool region_exec::start(uint32_t v) {
     // Synchronous nodes run inline: no coroutine, no allocation beyond the output.
     env e(*this, v, &_t.cancel);
     for (uint32_t attempt = 1;; ++attempt) {
-      node_result r = vx.impl->run(input.ref(), e);
+      node_result r = run_sync(vx, input.ref(), e, timeout_ms_of(vx));
       if (auto* out = std::get_if<flows::node_output>(&r)) {
         complete(v, out->port, std::move(out->value));
         return true;
       }
       if (attempt >= vx.retry.max_attempts) {
-        node_failed(v, std::get<node_failure>(r).message);
+        node_failed(v, std::get<node_failure>(r));
         return true;
       }
     }
@@ -344,46 +393,40 @@ bool region_exec::start(uint32_t v) {
   return true;
 }
 
-// Links a node's own cancel source to the trace's: a trace timeout or failure
-// cancels every node in flight.
-struct cancel_link : io::cancel_source::hook {
-  io::cancel_source* node = nullptr;
-};
-
+// Containers (split, loop) run once, bounded by the trace. Other nodes run up to
+// retry.max_attempts times; each attempt has its own cancel source, linked to the
+// trace's and armed with a fresh node timeout, so a timed-out attempt leaves
+// nothing cancelled behind and is retried like a failed one, after backoff_ms.
 io::task<void> region_exec::run_async(uint32_t v, core::value input) {
   const vertex& vx = _flow.vertices[v];
   node_shape shape = vx.type->shape;
   bool container = shape == node_shape::split || shape == node_shape::loop;
-  io::cancel_source node_cs;
-  cancel_link link;
-  link.node = &node_cs;
-  link.fire = [](io::cancel_source::hook* h) {
-    auto* l = static_cast<cancel_link*>(h);
-    l->node->cancel(l->owner ? l->owner->reason() : io::errc::cancelled);
-  };
-  if (_t.cancel.cancelled()) node_cs.cancel(_t.cancel.reason());
-  else _t.cancel.attach(&link);
-
   node_result r = fail("not run");
-  uint64_t timeout_ms = vx.timeout_ms ? vx.timeout_ms : _flow.settings.node_timeout_ms;
-  for (uint32_t attempt = 1;; ++attempt) {
-    if (container) {
-      // (Not a ?: with two co_awaits: GCC 12 miscompiles that.)
-      if (shape == node_shape::split) r = co_await run_split(v, input, &node_cs);
-      else r = co_await run_loop(v, input, &node_cs);
-    } else {
-      io::deadline limit(std::chrono::milliseconds(timeout_ms), node_cs);
-      env e(*this, v, &node_cs);
-      if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
-      else r = vx.impl->run(input.ref(), e);
-      if (node_cs.reason() == io::errc::timed_out && std::holds_alternative<flows::node_failure>(r) && !_t.stopping())
-        r = fail("node timed out after " + std::to_string(timeout_ms) + " ms");
+  if (container) {
+    // (Not a ?: with two co_awaits: GCC 12 miscompiles that.)
+    if (shape == node_shape::split) r = co_await run_split(v, input, &_t.cancel);
+    else r = co_await run_loop(v, input, &_t.cancel);
+  } else {
+    uint64_t timeout_ms = timeout_ms_of(vx);
+    for (uint32_t attempt = 1;; ++attempt) {
+      {
+        io::cancel_source attempt_cs;
+        cancel_link link(_t.cancel, attempt_cs);
+        io::deadline limit(std::chrono::milliseconds(timeout_ms), attempt_cs);
+        env e(*this, v, &attempt_cs);
+        if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
+        else r = run_sync(vx, input.ref(), e, timeout_ms);
+        bool deadline_hit = attempt_cs.reason() == io::errc::timed_out && !_t.stopping();
+        if (deadline_hit && std::holds_alternative<flows::node_failure>(r)) r = timed_out(timeout_ms);
+      }
+      if (std::holds_alternative<flows::node_output>(r) || attempt >= vx.retry.max_attempts || _t.stopping()) break;
+      if (vx.retry.backoff_ms) {
+        auto slept = co_await io::sleep_for(std::chrono::milliseconds(vx.retry.backoff_ms), &_t.cancel);
+        (void)slept;  // cut short only when the trace ends, which the check below sees
+      }
+      if (_t.stopping()) break;
     }
-    if (std::holds_alternative<flows::node_output>(r) || attempt >= vx.retry.max_attempts || _t.stopping() || container) break;
-    if (node_cs.cancelled()) break;  // timed out: no retry inside the same deadline
-    if (vx.retry.backoff_ms) (void)co_await io::sleep_for(std::chrono::milliseconds(vx.retry.backoff_ms), &_t.cancel);
   }
-  io::cancel_source::detach(&link);
 
   if (!container) _t.release_slot();
   --_in_flight;
@@ -395,7 +438,7 @@ io::task<void> region_exec::run_async(uint32_t v, core::value input) {
   } else if (auto* out = std::get_if<flows::node_output>(&r)) {
     complete(v, out->port, std::move(out->value));
   } else {
-    node_failed(v, std::get<node_failure>(r).message);
+    node_failed(v, std::get<node_failure>(r));
   }
   _wake.notify();
 }
@@ -410,8 +453,9 @@ io::task<node_result> region_exec::run_split(uint32_t v, core::value input, io::
   auto* cfg = static_cast<const split_impl*>(vx.impl.get());
   auto arr = cfg->field.resolve(input.ref());
   if (!arr || arr->type() != core::json_type::array)
-    co_return fail("std::split field '" + cfg->field.text() + "' is not an array");
-  if (arr->size() > cfg->max_items) co_return fail("std::split: more than " + std::to_string(cfg->max_items) + " items");
+    co_return fail("std::split field '" + cfg->field.text() + "' is not an array", error_codes::invalid_input);
+  if (arr->size() > cfg->max_items)
+    co_return fail("std::split: more than " + std::to_string(cfg->max_items) + " items", error_codes::invalid_input);
   uint32_t n = arr->size();
   uint32_t window = cfg->mode == split_mode::sequential ? 1
                     : cfg->mode == split_mode::batched  ? cfg->batch_size
@@ -503,7 +547,7 @@ struct shutdown_link : io::cancel_source::hook {
 
 io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
                                       uint32_t trigger_vertex, trace_observer* observer, execution_options opts) {
-  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false, {}, {}};
+  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false, {}, {}, {}};
   t.input = t.mem.store(input.bytes());
   input = core::value();
   io::deadline limit(std::chrono::milliseconds(flow.settings.execution_timeout_ms), t.cancel);
@@ -526,11 +570,11 @@ io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value inp
   } else if (t.failed) {
     o.status = trace_status::failed;
     o.error_node = t.error_node;
-    o.error_code = "node_failed";
+    o.error_code = t.error_code;
     o.error_message = t.error_message;
   } else {
     o.status = trace_status::timed_out;
-    o.error_code = "timeout";
+    o.error_code = std::string(error_codes::timeout);
     o.error_message = "trace exceeded execution_timeout_ms (" + std::to_string(flow.settings.execution_timeout_ms) + " ms)";
   }
   co_return o;

@@ -183,6 +183,8 @@ std::vector<std::string> node_type_names() {
 
 node_result emit(uint16_t port, core::value v) { return node_output{port, std::move(v)}; }
 node_result emit_ref(uint16_t port, core::value_ref v) { return node_output{port, core::value(std::string(v.bytes()))}; }
-node_result fail(std::string message) { return node_failure{std::move(message)}; }
+node_result fail(std::string message, std::string_view code) {
+  return node_failure{std::move(message), std::string(code)};
+}
 
 }  // namespace xerv::flows

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -73,8 +74,21 @@ struct node_output {
   uint16_t port = 0;  // index into the type's ports
   core::value value;
 };
+
+// Machine-readable error codes of failed nodes and traces; docs/flows.md lists
+// them. A failure carries one in `code`; the trace outcome and the error port's
+// `error` field repeat it.
+namespace error_codes {
+inline constexpr std::string_view node_failed = "node_failed";      // any other failure
+inline constexpr std::string_view node_timeout = "node_timeout";    // an attempt exceeded its timeout
+inline constexpr std::string_view timeout = "timeout";              // the trace exceeded execution_timeout_ms
+inline constexpr std::string_view http_error = "http_error";        // std::http could not complete the request
+inline constexpr std::string_view invalid_input = "invalid_input";  // the input has the wrong shape for the node
+}  // namespace error_codes
+
 struct node_failure {
   std::string message;
+  std::string code = std::string(error_codes::node_failed);
 };
 using node_result = std::variant<node_output, node_failure>;
 
@@ -87,6 +101,11 @@ class node_env {
   virtual std::string_view node_name() const = 0;
   // Fires when the node times out or its trace ends early; pass it to every wait.
   virtual io::cancel_source* cancel() = 0;
+  // Every active input of the node in arrival order (the first is the `input` it
+  // runs on), for node types that combine them (std::json_dynamic merge). Empty
+  // when the caller does not track inputs. The references stay valid until the
+  // node's next suspension.
+  virtual std::vector<core::value_ref> inputs() const { return {}; }
 };
 
 class node_impl {
@@ -114,6 +133,6 @@ std::vector<std::string> node_type_names();
 // Helpers for node implementations.
 node_result emit(uint16_t port, core::value v);
 node_result emit_ref(uint16_t port, core::value_ref v);
-node_result fail(std::string message);
+node_result fail(std::string message, std::string_view code = error_codes::node_failed);
 
 }  // namespace xerv::flows

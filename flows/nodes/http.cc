@@ -16,8 +16,10 @@
 // a success; 1xx interim responses are skipped): headers become an object keyed by
 // lower-case name (repeated headers joined with ", "), the body is parsed JSON when
 // Content-Type mentions json and it parses, else a string. Limits: 10 MiB of body,
-// 64 KiB and 100 lines of headers. Connection errors, timeouts, cancellation and
-// malformed responses fail the node with a message naming the request.
+// 64 KiB and 100 lines of headers. Connection errors, malformed and oversized
+// responses fail the node with code http_error, the request's timeout with
+// node_timeout, a rendered url or header that is not usable with invalid_input;
+// messages name the request.
 
 #include <llhttp.h>
 
@@ -367,13 +369,16 @@ struct http_impl : node_impl {
     return true;
   }
 
-  std::string failure(const request& req, const char* step, std::error_code ec, const io::cancel_source& cs,
+  // The node's own cancellation (its node timeout, which the executor reports,
+  // or the trace's end) is node_failed; the request's timeout is node_timeout;
+  // everything else is http_error.
+  node_result failure(const request& req, const char* step, std::error_code ec, const io::cancel_source& cs,
                       const cancel_link& link) const {
     std::string head = "http: " + req.what + ": ";
-    if (link.fired) return head + "cancelled (" + ec.message() + ")";
+    if (link.fired) return fail(head + "cancelled (" + ec.message() + ")");
     if (cs.cancelled() && cs.reason() == io::errc::timed_out)
-      return head + "timed out after " + std::to_string(timeout_ms) + " ms";
-    return head + step + " " + req.url.addr.to_string() + " failed: " + ec.message();
+      return fail(head + "timed out after " + std::to_string(timeout_ms) + " ms", error_codes::node_timeout);
+    return fail(head + step + " " + req.url.addr.to_string() + " failed: " + ec.message(), error_codes::http_error);
   }
 
   // Everything the request touches lives in this frame: the request, its cancel
@@ -382,21 +387,21 @@ struct http_impl : node_impl {
     (void)input;  // the request is built from selectors only
     request req;
     std::string error;
-    if (!build(env.selectors(), req, error)) co_return fail("http: " + req.what + ": " + error);
+    if (!build(env.selectors(), req, error)) co_return fail("http: " + req.what + ": " + error, error_codes::invalid_input);
     io::cancel_source cs;
     cancel_link link(env.cancel(), cs);
     io::deadline deadline(std::chrono::milliseconds(timeout_ms), cs);
     auto conn = co_await io::connect(req.url.addr, &cs);
-    if (!conn) co_return fail(failure(req, "connect to", conn.error(), cs, link));
+    if (!conn) co_return failure(req, "connect to", conn.error(), cs, link);
     auto sent = co_await conn->send_all(req.bytes, &cs);
-    if (!sent) co_return fail(failure(req, "sending to", sent.error(), cs, link));
+    if (!sent) co_return failure(req, "sending to", sent.error(), cs, link);
     response_reader reader;
     reader.skip_body = method == "HEAD";
     for (;;) {
       auto buf = co_await conn->recv(&cs);
-      if (!buf) co_return fail(failure(req, "reading from", buf.error(), cs, link));
+      if (!buf) co_return failure(req, "reading from", buf.error(), cs, link);
       bool ok = buf->size() == 0 ? reader.finish() : reader.feed(buf->view());
-      if (!ok) co_return fail("http: " + req.what + ": " + reader.error());
+      if (!ok) co_return fail("http: " + req.what + ": " + reader.error(), error_codes::http_error);
       if (reader.complete()) break;
     }
     co_await conn->close();

@@ -17,12 +17,14 @@
 //       gives {"a.b":1,"items.0.sku":2}. Empty objects and arrays stay as values; a
 //       scalar input passes through.
 //   operation: merge
-//       a node receives one input value, so merge works on that value: an array of
-//       objects is merged left to right into one object (a later key wins and keeps
-//       the first position; non-object elements are skipped); an object (one
-//       input) or anything else passes through unchanged.
+//       with several active inputs (branches joined into the node), every object
+//       input is merged in arrival order into one object (a later key wins and
+//       keeps the first position; non-objects are skipped). With one input, an
+//       array of objects is merged left to right the same way; an object or
+//       anything else passes through unchanged.
 
 #include <set>
+#include <unordered_map>
 
 #include "flows/nodes/all.h"
 #include "flows/nodes/values.h"
@@ -125,16 +127,18 @@ void flatten_into(core::value_builder& b, core::value_ref v, std::string& prefix
   }
 }
 
-core::value merge_objects(core::value_ref list) {
-  // Later keys win; each key keeps its first position.
+// Merges the objects among `parts` left to right: a later key wins and keeps the
+// key's first position; non-objects are skipped. The index keeps it linear in the
+// number of keys.
+core::value merge_objects(const std::vector<core::value_ref>& parts) {
   std::vector<std::pair<std::string_view, core::value_ref>> fields;
-  for (uint32_t i = 0; i < list.size(); ++i) {
-    core::value_ref o = list.at(i);
+  std::unordered_map<std::string_view, size_t> position;
+  for (core::value_ref o : parts) {
     if (o.type() != core::json_type::object) continue;
     for (uint32_t k = 0; k < o.size(); ++k) {
-      auto it = std::find_if(fields.begin(), fields.end(), [&](const auto& f) { return f.first == o.key_at(k); });
-      if (it != fields.end()) it->second = o.value_at(k);
-      else fields.emplace_back(o.key_at(k), o.value_at(k));
+      auto [it, added] = position.try_emplace(o.key_at(k), fields.size());
+      if (added) fields.emplace_back(o.key_at(k), o.value_at(k));
+      else fields[it->second].second = o.value_at(k);
     }
   }
   core::value_builder b;
@@ -145,6 +149,17 @@ core::value merge_objects(core::value_ref list) {
   }
   b.end();
   return b.finish();
+}
+
+// Several active inputs (branches joined into the node): every object among them,
+// in arrival order. One input: the elements of an array, or the value unchanged.
+node_result merge(core::value_ref input, const node_env& env) {
+  std::vector<core::value_ref> parts = env.inputs();
+  if (parts.size() > 1) return emit(0, merge_objects(parts));
+  if (input.type() != core::json_type::array) return emit_ref(0, input);
+  parts.clear();
+  for (uint32_t i = 0; i < input.size(); ++i) parts.push_back(input.at(i));
+  return emit(0, merge_objects(parts));
 }
 
 struct json_dynamic_impl : node_impl {
@@ -164,7 +179,8 @@ struct json_dynamic_impl : node_impl {
         core::value_ref v = value_template ? rendered.ref() : value.ref();
         core::value_builder b;
         std::string error;
-        if (!set_at(b, input, path.segments(), 0, v, error)) return fail("set " + path.text() + ": " + error);
+        if (!set_at(b, input, path.segments(), 0, v, error))
+          return fail("set " + path.text() + ": " + error, error_codes::invalid_input);
         return emit(0, b.finish());
       }
       case operation::remove: {
@@ -184,9 +200,7 @@ struct json_dynamic_impl : node_impl {
         b.end();
         return emit(0, b.finish());
       }
-      case operation::merge:
-        if (input.type() != core::json_type::array) return emit_ref(0, input);
-        return emit(0, merge_objects(input));
+      case operation::merge: return merge(input, env);
     }
     return fail("unknown operation");
   }

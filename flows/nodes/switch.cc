@@ -10,16 +10,13 @@
 // A missing field reads as null. greater_than/less_than/equals/not_equals follow
 // the expression rules (numbers numerically, strings by bytes, deep equality).
 // contains: a string field contains the value as a substring, or an array field
-// has an element equal to it. matches: a string field in which the ECMAScript
-// regex `value` finds a match (a search, not a whole-string match; anchor with ^$);
-// a subject over 1 KiB fails the node (see k_regex_subject_max).
-// A field path with [*] reads as the array of every value it reaches.
+// has an element equal to it. matches: a string field in which the RE2 regular
+// expression `value` finds a match (a search, not a whole-string match; anchor
+// with ^$). RE2 runs in time linear in the subject without recursion, so any
+// subject length is safe; a pattern RE2 refuses (backreferences, lookaround) is a
+// deploy error. A field path with [*] reads as the array of every value it reaches.
 
-// GCC 12 reports a false -Wmaybe-uninitialized inside std::regex's std::function
-// state at -O2 with sanitizers; the pragma must precede every include to reach it.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-#include <regex>
+#include <re2/re2.h>
 
 #include "flows/expr.h"
 #include "flows/nodes/all.h"
@@ -28,19 +25,15 @@
 namespace xerv::flows::nodes {
 namespace {
 
-// libstdc++'s std::regex backtracks recursively, about one stack frame chain per
-// subject byte: measured on an 8 MiB stack, `(a|b)*c` overflows at ~3 KB of
-// subject under ASan and ~20 KB without. Longer subjects fail the node instead.
-// (Its polynomial mode is quadratic per search: seconds at 4 KB.) Patterns with
-// exponential backtracking, like (a|aa)*b, are still the flow author's problem.
-constexpr size_t k_regex_subject_max = 1024;
-
 struct condition {
   enum kind_t : uint8_t { greater_than, less_than, equals, not_equals, contains, matches, exists, always, all, any };
   kind_t kind = always;
   field_path field;
   core::value value;
-  std::optional<std::regex> re;
+  // matches. RE2 is thread-safe: a search may take the lock of its lazily built
+  // DFA cache, uncontended in the server, where every shard compiles its own
+  // copy of a flow.
+  std::unique_ptr<const re2::RE2> re;
   std::vector<condition> children;
 };
 
@@ -65,19 +58,16 @@ bool contains(core::value_ref hay, core::value_ref needle) {
   return false;
 }
 
-// Sets `error` (and returns false) only when the test cannot be decided.
-bool test(const condition& c, core::value_ref input, std::string& error) {
+bool test(const condition& c, core::value_ref input) {
   switch (c.kind) {
     case condition::always: return true;
     case condition::all:
       for (const condition& k : c.children)
-        if (!test(k, input, error)) return false;
+        if (!test(k, input)) return false;
       return true;
     case condition::any:
-      for (const condition& k : c.children) {
-        if (test(k, input, error)) return true;
-        if (!error.empty()) return false;
-      }
+      for (const condition& k : c.children)
+        if (test(k, input)) return true;
       return false;
     default: break;
   }
@@ -92,16 +82,8 @@ bool test(const condition& c, core::value_ref input, std::string& error) {
     case condition::not_equals: return compare_values(compare_op::ne, v, c.value.ref());
     case condition::contains: return contains(v, c.value.ref());
     case condition::exists: return !v.is_null();
-    case condition::matches: {
-      if (v.type() != core::json_type::string) return false;
-      std::string_view s = v.as_string();
-      if (s.size() > k_regex_subject_max) {
-        error = "matches: field " + c.field.text() + " is longer than " + std::to_string(k_regex_subject_max) +
-                " bytes";
-        return false;
-      }
-      return std::regex_search(s.begin(), s.end(), *c.re);
-    }
+    case condition::matches:
+      return v.type() == core::json_type::string && re2::RE2::PartialMatch(v.as_string(), *c.re);
     default: break;
   }
   return false;
@@ -208,12 +190,14 @@ class condition_compiler {
         _c.error(value, key + ".value must be a regular expression string for type matches");
         return std::nullopt;
       }
-      try {
-        out.re.emplace(value.Scalar(), std::regex::ECMAScript | std::regex::optimize);
-      } catch (const std::regex_error& e) {
-        _c.error(value, key + ".value is not a valid regular expression: " + e.what());
+      re2::RE2::Options options;
+      options.set_log_errors(false);  // the error goes to the deploy report instead
+      auto re = std::make_unique<const re2::RE2>(value.Scalar(), options);
+      if (!re->ok()) {
+        _c.error(value, key + ".value is not a valid RE2 regular expression: " + re->error());
         return std::nullopt;
       }
+      out.re = std::move(re);
     }
     return out;
   }
@@ -230,9 +214,7 @@ struct switch_impl : node_impl {
     if (expr) {
       yes = expr->evaluate(env.selectors());
     } else {
-      std::string error;
-      yes = test(*cond, input, error);
-      if (!error.empty()) return fail("switch: " + error);
+      yes = test(*cond, input);
     }
     return emit_ref(yes ? 0 : 1, input);
   }

@@ -124,6 +124,27 @@ edges:
   EXPECT_TRUE(has(e, 7, "invalid path")) << dump(e);
 }
 
+TEST(compile, a_pattern_re2_cannot_compile_is_reported_at_its_line_and_column) {
+  auto e = errors_of(k_head + R"(nodes:
+  ok: {type: std::switch, config: {condition: {type: matches, field: s, value: '^[a-z]+$'}}}
+  check:
+    type: std::switch
+    config:
+      condition:
+        any:
+          - {type: matches, field: s, value: 'x'}
+          - {type: matches, field: s, value: '(a)\1'}
+edges:
+  - {from: t, to: ok}
+  - {from: t, to: check}
+)");
+  ASSERT_EQ(e.size(), 1u) << dump(e);
+  EXPECT_EQ(e[0].line, 11);
+  EXPECT_EQ(e[0].column, 46);  // the pattern's opening quote
+  EXPECT_EQ(e[0].message, "node 'check': config.condition.any[1].value is not a valid RE2 regular expression: "
+                          "invalid escape sequence: \\1");
+}
+
 TEST(compile, pipeline_name_rules) {
   for (const char* bad : {"Upper", "has space", "dots.not", ""}) {
     auto e = errors_of(std::string("name: \"") + bad + "\"\ntriggers: [{id: t, type: manual}]\nnodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n");

@@ -18,10 +18,12 @@ struct recorder : flows::trace_observer {
   const flows::compiled_flow* flow = nullptr;
   std::map<std::string, int> runs;
   std::map<std::string, flows::node_status> last;
+  std::map<std::string, uint64_t> took_ns;
   std::vector<std::string> logs;
   void node_started(uint32_t v) override { ++runs[flow->vertices[v].name]; }
-  void node_finished(uint32_t v, flows::node_status s, uint16_t, core::value_ref, uint64_t) override {
+  void node_finished(uint32_t v, flows::node_status s, uint16_t, core::value_ref, uint64_t duration_ns) override {
     last[flow->vertices[v].name] = s;
+    took_ns[flow->vertices[v].name] = duration_ns;
   }
   void node_log(uint32_t, io::log_level, std::string_view m) override { logs.emplace_back(m); }
 };
@@ -154,6 +156,7 @@ edges:
 )", R"({"items":5})");
   EXPECT_EQ(r.outcome.status, flows::trace_status::failed);
   EXPECT_EQ(r.outcome.error_node, "each");
+  EXPECT_EQ(r.outcome.error_code, "invalid_input");
   EXPECT_NE(r.outcome.error_message.find("not an array"), std::string::npos);
 }
 
@@ -204,6 +207,7 @@ edges:
 settings: {execution_timeout_ms: 50}
 )", "{}");
   EXPECT_EQ(r.outcome.status, flows::trace_status::timed_out);
+  EXPECT_EQ(r.outcome.error_code, "timeout");
   EXPECT_LT(r.took_ms, 1000u);
 }
 
@@ -223,7 +227,7 @@ edges:
   EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
   EXPECT_EQ(r.rec.last["ok"], flows::node_status::skipped);
   EXPECT_EQ(r.rec.last["handler"], flows::node_status::completed);
-  EXPECT_EQ(out_json(r), R"({"error":"node_failed","message":"node timed out after 20 ms","node":"nap"})");
+  EXPECT_EQ(out_json(r), R"({"error":"node_timeout","message":"node timed out after 20 ms","node":"nap"})");
 }
 
 TEST(executor, node_timeout_without_error_port_fails_the_trace) {
@@ -237,7 +241,120 @@ edges:
 )", "{}");
   EXPECT_EQ(r.outcome.status, flows::trace_status::failed);
   EXPECT_EQ(r.outcome.error_node, "nap");
+  EXPECT_EQ(r.outcome.error_code, "node_timeout");
+  EXPECT_EQ(r.outcome.error_message, "node timed out after 20 ms");
   EXPECT_LT(r.took_ms, 1000u);
+}
+
+TEST(executor, a_timed_out_attempt_is_retried_after_the_backoff) {
+  // Each attempt gets a fresh 50 ms deadline: 3 attempts and 2 backoffs take at
+  // least 350 ms (it used to give up after the first timeout, at ~50 ms).
+  auto r = run(R"(
+name: patient
+triggers: [{id: t, type: manual}]
+nodes:
+  nap: {type: std::delay, config: {ms: 5000}, timeout_ms: 50, retry: {max_attempts: 3, backoff_ms: 100}}
+  handler: {type: std::log}
+edges:
+  - {from: t, to: nap}
+  - {from: nap.error, to: handler}
+)", "{}");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << r.outcome.error_message;
+  EXPECT_EQ(out_json(r), R"({"error":"node_timeout","message":"node timed out after 50 ms","node":"nap"})");
+  EXPECT_GE(r.took_ms, 350u);
+  EXPECT_LT(r.took_ms, 3000u);
+}
+
+TEST(executor, the_trace_timeout_cuts_a_backoff_short) {
+  auto r = run(R"(
+name: impatient
+triggers: [{id: t, type: manual}]
+nodes:
+  nap: {type: std::delay, config: {ms: 5000}, timeout_ms: 20, retry: {max_attempts: 3, backoff_ms: 60000}}
+edges:
+  - {from: t, to: nap}
+settings: {execution_timeout_ms: 150}
+)", "{}");
+  EXPECT_EQ(r.outcome.status, flows::trace_status::timed_out);
+  EXPECT_EQ(r.outcome.error_code, "timeout");
+  EXPECT_EQ(r.rec.last["nap"], flows::node_status::failed);
+  EXPECT_GE(r.took_ms, 150u);
+  EXPECT_LT(r.took_ms, 2000u);
+}
+
+// A trace input that std::aggregate takes over a millisecond to count.
+std::string big_items() {
+  std::string in = R"({"items":[)";
+  for (int i = 0; i < 500'000; ++i) in += (i ? ",1" : "1");
+  return in + "]}";
+}
+
+TEST(executor, a_synchronous_node_slower_than_its_timeout_times_out) {
+  // Inline nodes cannot be interrupted; one that ran past its timeout is timed
+  // out after the fact, through the inline path (no backoff) and the coroutine
+  // path (with backoff) alike.
+  std::string flow = R"(
+name: slow_sync
+triggers: [{id: t, type: manual}]
+nodes:
+  sum: {type: std::aggregate, config: {operation: count, source: '$.items[*]'}TIMEOUT}
+  total: {type: std::map, config: {mappings: [{from: result, to: n}]}}
+  handler: {type: std::log}
+edges:
+  - {from: t, to: sum}
+  - {from: sum, to: total}
+  - {from: sum.error, to: handler}
+)";
+  auto with = [&](const std::string& extra) { return std::string(flow).replace(flow.find("TIMEOUT"), 7, extra); };
+  std::string input = big_items();
+  auto fast_enough = run(with(""), input);
+  EXPECT_EQ(out_json(fast_enough), R"({"n":500000})") << fast_enough.outcome.error_message;
+  ASSERT_GT(fast_enough.rec.took_ns["sum"], 1'000'000u) << "the test needs a node that runs over 1 ms";
+  for (const char* extra : {", timeout_ms: 1", ", timeout_ms: 1, retry: {max_attempts: 2, backoff_ms: 5}"}) {
+    auto r = run(with(extra), input);
+    EXPECT_EQ(r.outcome.status, flows::trace_status::completed) << extra;
+    EXPECT_EQ(r.rec.last["total"], flows::node_status::skipped) << extra;
+    EXPECT_EQ(out_json(r), R"({"error":"node_timeout","message":"node timed out after 1 ms","node":"sum"})") << extra;
+  }
+}
+
+TEST(executor, json_dynamic_merge_combines_every_branch_joined_into_it) {
+  // Two live branches and a dead one (the switch's false port) join into a plain
+  // node: merge sees both live outputs in arrival order, so the later k wins.
+  std::string flow = R"(
+name: joined
+triggers: [{id: t, type: manual}]
+nodes:
+  check: {type: std::switch, config: {condition: {type: exists, field: x}}}
+  left_wait: {type: std::delay, config: {ms: LEFT}}
+  left: {type: std::map, config: {mappings: [{from: x, to: lx}, {from: none, to: k, default: l}]}}
+  right_wait: {type: std::delay, config: {ms: RIGHT}}
+  right: {type: std::map, config: {mappings: [{from: y, to: ry}, {from: none, to: k, default: r}]}}
+  unused: {type: std::map, config: {mappings: [{from: x, to: dead}]}}
+  both: {type: std::json_dynamic, config: {operation: merge}}
+edges:
+  - {from: t, to: check}
+  - {from: check.true, to: left_wait}
+  - {from: left_wait, to: left}
+  - {from: check.true, to: right_wait}
+  - {from: right_wait, to: right}
+  - {from: check.false, to: unused}
+  - {from: left, to: both}
+  - {from: right, to: both}
+  - {from: unused, to: both}
+)";
+  auto timed = [&](const char* left_ms, const char* right_ms) {
+    std::string f = flow;
+    f.replace(f.find("LEFT"), 4, left_ms);
+    f.replace(f.find("RIGHT"), 5, right_ms);
+    return f;
+  };
+  auto right_last = run(timed("1", "60"), R"({"x":1,"y":2})");
+  EXPECT_EQ(right_last.outcome.status, flows::trace_status::completed) << right_last.outcome.error_message;
+  EXPECT_EQ(right_last.rec.last["unused"], flows::node_status::skipped);
+  EXPECT_EQ(out_json(right_last), R"({"lx":1,"k":"r","ry":2})");
+  auto left_last = run(timed("60", "1"), R"({"x":1,"y":2})");
+  EXPECT_EQ(out_json(left_last), R"({"ry":2,"k":"l","lx":1})");
 }
 
 TEST(executor, max_concurrent_nodes_limits_parallel_work) {

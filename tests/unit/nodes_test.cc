@@ -105,14 +105,28 @@ condition:
   EXPECT_EQ(route(c, R"({"amount":50,"country":"de"})"), no);
 }
 
-TEST(switch_node, long_regex_subjects_fail_instead_of_exhausting_the_stack) {
-  auto impl = compile_ok("std::switch", "condition: {type: matches, field: s, value: 'a.*b'}");
-  std::string big = R"({"s":")" + std::string(1025, 'a') + R"("})";
-  auto [port, msg] = run_node(*impl, big);
-  EXPECT_EQ(port, -1);
-  EXPECT_EQ(run_node(*impl, R"({"s":")" + std::string(1024, 'a') + R"(b"})").first, -1);
-  EXPECT_EQ(run_node(*impl, R"({"s":")" + std::string(1023, 'a') + R"(b"})").first, yes);
-  EXPECT_EQ(msg, "switch: matches: field s is longer than 1024 bytes");
+TEST(switch_node, long_subjects_and_backtracking_patterns_are_matched_in_linear_time) {
+  // std::regex overflowed the stack on such subjects (hence a 1 KiB cap) and took
+  // exponential time on (a|aa)*b; RE2 answers both.
+  std::string as(100 * 1024, 'a');
+  std::string nested = "condition: {type: matches, field: s, value: '(a|aa)*b'}";
+  EXPECT_EQ(route(nested, R"({"s":")" + as + R"("})"), no);
+  EXPECT_EQ(route(nested, R"({"s":")" + as + R"(b"})"), yes);
+  std::string alt = "condition: {type: matches, field: s, value: '^(a|b)*c$'}";
+  EXPECT_EQ(route(alt, R"({"s":")" + as + R"(c"})"), yes);
+  EXPECT_EQ(route(alt, R"({"s":")" + as + R"(cc"})"), no);
+}
+
+TEST(switch_node, matches_uses_re2_syntax) {
+  auto m = [](const std::string& pattern, const std::string& subject) {
+    return route("condition: {type: matches, field: s, value: '" + pattern + "'}", R"({"s":")" + subject + R"("})");
+  };
+  EXPECT_EQ(m("(?i)^hello", "HeLLo world"), yes);  // inline flags
+  EXPECT_EQ(m("^\\d{3}-\\d{4}$", "555-1234"), yes);
+  EXPECT_EQ(m("^world", "hello world"), no);  // ^ anchors at the subject's start
+  EXPECT_EQ(m("^\\pL+$", "\xc3\xa9t\xc3\xa9"), yes);  // Unicode classes on UTF-8 ("été")
+  EXPECT_EQ(m("^.$", "\xc3\xa9"), yes);                // . is one code point
+  EXPECT_EQ(m("(?P<word>b+)", "abbc"), yes);  // named groups
 }
 
 TEST(switch_node, expression_over_selectors) {
@@ -140,7 +154,12 @@ TEST(switch_node, config_errors_name_the_node_and_key) {
   expect_config_error(sw, "condition: {type: greater_than, field: a, value: [1]}",
                       "config.condition.value must be a number or a string for type greater_than");
   expect_config_error(sw, "condition: {type: matches, field: a, value: '(unclosed'}",
-                      "config.condition.value is not a valid regular expression");
+                      "config.condition.value is not a valid RE2 regular expression: missing ): (unclosed");
+  // ECMAScript features RE2 leaves out, to stay linear: backreferences, lookaround.
+  expect_config_error(sw, "condition: {type: matches, field: a, value: '(a)\\1'}",
+                      "config.condition.value is not a valid RE2 regular expression: invalid escape sequence: \\1");
+  expect_config_error(sw, "condition: {type: matches, field: a, value: 'a(?=b)'}",
+                      "config.condition.value is not a valid RE2 regular expression: invalid perl operator: (?=");
   expect_config_error(sw, "condition: {type: matches, field: a, value: 5}",
                       "config.condition.value must be a regular expression string for type matches");
   expect_config_error(sw, "condition: {type: equals, field: a, value: 1, extra: 2}",
@@ -403,6 +422,32 @@ TEST(json_dynamic_node, merge) {
   EXPECT_EQ(dyn("operation: merge", R"([])"), R"({})");
 }
 
+// A node_env that reports several active inputs, as the executor does for a node
+// that several branches join into.
+struct joined_env : xerv::testing::fake_env {
+  using fake_env::fake_env;
+  std::vector<core::value> joined;
+  std::vector<core::value_ref> inputs() const override {
+    std::vector<core::value_ref> out;
+    for (const auto& v : joined) out.push_back(v.ref());
+    return out;
+  }
+};
+
+TEST(json_dynamic_node, merge_combines_every_active_input) {
+  auto impl = compile_ok("std::json_dynamic", "operation: merge");
+  ASSERT_NE(impl, nullptr);
+  fake_trace t;
+  joined_env env(t);
+  // Objects merge in arrival order (a later key wins, keeping its first position);
+  // non-objects, arrays of objects included, are skipped.
+  for (auto text : {R"({"lx":1,"k":"l"})", R"([{"no":1}])", R"(7)", R"({"ry":2,"k":"r"})"}) env.joined.push_back(json(text));
+  auto r = impl->run(env.joined[0].ref(), env);
+  auto* o = std::get_if<flows::node_output>(&r);
+  ASSERT_NE(o, nullptr);
+  EXPECT_EQ(core::to_json(o->value.ref()), R"({"lx":1,"k":"r","ry":2})");
+}
+
 TEST(json_dynamic_node, config_errors) {
   const char* t = "std::json_dynamic";
   expect_config_error(t, "operation: explode", "config.operation 'explode' is unknown");
@@ -475,6 +520,7 @@ struct http_case {
   uint16_t port = 0;
   int out_port = -2;
   std::string output;  // the output JSON, or the failure message
+  std::string code;    // the failure's code
   std::string request;
   std::vector<flows::flow_error> errors;
   std::chrono::milliseconds elapsed{};
@@ -517,6 +563,7 @@ io::task<int> run_http_case(http_case* hc) {
   if (auto* f = std::get_if<flows::node_failure>(&res)) {
     hc->out_port = -1;
     hc->output = f->message;
+    hc->code = f->code;
   } else {
     auto& o = std::get<flows::node_output>(res);
     hc->out_port = o.port;
@@ -590,6 +637,7 @@ TEST(http_node, malformed_truncated_and_oversized_responses_fail) {
     hc.response = response;
     run_case(hc);
     EXPECT_EQ(hc.out_port, -1) << hc.output;
+    EXPECT_EQ(hc.code, "http_error") << hc.output;
     return hc.output;
   };
   EXPECT_NE(fails("garbage\r\n\r\n").find("GET http://127.0.0.1:"), std::string::npos);
@@ -611,6 +659,7 @@ TEST(http_node, times_out_against_a_silent_server) {
   run_case(hc);
   EXPECT_EQ(hc.out_port, -1);
   EXPECT_EQ(hc.output, "http: GET http://127.0.0.1:" + std::to_string(hc.port) + "/slow: timed out after 200 ms");
+  EXPECT_EQ(hc.code, "node_timeout");
   EXPECT_GE(hc.elapsed.count(), 190);
   EXPECT_LT(hc.elapsed.count(), 5000);
   EXPECT_NE(hc.request.find("GET /slow HTTP/1.1\r\n"), std::string::npos);  // it did send
@@ -635,6 +684,7 @@ TEST(http_node, refused_connection) {
   EXPECT_EQ(hc.out_port, -1);
   std::string addr = "127.0.0.1:" + std::to_string(hc.port);
   EXPECT_EQ(hc.output, "http: GET http://" + addr + "/: connect to " + addr + " failed: Connection refused");
+  EXPECT_EQ(hc.code, "http_error");
 }
 
 TEST(http_node, rendered_urls_and_headers_are_checked_per_run) {
@@ -645,6 +695,7 @@ TEST(http_node, rendered_urls_and_headers_are_checked_per_run) {
   run_case(hc);
   EXPECT_EQ(hc.output, "http: GET http://example.com/x: the url's host 'example.com' must be a numeric IPv4 or IPv6 "
                        "address or localhost (no DNS lookups on a shard)");
+  EXPECT_EQ(hc.code, "invalid_input");
   http_case h2;
   h2.trace = hc.trace;
   h2.config = "{url: 'http://127.0.0.1:{port}/', headers: {X-A: '${input.evil}'}}";
