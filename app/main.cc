@@ -11,6 +11,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -117,8 +118,12 @@ bool wal_fits_shards(unsigned shards) {
 }
 
 // One process per data directory: two would interleave their WALs. The lock is
-// an flock on a file in it, so it goes away with the process however it ends.
+// an flock on a file in it, so it goes away with the process however it ends;
+// every shard's ring also holds that file (hold_until_teardown), so after a
+// kill -9 the lock lasts until the dead process's last ring write has landed.
 // Runs on the main thread before any shard exists.
+int g_lock_fd = -1;
+
 bool lock_data_dir() {
   std::error_code ec;
   std::filesystem::create_directories(g_cfg.data_dir, ec);
@@ -132,23 +137,33 @@ bool lock_data_dir() {
     fprintf(stderr, "xerv: cannot open %s: %s\n", path.c_str(), strerror(errno));
     return false;
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // A holder that is gone (killed) lets go once its rings are torn down: wait
+  // for that, a few seconds at most. A live holder is another server.
+  for (int waited_ms = 0;; waited_ms += 20) {
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) break;
     int err = errno;
-    char pid[32] = {};
-    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
-    std::string holder = n > 0 ? " (pid " + std::string(pid, size_t(n)) + ")" : "";
-    if (err == EWOULDBLOCK)
-      fprintf(stderr, "xerv: the data directory %s is in use by another xerv process%s; stop it or set another "
-              "XERV_DATA_DIR\n", g_cfg.data_dir.c_str(), holder.c_str());
-    else
-      fprintf(stderr, "xerv: cannot lock %s: %s\n", path.c_str(), strerror(err));
-    close(fd);
-    return false;
+    char text[32] = {};
+    ssize_t n = pread(fd, text, sizeof text - 1, 0);
+    pid_t holder = n > 0 ? pid_t(atoi(text)) : 0;
+    bool alive = holder > 0 && (kill(holder, 0) == 0 || errno == EPERM);
+    if (err != EWOULDBLOCK || alive || waited_ms >= 10'000) {
+      if (err != EWOULDBLOCK)
+        fprintf(stderr, "xerv: cannot lock %s: %s\n", path.c_str(), strerror(err));
+      else
+        fprintf(stderr, "xerv: the data directory %s is in use by another xerv process%s; stop it or set another "
+                "XERV_DATA_DIR\n", g_cfg.data_dir.c_str(),
+                holder > 0 ? (" (pid " + std::to_string(holder) + ")").c_str() : "");
+      close(fd);
+      return false;
+    }
+    if (waited_ms == 0) XLOG(info, "waiting for the I/O of a stopped xerv (pid %d) on %s to finish", int(holder), path.c_str());
+    usleep(20'000);
   }
   std::string me = std::to_string(getpid());
   if (ftruncate(fd, 0) != 0 || pwrite(fd, me.data(), me.size(), 0) != ssize_t(me.size()))
     XLOG(warn, "%s: cannot write the pid: %s", path.c_str(), strerror(errno));
-  return true;  // the descriptor stays open, and the lock held, until the process ends
+  g_lock_fd = fd;  // stays open, and the lock held, until the process (and its rings) are gone
+  return true;
 }
 
 int usage(FILE* to) {
@@ -270,6 +285,9 @@ void start_shard() {
   eo.traces_kept_max = g_cfg.traces_kept_max;
   svc->engine = std::make_unique<flows::engine>(eo);
   svc->engine->expect_recovery();  // admissions wait for the WAL
+  if (auto held = io::this_reactor().hold_until_teardown(g_lock_fd); !held)
+    XLOG(warn, "the ring cannot hold the data directory lock (%s): after a kill -9, a restart may begin before the "
+         "last writes of the killed process land", held.error().message().c_str());
   http::set_shard_engine(svc->engine.get(), &g_api);
   http::set_health_probe([] { return shard_health_here(); });
   http::add_health_routes(svc->api_routes, g_info);

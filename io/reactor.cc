@@ -107,6 +107,12 @@ void reactor::setup_buffer_ring(const runtime_options& opts) {
   io_uring_buf_ring_advance(_buf_ring, int(_buf_count));
 }
 
+result<void> reactor::hold_until_teardown(int fd) {
+  int rc = io_uring_register_files(&_ring, &fd, 1);
+  if (rc < 0) return from_errno(-rc);
+  return {};
+}
+
 void reactor::recycle_buffer(uint16_t bid) {
   ASSERT(bid < _buf_count, "buffer id %u out of range", unsigned(bid));
   io_uring_buf_ring_add(_buf_ring, buffer_data(bid), _buf_bytes, bid, io_uring_buf_ring_mask(_buf_count), 0);

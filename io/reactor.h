@@ -87,6 +87,12 @@ class reactor {
   char* buffer_data(uint16_t bid) { return _buf_base + size_t{bid} * _buf_bytes; }
   void recycle_buffer(uint16_t bid);
 
+  // Registers fd with this ring, so the kernel keeps its file open until the
+  // ring is torn down, which happens only after the ring's last operation has
+  // completed, even after kill -9. A lock held through that file (the data
+  // directory's flock) thus outlives every write still in flight.
+  result<void> hold_until_teardown(int fd);
+
   // Cross-shard messaging (see runtime.h): stage a message for `to`; it is published
   // and the target woken at the end of this loop iteration.
   void send(unsigned to, message* m);

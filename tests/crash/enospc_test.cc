@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include "tests/integration/xerv_process.h"
 
@@ -56,8 +57,14 @@ struct loop_fs {
     mounted = true;
   }
   ~loop_fs() {
-    if (mounted) sh("umount " + mnt.string());
-    fs::remove_all(root);
+    // xerv's rings hold its data directory lock until the kernel has torn them
+    // down, a moment after the process is reaped: the mount is busy until then.
+    for (int i = 0; mounted && i < 100; ++i) {
+      if (sh("umount " + mnt.string()) == 0) mounted = false;
+      else std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    std::error_code ec;
+    fs::remove_all(root, ec);
   }
   // Fills all but `leave` bytes of free space.
   void fill(uint64_t leave) {
