@@ -126,12 +126,8 @@ std::vector<std::pair<uint64_t, std::string>> list_segments(const std::string& d
   DIR* d = opendir(dir.c_str());
   if (!d) return out;
   while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() != 24 || !n.ends_with(".wal")) continue;
-    char* end = nullptr;
-    uint64_t seq = std::strtoull(n.c_str(), &end, 10);
-    if (end != n.c_str() + 20 || seq == 0) continue;
-    out.emplace_back(seq, dir + "/" + n);
+    uint64_t seq = segment_sequence(e->d_name);
+    if (seq) out.emplace_back(seq, dir + "/" + e->d_name);
   }
   closedir(d);
   std::sort(out.begin(), out.end());
@@ -156,7 +152,8 @@ void wal::buffer::release() {
   cap = len = 0;
 }
 
-wal::wal(wal_options opts) : _opts(std::move(opts)) {}
+wal::wal(wal_options opts)
+    : _opts(std::move(opts)), _storage(_opts.storage ? *_opts.storage : file_storage()) {}
 
 wal::~wal() {
   ASSERT(_tasks.count() == 0, "wal destroyed before close()");
@@ -164,36 +161,37 @@ wal::~wal() {
   _flushing.release();
 }
 
-std::string wal::segment_path(uint64_t seq) const {
-  char name[32];
-  snprintf(name, sizeof name, "%020llu.wal", static_cast<unsigned long long>(seq));
-  return _opts.dir + "/" + name;
-}
+std::string wal::segment_path(uint64_t seq) const { return _opts.dir + "/" + segment_file_name(seq); }
 
 io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   ASSERT(opts.segment_bytes >= wal_block);
-  if (auto r = co_await io::make_dirs(opts.dir); !r) co_return opts.dir + ": " + r.error().message();
   std::unique_ptr<wal> w(new wal(std::move(opts)));
-  auto segs = list_segments(w->_opts.dir);
+  wal_storage& storage = w->_storage;
+  std::string dir = w->_opts.dir;
+  if (auto r = co_await storage.make_dirs(dir); !r) co_return dir + ": " + r.error().message();
+  auto segs = storage.list_segments(dir);
   // Trailing segments without a single record (prepared ahead, or created just
   // before a crash) never held anything: drop them, so the newest segment is the
   // one the last write went to.
   while (!segs.empty()) {
-    auto f = co_await io::file::open(segs.back().second, {.flags = O_RDONLY, .direct = io::direct_io::off});
-    if (!f) co_return segs.back().second + ": " + f.error().message();
+    std::string path = segs.back().second;
+    auto f = co_await storage.open(path, wal_open::existing);
+    if (!f) co_return path + ": " + f.error().message();
     char head[sizeof(wal_record_header)] = {};
-    auto got = co_await f->read_at(0, {head, sizeof head});
-    co_await f->close();
-    if (!got) co_return segs.back().second + ": " + got.error().message();
+    auto got = co_await (*f)->read_at(0, {head, sizeof head});
+    co_await (*f)->close();
+    if (!got) co_return path + ": " + got.error().message();
     if (!all_zero(head, sizeof head)) break;
-    if (auto r = co_await io::remove_file(segs.back().second); !r) co_return segs.back().second + ": " + r.error().message();
+    if (auto r = co_await storage.remove(path); !r) co_return path + ": " + r.error().message();
     segs.pop_back();
   }
   uint64_t prev_lsn = 0;
   for (size_t i = 0; i < segs.size(); ++i) {
-    const auto& [seq, path] = segs[i];
-    auto f = co_await io::file::open(path, {.flags = O_RDWR, .direct = io::direct_io::off});
-    if (!f) co_return path + ": " + f.error().message();
+    uint64_t seq = segs[i].first;
+    std::string path = segs[i].second;
+    auto opened = co_await storage.open(path, wal_open::existing);
+    if (!opened) co_return path + ": " + opened.error().message();
+    std::unique_ptr<wal_file> f = std::move(*opened);
     auto size = co_await f->size();
     if (!size) co_return path + ": " + size.error().message();
     std::string bytes(*size, '\0');
@@ -314,10 +312,11 @@ void wal::trace_finished(uint64_t segment, uint64_t end_unix_ms) {
   it->second.newest_end_ms = std::max(it->second.newest_end_ms, end_unix_ms);
 }
 
-io::task<io::result<io::file>> wal::create_segment(uint64_t seq, bool zero_fill) {
+io::task<io::result<std::unique_ptr<wal_file>>> wal::create_segment(uint64_t seq, bool zero_fill) {
   std::string path = segment_path(seq);
-  auto f = co_await io::file::open(path, {.flags = O_RDWR | O_CREAT | O_TRUNC});
-  if (!f) co_return f.error();
+  auto opened = co_await _storage.open(path, wal_open::create);
+  if (!opened) co_return opened.error();
+  std::unique_ptr<wal_file> f = std::move(*opened);
   auto a = co_await f->allocate(0, _opts.segment_bytes);
   if (a.error() == std::errc::operation_not_supported) a = {};
   // Writing the zeros ahead makes every later WAL write an overwrite: an append
@@ -326,15 +325,15 @@ io::task<io::result<io::file>> wal::create_segment(uint64_t seq, bool zero_fill)
   static const io::aligned_buffer zeros(1u << 20);
   for (uint64_t off = 0; a && zero_fill && off < _opts.segment_bytes; off += zeros.size()) {
     size_t n = size_t(std::min<uint64_t>(zeros.size(), _opts.segment_bytes - off));
-    a = co_await f->write_at(off, {zeros.data(), n});
+    a = co_await f->write_at(off, {zeros.data(), n}, false);
   }
   if (a && zero_fill) a = co_await f->datasync();
   if (!a) {
     co_await f->close();
-    (void)co_await io::remove_file(path);
+    (void)co_await _storage.remove(path);
     co_return a.error();
   }
-  co_return std::move(*f);
+  co_return std::move(f);
 }
 
 io::task<void> wal::prepare_segment(uint64_t seq) {
@@ -360,7 +359,7 @@ io::task<io::result<void>> wal::open_segment(uint64_t seq) {
   };
   co_await prepared{*this};
   std::string path = segment_path(seq);
-  io::file f;
+  std::unique_ptr<wal_file> f;
   if (_spare_segment == seq) {
     f = std::move(_spare);
     _spare_segment = 0;
@@ -370,11 +369,11 @@ io::task<io::result<void>> wal::open_segment(uint64_t seq) {
     f = std::move(*made);
   }
   // The new name must survive a power cut before records in it are acknowledged.
-  auto dir = co_await io::file::open(_opts.dir, {.flags = O_RDONLY | O_DIRECTORY, .direct = io::direct_io::off});
-  if (!dir) co_return dir.error();
-  auto synced = co_await dir->datasync();
-  co_await dir->close();
-  if (!synced) co_return synced;
+  auto synced = co_await _storage.sync_dir(_opts.dir);
+  if (!synced) {
+    co_await f->close();
+    co_return synced;
+  }
   _file = std::move(f);
   _file_segment = seq;
   _segments[seq].path = path;
@@ -388,9 +387,10 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
     if (_file_segment) {
       // Seal the full segment before anything lands in the next one.
       if (_unsynced)
-        if (auto s = co_await _file.datasync(); !s) co_return s;
+        if (auto s = co_await _file->datasync(); !s) co_return s;
       _unsynced = false;
-      co_await _file.close();
+      co_await _file->close();
+      _file.reset();
       _file_segment = 0;
     }
     if (auto r = co_await open_segment(b.segment); !r) co_return r;
@@ -401,7 +401,7 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   bool dsync = _opts.sync == wal_sync::always;
   for (size_t done = 0; done < n;) {
     size_t chunk = std::min(n - done, torn_window);
-    if (auto w = co_await _file.write_at(b.file_off + done, {b.data + done, chunk}, dsync ? RWF_DSYNC : 0); !w)
+    if (auto w = co_await _file->write_at(b.file_off + done, {b.data + done, chunk}, dsync); !w)
       co_return w;
     done += chunk;
   }
@@ -432,7 +432,7 @@ io::task<void> wal::delete_old_segments() {
     if (it->first >= _file_segment || it->first >= _active.segment) break;
     if (s.unfinished || s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
     std::string path = s.path;
-    if (auto r = co_await io::remove_file(path); !r) {
+    if (auto r = co_await _storage.remove(path); !r) {
       XLOG(warn, "%s: cannot delete an expired WAL segment: %s", path.c_str(), r.error().message().c_str());
       break;
     }
@@ -481,7 +481,7 @@ io::task<void> wal::flusher() {
     bool sync_due = _unsynced && (_closing || (_opts.sync == wal_sync::batch &&
                                                now - _last_sync_ns >= uint64_t(_opts.batch_delay.count()) * 1'000'000));
     if (sync_due) {
-      auto s = co_await _file.datasync();
+      auto s = co_await _file->datasync();
       if (s) {
         g_syncs.inc();
         g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
@@ -537,7 +537,7 @@ io::task<void> wal::flusher() {
         _active.records = 0;
         _flushing.len = 0;
         _unsynced = false;
-        co_await _file.close();
+        if (_file) co_await _file->close();
         co_return;
       }
       (void)co_await io::sleep_for(_opts.retry_delay, &_stop);
@@ -548,7 +548,7 @@ io::task<void> wal::flusher() {
     complete_waiters(_durable_lsn, {});
     _flushing.len = 0;
   }
-  co_await _file.close();
+  if (_file) co_await _file->close();
 }
 
 io::task<void> wal::close() {
@@ -559,9 +559,9 @@ io::task<void> wal::close() {
   co_await _tasks.close();
   complete_waiters(~uint64_t(0), io::errc::closed);
   if (_spare_segment) {
-    co_await _spare.close();
+    co_await _spare->close();
     std::string spare = segment_path(std::exchange(_spare_segment, 0));
-    (void)co_await io::remove_file(spare);
+    (void)co_await _storage.remove(spare);
   }
 }
 

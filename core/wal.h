@@ -26,6 +26,7 @@
 #include <string_view>
 #include <variant>
 
+#include "core/wal_storage.h"
 #include "io/cancel.h"
 #include "io/file.h"
 #include "io/gate.h"
@@ -47,6 +48,7 @@ struct wal_options {
   bool skip_corrupt = false;
   bool prepare_next = true;  // create and zero-fill the next segment in the background
   size_t buffered_max = 64u << 20;  // appends beyond this while the disk refuses writes are refused
+  wal_storage* storage = nullptr;  // null: the real file system; else it must outlive the wal
 };
 
 struct wal_record_header {
@@ -158,7 +160,7 @@ class wal {
   io::task<void> flusher();
   io::task<void> ticker();
   io::task<io::result<void>> write_batch(buffer& b);
-  io::task<io::result<io::file>> create_segment(uint64_t seq, bool zero_fill);
+  io::task<io::result<std::unique_ptr<wal_file>>> create_segment(uint64_t seq, bool zero_fill);
   io::task<void> prepare_segment(uint64_t seq);
   io::task<io::result<void>> open_segment(uint64_t seq);
   io::task<void> delete_old_segments();
@@ -168,13 +170,14 @@ class wal {
   std::string segment_path(uint64_t seq) const;
 
   wal_options _opts;
+  wal_storage& _storage;
   buffer _active, _flushing;
   uint64_t _next_lsn = 1;
   uint64_t _durable_lsn = 0;
   std::deque<waiter> _waiters;  // ordered by lsn
-  io::file _file;
+  std::unique_ptr<wal_file> _file;
   uint64_t _file_segment = 0;   // 0: none open
-  io::file _spare;              // the next segment, prepared ahead
+  std::unique_ptr<wal_file> _spare;  // the next segment, prepared ahead
   uint64_t _spare_segment = 0;  // 0: none
   bool _preparing = false;
   std::coroutine_handle<> _prepare_waiter;
