@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "core/crc32c.h"
 #include "core/metrics.h"
@@ -34,9 +35,26 @@ size_t pad8(size_t n) { return (n + 7) & ~size_t(7); }
 size_t round_block(size_t n) { return (n + wal_block - 1) / wal_block * wal_block; }
 
 bool all_zero(const char* p, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (p[i]) return false;
-  return true;
+  // Each byte equals the next and the first is zero (memcmp is vectorised).
+  return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
+}
+
+struct segment_file {
+  std::unique_ptr<wal_file> file;
+  std::string bytes;
+};
+
+io::task<io::result<segment_file>> read_segment(wal_storage& storage, std::string path) {
+  auto f = co_await storage.open(path, wal_open::existing);
+  if (!f) co_return f.error();
+  segment_file out{std::move(*f), {}};
+  auto size = co_await out.file->size();
+  if (!size) co_return size.error();
+  out.bytes.resize(*size);
+  auto got = co_await out.file->read_at(0, out.bytes);
+  if (!got) co_return got.error();
+  out.bytes.resize(*got);
+  co_return std::move(out);
 }
 
 // The record at `off`, if it is whole, its checksum holds and its LSN follows
@@ -170,18 +188,21 @@ io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   std::string dir = w->_opts.dir;
   if (auto r = co_await storage.make_dirs(dir); !r) co_return dir + ": " + r.error().message();
   auto segs = storage.list_segments(dir);
-  // Trailing segments without a single record (prepared ahead, or created just
-  // before a crash) never held anything: drop them, so the newest segment is the
-  // one the last write went to.
+  // Trailing segments without a single byte written (prepared ahead, or created
+  // just before a crash) never held anything: drop them, so that the newest
+  // segment is the one the last write went to. Any other segment is scanned
+  // whole, even when it starts with zeros: damage to its first block must not
+  // pass for an unused file and silently take acknowledged records with it.
+  std::optional<segment_file> newest;
   while (!segs.empty()) {
     std::string path = segs.back().second;
-    auto f = co_await storage.open(path, wal_open::existing);
-    if (!f) co_return path + ": " + f.error().message();
-    char head[sizeof(wal_record_header)] = {};
-    auto got = co_await (*f)->read_at(0, {head, sizeof head});
-    co_await (*f)->close();
+    auto got = co_await read_segment(storage, path);
     if (!got) co_return path + ": " + got.error().message();
-    if (!all_zero(head, sizeof head)) break;
+    if (!all_zero(got->bytes.data(), got->bytes.size())) {
+      newest = std::move(*got);
+      break;
+    }
+    co_await got->file->close();
     if (auto r = co_await storage.remove(path); !r) co_return path + ": " + r.error().message();
     segs.pop_back();
   }
@@ -189,44 +210,19 @@ io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   for (size_t i = 0; i < segs.size(); ++i) {
     uint64_t seq = segs[i].first;
     std::string path = segs[i].second;
-    auto opened = co_await storage.open(path, wal_open::existing);
-    if (!opened) co_return path + ": " + opened.error().message();
-    std::unique_ptr<wal_file> f = std::move(*opened);
-    auto size = co_await f->size();
-    if (!size) co_return path + ": " + size.error().message();
-    std::string bytes(*size, '\0');
-    auto got = co_await f->read_at(0, bytes);
-    if (!got) co_return path + ": " + got.error().message();
-    bytes.resize(*got);
-    segment_scan s = scan_segment(bytes, seq, prev_lsn, [&](const wal_record& r) {
-      ++w->_stats.recovered_records;
-      replay(r);
-    });
-    bool newest = i + 1 == segs.size();
-    if (s.corrupt) {
-      bool torn = newest && !s.more_after;
-      if (!torn && !w->_opts.skip_corrupt) {
-        co_await f->close();
-        co_return path + ": corrupt record at offset " + std::to_string(s.valid_end) + " (" + s.reason +
-                   "); the log continues after it, so this is not a torn write. Restore the data directory from a "
-                   "backup, or start with --wal-skip-corrupt to drop the rest of this segment";
-      }
-      if (torn) {
-        XLOG(warn, "%s: torn tail at offset %zu (%s): cutting %zu bytes that were never acknowledged", path.c_str(),
-             s.valid_end, s.reason.c_str(), bytes.size() - s.valid_end);
-      } else {
-        XLOG(error, "%s: corrupt record at offset %zu (%s): --wal-skip-corrupt drops the rest of this segment",
-             path.c_str(), s.valid_end, s.reason.c_str());
-        ++w->_stats.skipped_corrupt;
-      }
-      w->_stats.truncated_bytes += bytes.size() - s.valid_end;
-      // Cut it so that the next start sees a clean end, not the same damage.
-      if (auto t = f->truncate(s.valid_end); !t) co_return path + ": truncate: " + t.error().message();
-      if (auto d = co_await f->datasync(); !d) co_return path + ": " + d.error().message();
+    segment_file seg;
+    if (i + 1 == segs.size()) {
+      ASSERT(newest.has_value());
+      seg = std::move(*newest);
+    } else {
+      auto got = co_await read_segment(storage, path);
+      if (!got) co_return path + ": " + got.error().message();
+      seg = std::move(*got);
     }
-    co_await f->close();
-    prev_lsn = s.last_lsn;
-    w->_segments[seq].path = path;
+    auto recovering =
+        w->recover_segment(seq, path, std::move(seg.file), std::move(seg.bytes), i + 1 == segs.size(), &prev_lsn, &replay);
+    std::string error = co_await std::move(recovering);
+    if (!error.empty()) co_return std::move(error);
   }
   w->_next_lsn = prev_lsn + 1;
   w->_durable_lsn = prev_lsn;
@@ -236,6 +232,61 @@ io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   (void)io::spawn(w->_tasks, w->flusher());
   (void)io::spawn(w->_tasks, w->ticker());
   co_return std::move(w);
+}
+
+// Replays one segment; cuts a torn tail (newest segment) or, with skip_corrupt,
+// the rest of a corrupt one; removes it when no record is left in it, so that
+// an empty segment before others is always damage. Returns an error naming the
+// file and the offset.
+io::task<std::string> wal::recover_segment(uint64_t seq, std::string path, std::unique_ptr<wal_file> file,
+                                           std::string bytes, bool newest, uint64_t* prev_lsn, const replay_fn* replay) {
+  segment_scan s = scan_segment(bytes, seq, *prev_lsn, [&](const wal_record& r) {
+    ++_stats.recovered_records;
+    (*replay)(r);
+  });
+  if (s.corrupt) {
+    bool torn = newest && !s.more_after;
+    if (!torn && !_opts.skip_corrupt) {
+      co_await file->close();
+      co_return path + ": corrupt record at offset " + std::to_string(s.valid_end) + " (" + s.reason +
+          "); the log continues after it, so this is not a torn write. Restore the data directory from a "
+          "backup, or start with --wal-skip-corrupt to drop the rest of this segment";
+    }
+    if (torn) {
+      XLOG(warn, "%s: torn tail at offset %zu (%s): cutting %zu bytes that were never acknowledged", path.c_str(),
+           s.valid_end, s.reason.c_str(), bytes.size() - s.valid_end);
+    } else {
+      XLOG(error, "%s: corrupt record at offset %zu (%s): --wal-skip-corrupt drops the rest of this segment",
+           path.c_str(), s.valid_end, s.reason.c_str());
+      ++_stats.skipped_corrupt;
+    }
+    _stats.truncated_bytes += bytes.size() - s.valid_end;
+    // Cut it so that the next start sees a clean end, not the same damage.
+    if (s.valid_end > 0) {
+      if (auto t = file->truncate(s.valid_end); !t) co_return path + ": truncate: " + t.error().message();
+      if (auto d = co_await file->datasync(); !d) co_return path + ": " + d.error().message();
+    }
+  }
+  co_await file->close();
+  if (s.valid_end == 0) {
+    // No record: a segment before others is never written empty (rotation fills
+    // it, and one left empty by a crash is removed below at the next start), so
+    // this one lost its records, all of them.
+    if (!newest && !s.corrupt) {
+      if (!_opts.skip_corrupt)
+        co_return path + ": no record at offset 0, yet the segments after it hold records: its records were "
+                         "lost (a zeroed or replaced file). Restore the data directory from a backup, or start "
+                         "with --wal-skip-corrupt to go on without them";
+      XLOG(error, "%s: no record in a segment before others: --wal-skip-corrupt goes on without it", path.c_str());
+      ++_stats.skipped_corrupt;
+      _stats.truncated_bytes += bytes.size();
+    }
+    if (auto r = co_await _storage.remove(path); !r) co_return path + ": " + r.error().message();
+    co_return std::string();
+  }
+  *prev_lsn = s.last_lsn;
+  _segments[seq].path = path;
+  co_return std::string();
 }
 
 uint64_t wal::append(uint32_t type, std::string_view payload) {

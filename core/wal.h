@@ -157,6 +157,8 @@ class wal {
   };
 
   explicit wal(wal_options opts);
+  io::task<std::string> recover_segment(uint64_t seq, std::string path, std::unique_ptr<wal_file> file,
+                                        std::string bytes, bool newest, uint64_t* prev_lsn, const replay_fn* replay);
   io::task<void> flusher();
   io::task<void> ticker();
   io::task<io::result<void>> write_batch(buffer& b);
