@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -24,7 +25,8 @@ histogram g_sync_seconds{"xerv_wal_sync_seconds", "Time to make one WAL batch du
 histogram g_batch{"xerv_wal_batch_records", "Records per WAL write (group commit batch size)",
                   {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}};
 gauge g_segments{"xerv_wal_segments", "WAL segment files on disk"};
-gauge g_healthy{"xerv_wal_unavailable", "Shards whose WAL is refusing writes (disk full or I/O errors)"};
+gauge g_unavailable{"xerv_wal_unavailable", "Shards whose WAL is refusing writes (disk full or I/O errors)"};
+gauge g_failed{"xerv_wal_failed", "Shards whose WAL failed for good (a failed fdatasync or write); restart after checking the disk"};
 
 // A torn write can leave good records after a bad one only inside the last write,
 // and no write is larger than this (bigger batches go out in several writes, one
@@ -37,6 +39,12 @@ size_t round_block(size_t n) { return (n + wal_block - 1) / wal_block * wal_bloc
 bool all_zero(const char* p, size_t n) {
   // Each byte equals the next and the first is zero (memcmp is vectorised).
   return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
+}
+
+// Running out of space fails a write before it reaches the disk: nothing written
+// earlier is at stake, and the write can be retried once space returns.
+bool is_space_error(std::error_code e) {
+  return e == std::errc::no_space_on_device || e == std::error_code(EDQUOT, std::system_category());
 }
 
 struct segment_file {
@@ -175,11 +183,19 @@ wal::wal(wal_options opts)
 
 wal::~wal() {
   ASSERT(_tasks.count() == 0, "wal destroyed before close()");
+  // The gauges count live WALs (tests open many in one process).
+  if (_failing) g_unavailable.add(-1);
+  if (_failed) g_failed.add(-1);
   _active.release();
   _flushing.release();
 }
 
 std::string wal::segment_path(uint64_t seq) const { return _opts.dir + "/" + segment_file_name(seq); }
+
+std::string wal::failure() const {
+  if (!_failing) return {};
+  return _failing_what + ": " + _last_error.message();
+}
 
 io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   ASSERT(opts.segment_bytes >= wal_block);
@@ -226,6 +242,7 @@ io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   }
   w->_next_lsn = prev_lsn + 1;
   w->_durable_lsn = prev_lsn;
+  w->_synced_lsn = prev_lsn;
   w->_active.segment = segs.empty() ? 1 : segs.back().first + 1;
   w->_stats.segments = w->_segments.size();
   g_segments.add(int64_t(w->_segments.size()));
@@ -292,7 +309,7 @@ io::task<std::string> wal::recover_segment(uint64_t seq, std::string path, std::
 uint64_t wal::append(uint32_t type, std::string_view payload) {
   ASSERT(type != 0);
   ASSERT(payload.size() <= wal_record_max, "WAL record of %zu bytes", payload.size());
-  if (_closing) return 0;
+  if (_closing || _failed) return 0;
   if (_failing && _active.len + payload.size() > _opts.buffered_max) return 0;
   constexpr size_t hs = sizeof(wal_record_header);
   size_t n = pad8(hs + payload.size());
@@ -336,6 +353,8 @@ struct wal::wait_op {
 
 io::task<io::result<void>> wal::wait(uint64_t lsn) {
   ASSERT(lsn < _next_lsn, "waiting for LSN %llu never appended", static_cast<unsigned long long>(lsn));
+  // Failed for good: only what reached stable storage before is durable.
+  if (_failed) co_return lsn <= _synced_lsn ? io::result<void>{} : io::result<void>{_last_error};
   if (_opts.sync == wal_sync::none) co_return io::result<void>{};
   co_return co_await wait_op{*this, lsn};
 }
@@ -380,6 +399,7 @@ io::task<io::result<std::unique_ptr<wal_file>>> wal::create_segment(uint64_t seq
   }
   if (a && zero_fill) a = co_await f->datasync();
   if (!a) {
+    // The file holds no record yet: nothing is lost, whatever the error.
     co_await f->close();
     (void)co_await _storage.remove(path);
     co_return a.error();
@@ -416,13 +436,18 @@ io::task<io::result<void>> wal::open_segment(uint64_t seq) {
     _spare_segment = 0;
   } else {
     auto made = co_await create_segment(seq, false);
-    if (!made) co_return made.error();
+    if (!made) {
+      set_failing(made.error(), "creating a segment failed");
+      co_return made.error();
+    }
     f = std::move(*made);
   }
   // The new name must survive a power cut before records in it are acknowledged.
-  auto synced = co_await _storage.sync_dir(_opts.dir);
-  if (!synced) {
+  // A failed directory sync is a failed sync like any other: the directory's
+  // state on disk is unknown, and retrying proves nothing.
+  if (auto synced = co_await _storage.sync_dir(_opts.dir); !synced) {
     co_await f->close();
+    fail_for_good("fsync of the WAL directory failed", synced.error());
     co_return synced;
   }
   _file = std::move(f);
@@ -437,8 +462,15 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   if (b.segment != _file_segment) {
     if (_file_segment) {
       // Seal the full segment before anything lands in the next one.
-      if (_unsynced)
-        if (auto s = co_await _file->datasync(); !s) co_return s;
+      if (_unsynced) {
+        uint64_t written = _durable_lsn;
+        if (auto s = co_await _file->datasync(); !s) {
+          fail_for_good("fdatasync failed", s.error());
+          co_return s;
+        }
+        _synced_lsn = written;
+        g_syncs.inc();
+      }
       _unsynced = false;
       co_await _file->close();
       _file.reset();
@@ -452,8 +484,14 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   bool dsync = _opts.sync == wal_sync::always;
   for (size_t done = 0; done < n;) {
     size_t chunk = std::min(n - done, torn_window);
-    if (auto w = co_await _file->write_at(b.file_off + done, {b.data + done, chunk}, dsync); !w)
+    if (auto w = co_await _file->write_at(b.file_off + done, {b.data + done, chunk}, dsync); !w) {
+      // Only a lack of space is known to leave the disk as it was. Any other
+      // error (EIO) may have damaged the block this write rewrote, or, with
+      // RWF_DSYNC, failed the sync after the data went out.
+      if (is_space_error(w.error())) set_failing(w.error());
+      else fail_for_good(dsync ? "write with RWF_DSYNC failed" : "write failed", w.error());
       co_return w;
+    }
     done += chunk;
   }
   // A quarter into a segment, the next one is prepared (created, allocated and
@@ -467,6 +505,7 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   g_bytes.inc({}, double(n));
   g_batch.observe(double(b.records));
   if (dsync) {
+    _synced_lsn = b.last_lsn;
     g_syncs.inc();
     g_sync_seconds.observe(double(io::monotonic_ns() - t0) / 1e9);
   } else {
@@ -502,17 +541,41 @@ io::task<void> wal::ticker() {
   }
 }
 
-void wal::set_failing(std::error_code why) {
+void wal::set_failing(std::error_code why, const char* what) {
+  if (_failed) return;  // for good: nothing clears it, and it was logged
   if (why && !_failing) {
-    XLOG(error, "WAL %s: write or sync failed: %s; refusing new traces until it succeeds (retry every %lld ms)",
-         _opts.dir.c_str(), why.message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
-    g_healthy.add(1);
+    XLOG(error, "WAL %s: %s: %s; refusing new traces until it succeeds (retry every %lld ms)", _opts.dir.c_str(),
+         what, why.message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
+    g_unavailable.add(1);
   } else if (!why && _failing) {
     XLOG(info, "WAL %s: writes succeed again; accepting traces", _opts.dir.c_str());
-    g_healthy.add(-1);
+    g_unavailable.add(-1);
   }
   _failing = bool(why);
-  if (why) _last_error = why;
+  if (why) {
+    _last_error = why;
+    _failing_what = what;
+  }
+}
+
+// After a failed fdatasync the kernel may have dropped the pages it could not
+// write and marked them clean, so a later fdatasync can succeed without them
+// ever reaching the disk (PostgreSQL's "fsyncgate", 2018). Only a restart, which
+// reads back what the disk really holds, is safe.
+void wal::fail_for_good(const char* what, std::error_code why) {
+  ASSERT(bool(why));
+  if (_failed) return;
+  XLOG(error,
+       "WAL %s: %s: %s. What was written since the last successful sync may not be on disk, and no later sync "
+       "can prove it is: this shard refuses new traces until xerv is restarted. Check the disk (dmesg, SMART) "
+       "and restart; recovery replays what reached it",
+       _opts.dir.c_str(), what, why.message().c_str());
+  if (!_failing) g_unavailable.add(1);
+  g_failed.add(1);
+  _failing = true;
+  _failed = true;
+  _last_error = why;
+  _failing_what = what;
 }
 
 io::task<void> wal::flusher() {
@@ -525,30 +588,26 @@ io::task<void> wal::flusher() {
     void await_resume() {}
   };
   uint64_t last_sweep_ns = 0;
-  for (;;) {
+  while (!_failed) {
     // Periodic work runs between writes too: under steady load the buffer is
     // never empty when the flusher looks.
     uint64_t now = io::monotonic_ns();
     bool sync_due = _unsynced && (_closing || (_opts.sync == wal_sync::batch &&
                                                now - _last_sync_ns >= uint64_t(_opts.batch_delay.count()) * 1'000'000));
     if (sync_due) {
+      uint64_t written = _durable_lsn;
       auto s = co_await _file->datasync();
-      if (s) {
-        g_syncs.inc();
-        g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
-        _unsynced = false;
-        set_failing({});
-      } else {
-        // Written records may not have reached stable storage: stop admitting
-        // until a sync succeeds again.
-        g_errors.inc();
-        set_failing(s.error());
-        if (_closing) {
-          XLOG(error, "WAL %s: the final fdatasync failed: %s", _opts.dir.c_str(), s.error().message().c_str());
-          _unsynced = false;
-        }
-      }
       _last_sync_ns = now;
+      if (!s) {
+        g_errors.inc();
+        fail_for_good("fdatasync failed", s.error());
+        break;
+      }
+      g_syncs.inc();
+      g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
+      _unsynced = false;
+      _synced_lsn = written;
+      set_failing({});
     }
     if (_sweeping && now - last_sweep_ns >= 1'000'000'000) {
       last_sweep_ns = now;
@@ -576,29 +635,36 @@ io::task<void> wal::flusher() {
       std::memcpy(_active.data, _flushing.data + _flushing.len - tail, tail);
       _active.len = tail;
     }
+    bool written = false;
     for (;;) {
       auto r = co_await write_batch(_flushing);
-      if (r) break;
+      if (r) {
+        written = true;
+        break;
+      }
       g_errors.inc();
-      set_failing(r.error());
       complete_waiters(std::max(_flushing.last_lsn, _active.last_lsn), r.error());
+      if (_failed) break;
       if (_closing) {
         XLOG(error, "WAL %s: giving up at shutdown; %u records were not written (none was acknowledged)",
              _opts.dir.c_str(), _flushing.records + _active.records);
         _active.records = 0;
         _flushing.len = 0;
         _unsynced = false;
-        if (_file) co_await _file->close();
-        co_return;
+        break;
       }
       (void)co_await io::sleep_for(_opts.retry_delay, &_stop);
     }
+    if (!written) break;
     // batch: the next fdatasync decides; none never syncs before close.
     if (!_unsynced || _opts.sync == wal_sync::none) set_failing({});
     _durable_lsn = _flushing.last_lsn;
     complete_waiters(_durable_lsn, {});
     _flushing.len = 0;
   }
+  // Failed for good: every waiter still here waits for a record not proven
+  // durable, and no write will follow.
+  if (_failed) complete_waiters(~uint64_t(0), _last_error);
   if (_file) co_await _file->close();
 }
 

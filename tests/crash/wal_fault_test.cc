@@ -11,6 +11,9 @@
 // LSNs. Each iteration is one seed; a failure prints it and the command that
 // replays it: wal_fault_tests --seed N (or XERV_FAULT_SEED=N), which also shows
 // the WAL's log. XERV_FAULT_SECONDS sets the time budget.
+//
+// The other tests inject single errors: which failures the WAL retries (no
+// space) and which fail it for good (a failed fdatasync or write).
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -24,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "core/metrics.h"
 #include "core/wal.h"
 #include "io/log.h"
 #include "io/ops.h"
@@ -34,6 +38,7 @@
 using namespace xerv;
 using namespace std::chrono_literals;
 using xerv::testing::crash_kind;
+using xerv::testing::fault_op;
 using xerv::testing::fault_storage;
 using xerv::testing::run_on;
 
@@ -416,6 +421,251 @@ TEST(wal_fault, random_crashes_lose_nothing_acknowledged) {
          static_cast<unsigned long long>(t.acked), static_cast<unsigned long long>(t.promised));
   EXPECT_GE(c.iterations, 100u) << "too few iterations to mean anything";
 }
+
+// ---------- single faults ----------
+
+core::wal_options simple_options(core::wal_storage* st, core::wal_sync sync) {
+  core::wal_options o;
+  o.dir = k_dir;
+  o.sync = sync;
+  o.segment_bytes = 64u << 10;
+  o.prepare_next = false;
+  o.batch_delay = 0ms;  // batch: fdatasync right after each write
+  o.retry_delay = 1ms;
+  o.storage = st;
+  return o;
+}
+
+io::task<io::result<void>> wait_for(core::wal& w, uint64_t lsn) {
+  auto waiting = w.wait(lsn);
+  co_return co_await std::move(waiting);
+}
+
+io::task<void> turns(int n) {
+  for (int i = 0; i < n; ++i) {
+    auto pause = io::sleep_for(1ms);
+    (void)co_await std::move(pause);
+  }
+}
+
+std::string metrics_text() { return core::render_prometheus(core::snapshot_this_thread()); }
+
+// Reopens the log on a power cut's image of `st` and returns its records' payloads.
+io::task<std::vector<std::string>> recovered(fault_storage* st, core::wal_sync sync) {
+  st->crash(crash_kind::power_cut);
+  fault_storage disk(99, st->image());
+  auto opening = open_wal(simple_options(&disk, sync));
+  opened b = co_await std::move(opening);
+  EXPECT_EQ(b.error, "");
+  std::vector<std::string> out;
+  if (!b.w) co_return out;
+  EXPECT_FALSE(b.w->failed()) << "a restart starts healthy";
+  for (const rec& r : b.records) out.push_back(r.payload);
+  auto closing = close_wal(*b.w);
+  co_await std::move(closing);
+  co_return out;
+}
+
+// fdatasync fails once, then would succeed: the WAL stays failed. The failed
+// sync dropped the unsynced pages, as Linux does; a later successful sync would
+// not bring them back, so anything acknowledged after it would be a lie.
+io::task<int> failed_fdatasync(core::wal_sync sync) {
+  fault_storage st(1);
+  auto opening = open_wal(simple_options(&st, sync));
+  opened a = co_await std::move(opening);
+  EXPECT_EQ(a.error, "");
+  if (!a.w) co_return 1;
+  core::wal& w = *a.w;
+  // A first record, synced (batch: right after its write; none: when its full
+  // segment is sealed, before the next record goes to a new one).
+  const std::string big(70u << 10, 'b');  // more than a segment
+  uint64_t first = w.append(1, "synced");
+  auto w1 = wait_for(w, first);
+  EXPECT_TRUE(co_await std::move(w1));
+  if (sync == core::wal_sync::none) {
+    EXPECT_NE(w.append(1, big), 0u);
+    auto t0 = turns(3);
+    co_await std::move(t0);
+    EXPECT_NE(w.append(1, "in segment 2"), 0u);
+  }
+  auto t1 = turns(5);
+  co_await std::move(t1);
+  EXPECT_GT(st.synced_at(segment_path(1)), 0u) << "the first record was never synced";
+  EXPECT_TRUE(w.healthy());
+
+  st.fail_next(fault_op::datasync, io::from_errno(EIO), 1);
+  uint64_t second = w.append(1, "written, sync fails");
+  if (sync == core::wal_sync::none) {
+    EXPECT_NE(w.append(1, big), 0u);  // fills segment 2
+    auto t0 = turns(3);
+    co_await std::move(t0);
+    EXPECT_NE(w.append(1, "in segment 3"), 0u);  // segment 2's seal (fdatasync) fails
+  } else {
+    auto w2 = wait_for(w, second);  // batch: done when written; the fdatasync follows and fails
+    EXPECT_TRUE(co_await std::move(w2));
+  }
+  auto t2 = turns(10);
+  co_await std::move(t2);
+  EXPECT_TRUE(w.failed());
+  EXPECT_FALSE(w.healthy());
+  EXPECT_EQ(w.failure(), "fdatasync failed: Input/output error");
+  // Later syncs would succeed; the WAL must not take that as recovery.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(w.append(1, "after the failure"), 0u) << "appends must be refused for good";
+    auto t3 = turns(5);
+    co_await std::move(t3);
+    EXPECT_FALSE(w.healthy());
+    EXPECT_TRUE(w.failed());
+  }
+  // What was synced before is durable; what was written since is not proven.
+  auto w3 = wait_for(w, first);
+  EXPECT_TRUE(co_await std::move(w3));
+  auto w4 = wait_for(w, second);
+  io::result<void> r4 = co_await std::move(w4);
+  EXPECT_FALSE(r4) << "a record not proven durable was acknowledged";
+  EXPECT_EQ(r4.error(), io::from_errno(EIO));
+  std::string m = metrics_text();
+  EXPECT_NE(m.find("xerv_wal_failed 1"), std::string::npos) << m;
+  EXPECT_NE(m.find("xerv_wal_unavailable 1"), std::string::npos) << m;
+  auto closing = close_wal(w);
+  co_await std::move(closing);
+  EXPECT_FALSE(w.healthy());
+  // After a restart, the synced record is there and the dropped ones are not.
+  auto rec_task = recovered(&st, sync);
+  std::vector<std::string> got = co_await std::move(rec_task);
+  EXPECT_FALSE(got.empty());
+  if (!got.empty()) {
+    EXPECT_EQ(got.front(), "synced");
+  }
+  for (const std::string& p : got) EXPECT_NE(p, "written, sync fails");
+  co_return 0;
+}
+
+TEST(wal_fault, failed_fdatasync_fails_the_wal_for_good_sync_batch) {
+  EXPECT_EQ(run_on(1, failed_fdatasync(core::wal_sync::batch)), 0);
+}
+
+TEST(wal_fault, failed_fdatasync_fails_the_wal_for_good_sync_none) {
+  EXPECT_EQ(run_on(1, failed_fdatasync(core::wal_sync::none)), 0);
+}
+
+// An RWF_DSYNC write fails with EIO once: its waiters get the error, and the WAL
+// does not retry (the block it rewrote may be damaged on disk).
+io::task<int> failed_dsync_write() {
+  fault_storage st(2);
+  auto opening = open_wal(simple_options(&st, core::wal_sync::always));
+  opened a = co_await std::move(opening);
+  if (!a.w) co_return 1;
+  core::wal& w = *a.w;
+  uint64_t first = w.append(1, "durable");
+  auto w1 = wait_for(w, first);
+  EXPECT_TRUE(co_await std::move(w1));
+  st.fail_next(fault_op::write, io::from_errno(EIO), 1);
+  uint64_t b = w.append(1, "b");
+  uint64_t c = w.append(1, "c");
+  auto wb = wait_for(w, b);
+  auto wc = wait_for(w, c);
+  auto both = io::when_all(std::move(wb), std::move(wc));
+  auto [rb, rc] = co_await std::move(both);
+  EXPECT_FALSE(rb);
+  EXPECT_FALSE(rc);
+  EXPECT_TRUE(w.failed());
+  EXPECT_EQ(w.failure(), "write with RWF_DSYNC failed: Input/output error");
+  auto t = turns(20);  // retry_delay is 1 ms: a retry would have succeeded by now
+  co_await std::move(t);
+  EXPECT_TRUE(w.failed());
+  EXPECT_FALSE(w.healthy());
+  EXPECT_EQ(w.append(1, "d"), 0u);
+  auto wb2 = wait_for(w, b);
+  EXPECT_FALSE(co_await std::move(wb2));
+  auto closing = close_wal(w);
+  co_await std::move(closing);
+  auto rec_task = recovered(&st, core::wal_sync::always);
+  std::vector<std::string> got = co_await std::move(rec_task);
+  EXPECT_EQ(got, std::vector<std::string>{"durable"});
+  co_return 0;
+}
+
+TEST(wal_fault, failed_dsync_write_fails_its_waiters_and_the_wal_for_good) {
+  EXPECT_EQ(run_on(1, failed_dsync_write()), 0);
+}
+
+// A failed fsync of the directory (the new segment's name) is a failed sync too.
+io::task<int> failed_dir_sync() {
+  fault_storage st(3);
+  auto opening = open_wal(simple_options(&st, core::wal_sync::always));
+  opened a = co_await std::move(opening);
+  if (!a.w) co_return 1;
+  st.fail_next(fault_op::sync_dir, io::from_errno(EIO), 1);
+  uint64_t lsn = a.w->append(1, "x");
+  auto w1 = wait_for(*a.w, lsn);
+  EXPECT_FALSE(co_await std::move(w1));
+  auto t = turns(10);
+  co_await std::move(t);
+  EXPECT_TRUE(a.w->failed());
+  EXPECT_EQ(a.w->failure(), "fsync of the WAL directory failed: Input/output error");
+  auto closing = close_wal(*a.w);
+  co_await std::move(closing);
+  co_return 0;
+}
+
+TEST(wal_fault, failed_directory_sync_fails_the_wal_for_good) { EXPECT_EQ(run_on(1, failed_dir_sync()), 0); }
+
+// No space (creating a segment, or a write) is retried: the waiters of the
+// refused write get the error, the WAL is unhealthy but not failed, and once
+// space returns everything appended is written and admissions resume.
+io::task<int> space_errors_are_retried() {
+  fault_storage st(4);
+  auto opening = open_wal(simple_options(&st, core::wal_sync::always));
+  opened a = co_await std::move(opening);
+  if (!a.w) co_return 1;
+  core::wal& w = *a.w;
+  st.fail_next(fault_op::create, io::from_errno(ENOSPC), 3);
+  uint64_t first = w.append(1, "first");
+  auto w1 = wait_for(w, first);
+  io::result<void> r1 = co_await std::move(w1);
+  EXPECT_EQ(r1.error(), io::from_errno(ENOSPC));
+  EXPECT_FALSE(w.healthy());
+  EXPECT_FALSE(w.failed());
+  EXPECT_EQ(w.failure(), "creating a segment failed: No space left on device");
+  for (int i = 0; i < 200 && !w.healthy(); ++i) {
+    auto t = turns(1);
+    co_await std::move(t);
+  }
+  EXPECT_TRUE(w.healthy());
+  EXPECT_EQ(w.failure(), "");
+  auto w1b = wait_for(w, first);
+  EXPECT_TRUE(co_await std::move(w1b)) << "written once space returned";
+
+  st.fail_next(fault_op::write, io::from_errno(EDQUOT), 2);
+  uint64_t second = w.append(1, "second");
+  auto w2 = wait_for(w, second);
+  io::result<void> r2 = co_await std::move(w2);
+  EXPECT_EQ(r2.error(), io::from_errno(EDQUOT));
+  EXPECT_FALSE(w.failed());
+  uint64_t third = w.append(1, "third");  // buffered meanwhile
+  EXPECT_EQ(third, second + 1);
+  auto w3 = wait_for(w, third);
+  io::result<void> r3 = co_await std::move(w3);
+  for (int i = 0; i < 200 && !r3; ++i) {  // fails at once while the retries fail
+    auto t = turns(1);
+    co_await std::move(t);
+    auto again = wait_for(w, third);
+    r3 = co_await std::move(again);
+  }
+  EXPECT_TRUE(r3);
+  EXPECT_TRUE(w.healthy());
+  EXPECT_FALSE(w.failed());
+  EXPECT_NE(metrics_text().find("xerv_wal_failed 0"), std::string::npos) << metrics_text();
+  auto closing = close_wal(w);
+  co_await std::move(closing);
+  auto rec_task = recovered(&st, core::wal_sync::always);
+  std::vector<std::string> got = co_await std::move(rec_task);
+  EXPECT_EQ(got, (std::vector<std::string>{"first", "second", "third"}));
+  co_return 0;
+}
+
+TEST(wal_fault, space_errors_are_retried_and_recover) { EXPECT_EQ(run_on(1, space_errors_are_retried()), 0); }
 
 }  // namespace
 
