@@ -3,8 +3,10 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "core/crc32c.h"
 #include "core/metrics.h"
@@ -23,7 +25,8 @@ histogram g_sync_seconds{"xerv_wal_sync_seconds", "Time to make one WAL batch du
 histogram g_batch{"xerv_wal_batch_records", "Records per WAL write (group commit batch size)",
                   {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096}};
 gauge g_segments{"xerv_wal_segments", "WAL segment files on disk"};
-gauge g_healthy{"xerv_wal_unavailable", "Shards whose WAL is refusing writes (disk full or I/O errors)"};
+gauge g_unavailable{"xerv_wal_unavailable", "Shards whose WAL is refusing writes (disk full or I/O errors)"};
+gauge g_failed{"xerv_wal_failed", "Shards whose WAL failed for good (a failed fdatasync or write); restart after checking the disk"};
 
 // A torn write can leave good records after a bad one only inside the last write,
 // and no write is larger than this (bigger batches go out in several writes, one
@@ -34,9 +37,32 @@ size_t pad8(size_t n) { return (n + 7) & ~size_t(7); }
 size_t round_block(size_t n) { return (n + wal_block - 1) / wal_block * wal_block; }
 
 bool all_zero(const char* p, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (p[i]) return false;
-  return true;
+  // Each byte equals the next and the first is zero (memcmp is vectorised).
+  return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
+}
+
+// Running out of space fails a write before it reaches the disk: nothing written
+// earlier is at stake, and the write can be retried once space returns.
+bool is_space_error(std::error_code e) {
+  return e == std::errc::no_space_on_device || e == std::error_code(EDQUOT, std::system_category());
+}
+
+struct segment_file {
+  std::unique_ptr<wal_file> file;
+  std::string bytes;
+};
+
+io::task<io::result<segment_file>> read_segment(wal_storage& storage, std::string path) {
+  auto f = co_await storage.open(path, wal_open::existing);
+  if (!f) co_return f.error();
+  segment_file out{std::move(*f), {}};
+  auto size = co_await out.file->size();
+  if (!size) co_return size.error();
+  out.bytes.resize(*size);
+  auto got = co_await out.file->read_at(0, out.bytes);
+  if (!got) co_return got.error();
+  out.bytes.resize(*got);
+  co_return std::move(out);
 }
 
 // The record at `off`, if it is whole, its checksum holds and its LSN follows
@@ -126,12 +152,8 @@ std::vector<std::pair<uint64_t, std::string>> list_segments(const std::string& d
   DIR* d = opendir(dir.c_str());
   if (!d) return out;
   while (dirent* e = readdir(d)) {
-    std::string n = e->d_name;
-    if (n.size() != 24 || !n.ends_with(".wal")) continue;
-    char* end = nullptr;
-    uint64_t seq = std::strtoull(n.c_str(), &end, 10);
-    if (end != n.c_str() + 20 || seq == 0) continue;
-    out.emplace_back(seq, dir + "/" + n);
+    uint64_t seq = segment_sequence(e->d_name);
+    if (seq) out.emplace_back(seq, dir + "/" + e->d_name);
   }
   closedir(d);
   std::sort(out.begin(), out.end());
@@ -156,82 +178,71 @@ void wal::buffer::release() {
   cap = len = 0;
 }
 
-wal::wal(wal_options opts) : _opts(std::move(opts)) {}
+wal::wal(wal_options opts)
+    : _opts(std::move(opts)), _storage(_opts.storage ? *_opts.storage : file_storage()) {}
 
 wal::~wal() {
   ASSERT(_tasks.count() == 0, "wal destroyed before close()");
+  // The gauges count live WALs (tests open many in one process).
+  if (_failing) g_unavailable.add(-1);
+  if (_failed) g_failed.add(-1);
   _active.release();
   _flushing.release();
 }
 
-std::string wal::segment_path(uint64_t seq) const {
-  char name[32];
-  snprintf(name, sizeof name, "%020llu.wal", static_cast<unsigned long long>(seq));
-  return _opts.dir + "/" + name;
+std::string wal::segment_path(uint64_t seq) const { return _opts.dir + "/" + segment_file_name(seq); }
+
+std::string wal::failure() const {
+  if (!_failing) return {};
+  return _failing_what + ": " + _last_error.message();
 }
 
 io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   ASSERT(opts.segment_bytes >= wal_block);
-  if (auto r = co_await io::make_dirs(opts.dir); !r) co_return opts.dir + ": " + r.error().message();
   std::unique_ptr<wal> w(new wal(std::move(opts)));
-  auto segs = list_segments(w->_opts.dir);
-  // Trailing segments without a single record (prepared ahead, or created just
-  // before a crash) never held anything: drop them, so the newest segment is the
-  // one the last write went to.
+  wal_storage& storage = w->_storage;
+  std::string dir = w->_opts.dir;
+  if (auto r = co_await storage.make_dirs(dir); !r) co_return dir + ": " + r.error().message();
+  auto segs = storage.list_segments(dir);
+  // Trailing segments without a single byte written (prepared ahead, or created
+  // just before a crash) never held anything: drop them, so that the newest
+  // segment is the one the last write went to. Any other segment is scanned
+  // whole, even when it starts with zeros: damage to its first block must not
+  // pass for an unused file and silently take acknowledged records with it.
+  std::optional<segment_file> newest;
   while (!segs.empty()) {
-    auto f = co_await io::file::open(segs.back().second, {.flags = O_RDONLY, .direct = io::direct_io::off});
-    if (!f) co_return segs.back().second + ": " + f.error().message();
-    char head[sizeof(wal_record_header)] = {};
-    auto got = co_await f->read_at(0, {head, sizeof head});
-    co_await f->close();
-    if (!got) co_return segs.back().second + ": " + got.error().message();
-    if (!all_zero(head, sizeof head)) break;
-    if (auto r = co_await io::remove_file(segs.back().second); !r) co_return segs.back().second + ": " + r.error().message();
+    std::string path = segs.back().second;
+    auto got = co_await read_segment(storage, path);
+    if (!got) co_return path + ": " + got.error().message();
+    if (!all_zero(got->bytes.data(), got->bytes.size())) {
+      newest = std::move(*got);
+      break;
+    }
+    co_await got->file->close();
+    if (auto r = co_await storage.remove(path); !r) co_return path + ": " + r.error().message();
     segs.pop_back();
   }
   uint64_t prev_lsn = 0;
   for (size_t i = 0; i < segs.size(); ++i) {
-    const auto& [seq, path] = segs[i];
-    auto f = co_await io::file::open(path, {.flags = O_RDWR, .direct = io::direct_io::off});
-    if (!f) co_return path + ": " + f.error().message();
-    auto size = co_await f->size();
-    if (!size) co_return path + ": " + size.error().message();
-    std::string bytes(*size, '\0');
-    auto got = co_await f->read_at(0, bytes);
-    if (!got) co_return path + ": " + got.error().message();
-    bytes.resize(*got);
-    segment_scan s = scan_segment(bytes, seq, prev_lsn, [&](const wal_record& r) {
-      ++w->_stats.recovered_records;
-      replay(r);
-    });
-    bool newest = i + 1 == segs.size();
-    if (s.corrupt) {
-      bool torn = newest && !s.more_after;
-      if (!torn && !w->_opts.skip_corrupt) {
-        co_await f->close();
-        co_return path + ": corrupt record at offset " + std::to_string(s.valid_end) + " (" + s.reason +
-                   "); the log continues after it, so this is not a torn write. Restore the data directory from a "
-                   "backup, or start with --wal-skip-corrupt to drop the rest of this segment";
-      }
-      if (torn) {
-        XLOG(warn, "%s: torn tail at offset %zu (%s): cutting %zu bytes that were never acknowledged", path.c_str(),
-             s.valid_end, s.reason.c_str(), bytes.size() - s.valid_end);
-      } else {
-        XLOG(error, "%s: corrupt record at offset %zu (%s): --wal-skip-corrupt drops the rest of this segment",
-             path.c_str(), s.valid_end, s.reason.c_str());
-        ++w->_stats.skipped_corrupt;
-      }
-      w->_stats.truncated_bytes += bytes.size() - s.valid_end;
-      // Cut it so that the next start sees a clean end, not the same damage.
-      if (auto t = f->truncate(s.valid_end); !t) co_return path + ": truncate: " + t.error().message();
-      if (auto d = co_await f->datasync(); !d) co_return path + ": " + d.error().message();
+    uint64_t seq = segs[i].first;
+    std::string path = segs[i].second;
+    segment_file seg;
+    if (i + 1 == segs.size()) {
+      ASSERT(newest.has_value());
+      seg = std::move(*newest);
+    } else {
+      auto got = co_await read_segment(storage, path);
+      if (!got) co_return path + ": " + got.error().message();
+      seg = std::move(*got);
     }
-    co_await f->close();
-    prev_lsn = s.last_lsn;
-    w->_segments[seq].path = path;
+    auto recovering =
+        w->recover_segment(seq, path, std::move(seg.file), std::move(seg.bytes), i + 1 == segs.size(), &prev_lsn, &replay);
+    std::string error = co_await std::move(recovering);
+    if (!error.empty()) co_return std::move(error);
   }
   w->_next_lsn = prev_lsn + 1;
   w->_durable_lsn = prev_lsn;
+  w->_synced_lsn = prev_lsn;
   w->_active.segment = segs.empty() ? 1 : segs.back().first + 1;
   w->_stats.segments = w->_segments.size();
   g_segments.add(int64_t(w->_segments.size()));
@@ -240,10 +251,65 @@ io::task<wal::open_result> wal::open(wal_options opts, replay_fn replay) {
   co_return std::move(w);
 }
 
+// Replays one segment; cuts a torn tail (newest segment) or, with skip_corrupt,
+// the rest of a corrupt one; removes it when no record is left in it, so that
+// an empty segment before others is always damage. Returns an error naming the
+// file and the offset.
+io::task<std::string> wal::recover_segment(uint64_t seq, std::string path, std::unique_ptr<wal_file> file,
+                                           std::string bytes, bool newest, uint64_t* prev_lsn, const replay_fn* replay) {
+  segment_scan s = scan_segment(bytes, seq, *prev_lsn, [&](const wal_record& r) {
+    ++_stats.recovered_records;
+    (*replay)(r);
+  });
+  if (s.corrupt) {
+    bool torn = newest && !s.more_after;
+    if (!torn && !_opts.skip_corrupt) {
+      co_await file->close();
+      co_return path + ": corrupt record at offset " + std::to_string(s.valid_end) + " (" + s.reason +
+          "); the log continues after it, so this is not a torn write. Restore the data directory from a "
+          "backup, or start with --wal-skip-corrupt to drop the rest of this segment";
+    }
+    if (torn) {
+      XLOG(warn, "%s: torn tail at offset %zu (%s): cutting %zu bytes that were never acknowledged", path.c_str(),
+           s.valid_end, s.reason.c_str(), bytes.size() - s.valid_end);
+    } else {
+      XLOG(error, "%s: corrupt record at offset %zu (%s): --wal-skip-corrupt drops the rest of this segment",
+           path.c_str(), s.valid_end, s.reason.c_str());
+      ++_stats.skipped_corrupt;
+    }
+    _stats.truncated_bytes += bytes.size() - s.valid_end;
+    // Cut it so that the next start sees a clean end, not the same damage.
+    if (s.valid_end > 0) {
+      if (auto t = file->truncate(s.valid_end); !t) co_return path + ": truncate: " + t.error().message();
+      if (auto d = co_await file->datasync(); !d) co_return path + ": " + d.error().message();
+    }
+  }
+  co_await file->close();
+  if (s.valid_end == 0) {
+    // No record: a segment before others is never written empty (rotation fills
+    // it, and one left empty by a crash is removed below at the next start), so
+    // this one lost its records, all of them.
+    if (!newest && !s.corrupt) {
+      if (!_opts.skip_corrupt)
+        co_return path + ": no record at offset 0, yet the segments after it hold records: its records were "
+                         "lost (a zeroed or replaced file). Restore the data directory from a backup, or start "
+                         "with --wal-skip-corrupt to go on without them";
+      XLOG(error, "%s: no record in a segment before others: --wal-skip-corrupt goes on without it", path.c_str());
+      ++_stats.skipped_corrupt;
+      _stats.truncated_bytes += bytes.size();
+    }
+    if (auto r = co_await _storage.remove(path); !r) co_return path + ": " + r.error().message();
+    co_return std::string();
+  }
+  *prev_lsn = s.last_lsn;
+  _segments[seq].path = path;
+  co_return std::string();
+}
+
 uint64_t wal::append(uint32_t type, std::string_view payload) {
   ASSERT(type != 0);
   ASSERT(payload.size() <= wal_record_max, "WAL record of %zu bytes", payload.size());
-  if (_closing) return 0;
+  if (_closing || _failed) return 0;
   if (_failing && _active.len + payload.size() > _opts.buffered_max) return 0;
   constexpr size_t hs = sizeof(wal_record_header);
   size_t n = pad8(hs + payload.size());
@@ -287,6 +353,8 @@ struct wal::wait_op {
 
 io::task<io::result<void>> wal::wait(uint64_t lsn) {
   ASSERT(lsn < _next_lsn, "waiting for LSN %llu never appended", static_cast<unsigned long long>(lsn));
+  // Failed for good: only what reached stable storage before is durable.
+  if (_failed) co_return lsn <= _synced_lsn ? io::result<void>{} : io::result<void>{_last_error};
   if (_opts.sync == wal_sync::none) co_return io::result<void>{};
   co_return co_await wait_op{*this, lsn};
 }
@@ -314,10 +382,11 @@ void wal::trace_finished(uint64_t segment, uint64_t end_unix_ms) {
   it->second.newest_end_ms = std::max(it->second.newest_end_ms, end_unix_ms);
 }
 
-io::task<io::result<io::file>> wal::create_segment(uint64_t seq, bool zero_fill) {
+io::task<io::result<std::unique_ptr<wal_file>>> wal::create_segment(uint64_t seq, bool zero_fill) {
   std::string path = segment_path(seq);
-  auto f = co_await io::file::open(path, {.flags = O_RDWR | O_CREAT | O_TRUNC});
-  if (!f) co_return f.error();
+  auto opened = co_await _storage.open(path, wal_open::create);
+  if (!opened) co_return opened.error();
+  std::unique_ptr<wal_file> f = std::move(*opened);
   auto a = co_await f->allocate(0, _opts.segment_bytes);
   if (a.error() == std::errc::operation_not_supported) a = {};
   // Writing the zeros ahead makes every later WAL write an overwrite: an append
@@ -326,15 +395,16 @@ io::task<io::result<io::file>> wal::create_segment(uint64_t seq, bool zero_fill)
   static const io::aligned_buffer zeros(1u << 20);
   for (uint64_t off = 0; a && zero_fill && off < _opts.segment_bytes; off += zeros.size()) {
     size_t n = size_t(std::min<uint64_t>(zeros.size(), _opts.segment_bytes - off));
-    a = co_await f->write_at(off, {zeros.data(), n});
+    a = co_await f->write_at(off, {zeros.data(), n}, false);
   }
   if (a && zero_fill) a = co_await f->datasync();
   if (!a) {
+    // The file holds no record yet: nothing is lost, whatever the error.
     co_await f->close();
-    (void)co_await io::remove_file(path);
+    (void)co_await _storage.remove(path);
     co_return a.error();
   }
-  co_return std::move(*f);
+  co_return std::move(f);
 }
 
 io::task<void> wal::prepare_segment(uint64_t seq) {
@@ -360,21 +430,26 @@ io::task<io::result<void>> wal::open_segment(uint64_t seq) {
   };
   co_await prepared{*this};
   std::string path = segment_path(seq);
-  io::file f;
+  std::unique_ptr<wal_file> f;
   if (_spare_segment == seq) {
     f = std::move(_spare);
     _spare_segment = 0;
   } else {
     auto made = co_await create_segment(seq, false);
-    if (!made) co_return made.error();
+    if (!made) {
+      set_failing(made.error(), "creating a segment failed");
+      co_return made.error();
+    }
     f = std::move(*made);
   }
   // The new name must survive a power cut before records in it are acknowledged.
-  auto dir = co_await io::file::open(_opts.dir, {.flags = O_RDONLY | O_DIRECTORY, .direct = io::direct_io::off});
-  if (!dir) co_return dir.error();
-  auto synced = co_await dir->datasync();
-  co_await dir->close();
-  if (!synced) co_return synced;
+  // A failed directory sync is a failed sync like any other: the directory's
+  // state on disk is unknown, and retrying proves nothing.
+  if (auto synced = co_await _storage.sync_dir(_opts.dir); !synced) {
+    co_await f->close();
+    fail_for_good("fsync of the WAL directory failed", synced.error());
+    co_return synced;
+  }
   _file = std::move(f);
   _file_segment = seq;
   _segments[seq].path = path;
@@ -387,10 +462,18 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   if (b.segment != _file_segment) {
     if (_file_segment) {
       // Seal the full segment before anything lands in the next one.
-      if (_unsynced)
-        if (auto s = co_await _file.datasync(); !s) co_return s;
+      if (_unsynced) {
+        uint64_t written = _durable_lsn;
+        if (auto s = co_await _file->datasync(); !s) {
+          fail_for_good("fdatasync failed", s.error());
+          co_return s;
+        }
+        _synced_lsn = written;
+        g_syncs.inc();
+      }
       _unsynced = false;
-      co_await _file.close();
+      co_await _file->close();
+      _file.reset();
       _file_segment = 0;
     }
     if (auto r = co_await open_segment(b.segment); !r) co_return r;
@@ -401,8 +484,14 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   bool dsync = _opts.sync == wal_sync::always;
   for (size_t done = 0; done < n;) {
     size_t chunk = std::min(n - done, torn_window);
-    if (auto w = co_await _file.write_at(b.file_off + done, {b.data + done, chunk}, dsync ? RWF_DSYNC : 0); !w)
+    if (auto w = co_await _file->write_at(b.file_off + done, {b.data + done, chunk}, dsync); !w) {
+      // Only a lack of space is known to leave the disk as it was. Any other
+      // error (EIO) may have damaged the block this write rewrote, or, with
+      // RWF_DSYNC, failed the sync after the data went out.
+      if (is_space_error(w.error())) set_failing(w.error());
+      else fail_for_good(dsync ? "write with RWF_DSYNC failed" : "write failed", w.error());
       co_return w;
+    }
     done += chunk;
   }
   // A quarter into a segment, the next one is prepared (created, allocated and
@@ -416,6 +505,7 @@ io::task<io::result<void>> wal::write_batch(buffer& b) {
   g_bytes.inc({}, double(n));
   g_batch.observe(double(b.records));
   if (dsync) {
+    _synced_lsn = b.last_lsn;
     g_syncs.inc();
     g_sync_seconds.observe(double(io::monotonic_ns() - t0) / 1e9);
   } else {
@@ -432,7 +522,7 @@ io::task<void> wal::delete_old_segments() {
     if (it->first >= _file_segment || it->first >= _active.segment) break;
     if (s.unfinished || s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
     std::string path = s.path;
-    if (auto r = co_await io::remove_file(path); !r) {
+    if (auto r = co_await _storage.remove(path); !r) {
       XLOG(warn, "%s: cannot delete an expired WAL segment: %s", path.c_str(), r.error().message().c_str());
       break;
     }
@@ -451,17 +541,41 @@ io::task<void> wal::ticker() {
   }
 }
 
-void wal::set_failing(std::error_code why) {
+void wal::set_failing(std::error_code why, const char* what) {
+  if (_failed) return;  // for good: nothing clears it, and it was logged
   if (why && !_failing) {
-    XLOG(error, "WAL %s: write or sync failed: %s; refusing new traces until it succeeds (retry every %lld ms)",
-         _opts.dir.c_str(), why.message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
-    g_healthy.add(1);
+    XLOG(error, "WAL %s: %s: %s; refusing new traces until it succeeds (retry every %lld ms)", _opts.dir.c_str(),
+         what, why.message().c_str(), static_cast<long long>(_opts.retry_delay.count()));
+    g_unavailable.add(1);
   } else if (!why && _failing) {
     XLOG(info, "WAL %s: writes succeed again; accepting traces", _opts.dir.c_str());
-    g_healthy.add(-1);
+    g_unavailable.add(-1);
   }
   _failing = bool(why);
-  if (why) _last_error = why;
+  if (why) {
+    _last_error = why;
+    _failing_what = what;
+  }
+}
+
+// After a failed fdatasync the kernel may have dropped the pages it could not
+// write and marked them clean, so a later fdatasync can succeed without them
+// ever reaching the disk (PostgreSQL's "fsyncgate", 2018). Only a restart, which
+// reads back what the disk really holds, is safe.
+void wal::fail_for_good(const char* what, std::error_code why) {
+  ASSERT(bool(why));
+  if (_failed) return;
+  XLOG(error,
+       "WAL %s: %s: %s. What was written since the last successful sync may not be on disk, and no later sync "
+       "can prove it is: this shard refuses new traces until xerv is restarted. Check the disk (dmesg, SMART) "
+       "and restart; recovery replays what reached it",
+       _opts.dir.c_str(), what, why.message().c_str());
+  if (!_failing) g_unavailable.add(1);
+  g_failed.add(1);
+  _failing = true;
+  _failed = true;
+  _last_error = why;
+  _failing_what = what;
 }
 
 io::task<void> wal::flusher() {
@@ -474,30 +588,26 @@ io::task<void> wal::flusher() {
     void await_resume() {}
   };
   uint64_t last_sweep_ns = 0;
-  for (;;) {
+  while (!_failed) {
     // Periodic work runs between writes too: under steady load the buffer is
     // never empty when the flusher looks.
     uint64_t now = io::monotonic_ns();
     bool sync_due = _unsynced && (_closing || (_opts.sync == wal_sync::batch &&
                                                now - _last_sync_ns >= uint64_t(_opts.batch_delay.count()) * 1'000'000));
     if (sync_due) {
-      auto s = co_await _file.datasync();
-      if (s) {
-        g_syncs.inc();
-        g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
-        _unsynced = false;
-        set_failing({});
-      } else {
-        // Written records may not have reached stable storage: stop admitting
-        // until a sync succeeds again.
-        g_errors.inc();
-        set_failing(s.error());
-        if (_closing) {
-          XLOG(error, "WAL %s: the final fdatasync failed: %s", _opts.dir.c_str(), s.error().message().c_str());
-          _unsynced = false;
-        }
-      }
+      uint64_t written = _durable_lsn;
+      auto s = co_await _file->datasync();
       _last_sync_ns = now;
+      if (!s) {
+        g_errors.inc();
+        fail_for_good("fdatasync failed", s.error());
+        break;
+      }
+      g_syncs.inc();
+      g_sync_seconds.observe(double(io::monotonic_ns() - now) / 1e9);
+      _unsynced = false;
+      _synced_lsn = written;
+      set_failing({});
     }
     if (_sweeping && now - last_sweep_ns >= 1'000'000'000) {
       last_sweep_ns = now;
@@ -525,30 +635,37 @@ io::task<void> wal::flusher() {
       std::memcpy(_active.data, _flushing.data + _flushing.len - tail, tail);
       _active.len = tail;
     }
+    bool written = false;
     for (;;) {
       auto r = co_await write_batch(_flushing);
-      if (r) break;
+      if (r) {
+        written = true;
+        break;
+      }
       g_errors.inc();
-      set_failing(r.error());
       complete_waiters(std::max(_flushing.last_lsn, _active.last_lsn), r.error());
+      if (_failed) break;
       if (_closing) {
         XLOG(error, "WAL %s: giving up at shutdown; %u records were not written (none was acknowledged)",
              _opts.dir.c_str(), _flushing.records + _active.records);
         _active.records = 0;
         _flushing.len = 0;
         _unsynced = false;
-        co_await _file.close();
-        co_return;
+        break;
       }
       (void)co_await io::sleep_for(_opts.retry_delay, &_stop);
     }
+    if (!written) break;
     // batch: the next fdatasync decides; none never syncs before close.
     if (!_unsynced || _opts.sync == wal_sync::none) set_failing({});
     _durable_lsn = _flushing.last_lsn;
     complete_waiters(_durable_lsn, {});
     _flushing.len = 0;
   }
-  co_await _file.close();
+  // Failed for good: every waiter still here waits for a record not proven
+  // durable, and no write will follow.
+  if (_failed) complete_waiters(~uint64_t(0), _last_error);
+  if (_file) co_await _file->close();
 }
 
 io::task<void> wal::close() {
@@ -559,9 +676,9 @@ io::task<void> wal::close() {
   co_await _tasks.close();
   complete_waiters(~uint64_t(0), io::errc::closed);
   if (_spare_segment) {
-    co_await _spare.close();
+    co_await _spare->close();
     std::string spare = segment_path(std::exchange(_spare_segment, 0));
-    (void)co_await io::remove_file(spare);
+    (void)co_await _storage.remove(spare);
   }
 }
 

@@ -15,6 +15,14 @@
 //
 // Lifecycle: open() on the owning shard (it replays the log), append()/wait() from
 // that shard only, close() before destruction. No locks: everything is shard-local.
+//
+// Failures: a write refused for lack of space (ENOSPC, EDQUOT), and a failure to
+// create the next segment (nothing is in it yet), are retried every retry_delay;
+// the WAL is unhealthy meanwhile. Any other failed write, and every failed
+// fdatasync (of a segment or of the directory), fails the WAL for good: the kernel
+// may have dropped the unwritten pages, so a later successful sync proves
+// nothing. From then on it refuses every append and every wait for a record not
+// proven durable, until the process restarts and recovery reads what is on disk.
 
 #include <chrono>
 #include <cstdint>
@@ -26,6 +34,7 @@
 #include <string_view>
 #include <variant>
 
+#include "core/wal_storage.h"
 #include "io/cancel.h"
 #include "io/file.h"
 #include "io/gate.h"
@@ -47,6 +56,7 @@ struct wal_options {
   bool skip_corrupt = false;
   bool prepare_next = true;  // create and zero-fill the next segment in the background
   size_t buffered_max = 64u << 20;  // appends beyond this while the disk refuses writes are refused
+  wal_storage* storage = nullptr;  // null: the real file system; else it must outlive the wal
 };
 
 struct wal_record_header {
@@ -108,10 +118,18 @@ class wal {
   uint64_t append(uint32_t type, std::string_view payload);
   // Completes when `lsn` is durable as the sync mode defines it: always: written
   // and synced; batch: written (fdatasync follows within batch_delay); none: at once.
-  // Fails when the write carrying it failed (disk full); it is retried later.
+  // Fails when the write carrying it failed (disk full: it is retried later), and
+  // once the WAL has failed for good, unless `lsn` was synced before that.
   io::task<io::result<void>> wait(uint64_t lsn);
-  // False while writes are failing; admissions should be refused meanwhile.
+  // False while writes are failing, for a while (disk full) or for good (failed());
+  // admissions should be refused meanwhile.
   bool healthy() const { return !_failing; }
+  // True once a sync or a write failed in a way no retry can repair; stays true
+  // until the process restarts.
+  bool failed() const { return _failed; }
+  // Why the WAL is unhealthy ("fdatasync failed: Input/output error",
+  // "write failed: No space left on device"); empty while healthy.
+  std::string failure() const;
   // The segment new records go to (for retention accounting).
   uint64_t active_segment() const { return _active.segment; }
 
@@ -155,26 +173,31 @@ class wal {
   };
 
   explicit wal(wal_options opts);
+  io::task<std::string> recover_segment(uint64_t seq, std::string path, std::unique_ptr<wal_file> file,
+                                        std::string bytes, bool newest, uint64_t* prev_lsn, const replay_fn* replay);
   io::task<void> flusher();
   io::task<void> ticker();
   io::task<io::result<void>> write_batch(buffer& b);
-  io::task<io::result<io::file>> create_segment(uint64_t seq, bool zero_fill);
+  io::task<io::result<std::unique_ptr<wal_file>>> create_segment(uint64_t seq, bool zero_fill);
   io::task<void> prepare_segment(uint64_t seq);
   io::task<io::result<void>> open_segment(uint64_t seq);
   io::task<void> delete_old_segments();
   void complete_waiters(uint64_t up_to, io::result<void> r);
   void notify();
-  void set_failing(std::error_code why);  // none: healthy again
+  void set_failing(std::error_code why, const char* what = "write failed");  // none: healthy again
+  void fail_for_good(const char* what, std::error_code why);
   std::string segment_path(uint64_t seq) const;
 
   wal_options _opts;
+  wal_storage& _storage;
   buffer _active, _flushing;
   uint64_t _next_lsn = 1;
-  uint64_t _durable_lsn = 0;
+  uint64_t _durable_lsn = 0;     // waits up to here have completed (written as the sync mode asks)
+  uint64_t _synced_lsn = 0;      // up to here is on stable storage (RWF_DSYNC or fdatasync)
   std::deque<waiter> _waiters;  // ordered by lsn
-  io::file _file;
+  std::unique_ptr<wal_file> _file;
   uint64_t _file_segment = 0;   // 0: none open
-  io::file _spare;              // the next segment, prepared ahead
+  std::unique_ptr<wal_file> _spare;  // the next segment, prepared ahead
   uint64_t _spare_segment = 0;  // 0: none
   bool _preparing = false;
   std::coroutine_handle<> _prepare_waiter;
@@ -182,6 +205,8 @@ class wal {
   uint64_t _last_sync_ns = 0;
   bool _failing = false;
   std::error_code _last_error;  // why writes are failing
+  std::string _failing_what;    // which operation failed
+  bool _failed = false;         // for good: see failed()
   bool _closing = false;
   bool _sweeping = false;
   std::coroutine_handle<> _flusher_waiting;

@@ -536,6 +536,212 @@ TEST(wal, corrupt_record_far_before_the_end_of_the_newest_segment_is_not_a_torn_
   EXPECT_EQ(run_on(1, corrupt_far_from_the_end(d.path())), 0);
 }
 
+// Zeros over the first block of the newest segment are damage like any other:
+// the segment still holds acknowledged records after them, so it must not pass
+// for a prepared, never written file (which would be deleted at open, and the
+// records with it). Good records beyond a torn write's reach stop the start.
+io::task<int> zeroed_first_block(std::string dir) {
+  auto o = options(dir, core::wal_sync::always, 8u << 20);
+  std::vector<rec> want;
+  {
+    auto opening = open_wal(o);
+    opened a = co_await std::move(opening);
+    if (!a.w) co_return 1;
+    for (uint64_t burst = 0; burst < 8; ++burst) {
+      auto b = append_batch(*a.w, want, burst * 50, 50, [](uint64_t) { return 4000; });
+      EXPECT_TRUE(co_await std::move(b));
+    }
+    auto closing = close_wal(*a.w);
+    co_await std::move(closing);
+  }
+  auto segs = core::list_segments(dir);
+  EXPECT_EQ(segs.size(), 1u);
+  if (segs.empty()) co_return 1;
+  const std::string path = segs.back().second;
+  auto offs = record_offsets(path);
+  EXPECT_EQ(offs.size(), want.size());
+  if (offs.empty()) co_return 1;
+  EXPECT_GT(offs.back(), (1u << 20) + core::wal_block) << "records must reach past the torn window";
+  write_at(path, 0, std::string(core::wal_block, '\0'));
+  uint64_t size_before = std::filesystem::file_size(path);
+  {
+    auto opening = open_wal(o);
+    opened b = co_await std::move(opening);
+    EXPECT_TRUE(b.w == nullptr) << "acknowledged records after the zeroed block were dropped";
+    EXPECT_NE(b.error.find(path), std::string::npos) << b.error;
+    EXPECT_NE(b.error.find("offset 0 "), std::string::npos) << b.error;
+    EXPECT_NE(b.error.find("zeroed"), std::string::npos) << b.error;
+    EXPECT_TRUE(b.records.empty());
+    if (b.w) {
+      auto closing = close_wal(*b.w);
+      co_await std::move(closing);
+    }
+  }
+  // Refusing to start left the segment alone.
+  EXPECT_EQ(segment_numbers(dir), std::vector<uint64_t>{segs.back().first});
+  EXPECT_EQ(std::filesystem::file_size(path), size_before);
+  co_return 0;
+}
+
+TEST(wal, zeroed_first_block_of_the_newest_segment_stops_the_start) {
+  temp_dir d;
+  EXPECT_EQ(run_on(1, zeroed_first_block(d.path())), 0);
+}
+
+// A segment before others that holds no record at all lost its records (a
+// zeroed or replaced file): the start stops, naming it; --wal-skip-corrupt goes
+// on without it, and removes it so that the next plain start succeeds.
+io::task<int> empty_older_segment(std::string dir) {
+  auto o = options(dir);
+  std::vector<rec> want;
+  {
+    auto opening = open_wal(o);
+    opened a = co_await std::move(opening);
+    if (!a.w) co_return 1;
+    for (uint64_t burst = 0; burst < 6; ++burst) {
+      auto b = append_batch(*a.w, want, burst * 50, 50, [](uint64_t k) { return 200 + k * 29 % 1000; });
+      EXPECT_TRUE(co_await std::move(b));
+    }
+    auto closing = close_wal(*a.w);
+    co_await std::move(closing);
+  }
+  auto segs = core::list_segments(dir);
+  EXPECT_GE(segs.size(), 3u);
+  if (segs.size() < 3) co_return 1;
+  const auto& [seq, path] = segs[1];
+  uint64_t size = std::filesystem::file_size(path);
+  write_at(path, 0, std::string(size, '\0'));
+  {
+    auto opening = open_wal(o);
+    opened b = co_await std::move(opening);
+    EXPECT_TRUE(b.w == nullptr) << "the records of a zeroed segment were dropped silently";
+    EXPECT_NE(b.error.find(path + ": no record at offset 0"), std::string::npos) << b.error;
+    if (b.w) {
+      auto closing = close_wal(*b.w);
+      co_await std::move(closing);
+    }
+  }
+  EXPECT_EQ(core::list_segments(dir).size(), segs.size());
+  std::vector<rec> kept;
+  for (const rec& r : want)
+    if (r.segment != seq) kept.push_back(r);
+  {
+    auto so = o;
+    so.skip_corrupt = true;
+    auto opening = open_wal(so);
+    opened c = co_await std::move(opening);
+    EXPECT_EQ(c.error, "");
+    if (!c.w) co_return 1;
+    EXPECT_EQ(c.records, kept);
+    EXPECT_EQ(c.w->stats().skipped_corrupt, 1u);
+    auto closing = close_wal(*c.w);
+    co_await std::move(closing);
+  }
+  auto left = segment_numbers(dir);
+  EXPECT_TRUE(std::find(left.begin(), left.end(), seq) == left.end()) << "the empty segment was not removed";
+  auto clean = reopens_clean(o, kept);
+  if (!co_await std::move(clean)) co_return 1;
+  co_return 0;
+}
+
+TEST(wal, a_segment_without_records_before_others_stops_the_start) {
+  temp_dir d;
+  EXPECT_EQ(run_on(1, empty_older_segment(d.path())), 0);
+}
+
+// The newest segment torn at its very start (zeros, then records within a torn
+// write's reach) is cut with a warning; left with no record, it is removed, so
+// that it never sits empty before the next segment.
+io::task<int> torn_to_nothing(std::string dir) {
+  auto o = options(dir);
+  std::vector<rec> want;
+  {
+    auto opening = open_wal(o);
+    opened a = co_await std::move(opening);
+    if (!a.w) co_return 1;
+    auto b = append_batch(*a.w, want, 0, 10, [](uint64_t) { return 100; });
+    EXPECT_TRUE(co_await std::move(b));
+    auto closing = close_wal(*a.w);
+    co_await std::move(closing);
+  }
+  std::vector<rec> first_start = want;
+  {
+    auto opening = open_wal(o);
+    opened a = co_await std::move(opening);
+    if (!a.w) co_return 1;
+    auto b = append_batch(*a.w, want, 10, 10, [](uint64_t) { return 100; });
+    EXPECT_TRUE(co_await std::move(b));
+    auto closing = close_wal(*a.w);
+    co_await std::move(closing);
+  }
+  auto segs = core::list_segments(dir);
+  EXPECT_EQ(segs.size(), 2u);
+  if (segs.size() != 2) co_return 1;
+  write_at(segs[1].second, 0, std::string(64, '\0'));  // the first record's header and a bit
+  {
+    auto opening = open_wal(o);
+    opened b = co_await std::move(opening);
+    EXPECT_EQ(b.error, "");
+    if (!b.w) co_return 1;
+    EXPECT_EQ(b.records, first_start);
+    EXPECT_GT(b.w->stats().truncated_bytes, 0u);
+    EXPECT_EQ(segment_numbers(dir), std::vector<uint64_t>{segs[0].first});
+    // New records go to the next segment and the LSNs continue.
+    auto more = append_batch(*b.w, first_start, 100, 3, [](uint64_t) { return 50; });
+    EXPECT_TRUE(co_await std::move(more));
+    EXPECT_EQ(first_start.back().lsn, 13u);
+    auto closing = close_wal(*b.w);
+    co_await std::move(closing);
+  }
+  auto clean = reopens_clean(o, first_start);
+  if (!co_await std::move(clean)) co_return 1;
+  co_return 0;
+}
+
+TEST(wal, newest_segment_torn_to_nothing_is_removed) {
+  temp_dir d;
+  EXPECT_EQ(run_on(1, torn_to_nothing(d.path())), 0);
+}
+
+// A trailing segment with no byte written (prepared ahead, never used; or cut to
+// nothing) holds no record: it is removed at open, whatever its size, and the
+// segments before it replay.
+io::task<int> trailing_empty_segments(std::string dir) {
+  auto o = options(dir);
+  std::vector<rec> want;
+  {
+    auto opening = open_wal(o);
+    opened a = co_await std::move(opening);
+    if (!a.w) co_return 1;
+    auto b = append_batch(*a.w, want, 0, 20, [](uint64_t k) { return 100 + k; });
+    EXPECT_TRUE(co_await std::move(b));
+    auto closing = close_wal(*a.w);
+    co_await std::move(closing);
+  }
+  uint64_t last = segment_numbers(dir).back();
+  auto name = [&](uint64_t seq) {
+    std::string n = std::to_string(seq);
+    return dir + "/" + std::string(20 - n.size(), '0') + n + ".wal";
+  };
+  std::ofstream(name(last + 1), std::ios::binary) << std::string(64u << 10, '\0');
+  std::ofstream(name(last + 2), std::ios::binary);  // empty
+  auto reopening = open_wal(o);
+  opened c = co_await std::move(reopening);
+  EXPECT_EQ(c.error, "");
+  if (!c.w) co_return 1;
+  EXPECT_EQ(c.records, want);
+  EXPECT_EQ(segment_numbers(dir), std::vector<uint64_t>{last});
+  EXPECT_EQ(c.w->active_segment(), last + 1);
+  auto closing = close_wal(*c.w);
+  co_await std::move(closing);
+  co_return 0;
+}
+
+TEST(wal, trailing_segments_without_a_byte_written_are_removed) {
+  temp_dir d;
+  EXPECT_EQ(run_on(1, trailing_empty_segments(d.path())), 0);
+}
+
 // ---------- wal: retention ----------
 
 bool has_segment(const std::string& dir, uint64_t seq) {
