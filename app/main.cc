@@ -270,7 +270,11 @@ http::shard_health shard_health_here() {
   h.recovering = e.recovering();
   h.recovered_traces = e.recovered_traces();
   h.waiting_traces = e.waiting_traces();
-  if (const core::wal* w = t_services->wal.get()) h.wal_unavailable = !w->healthy();
+  if (const core::wal* w = t_services->wal.get()) {
+    h.wal_unavailable = !w->healthy();
+    h.wal_failed = w->failed();
+    h.wal_error = w->failure();
+  }
   return h;
 }
 

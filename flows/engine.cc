@@ -196,7 +196,10 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
   if (_recovery_pending) return {admit_error::unavailable, "recovering the write-ahead log", nullptr};
   if (_opts.wal && !_opts.wal->healthy())
-    return {admit_error::unavailable, "the write-ahead log cannot write (disk full?)", nullptr};
+    return {admit_error::unavailable,
+            _opts.wal->failed() ? "the write-ahead log failed (" + _opts.wal->failure() + "); restart xerv"
+                                : "the write-ahead log cannot write (" + _opts.wal->failure() + ")",
+            nullptr};
 
   auto t = std::make_shared<trace_record>();
   t->id = core::new_trace_id(_opts.shard);
