@@ -13,11 +13,13 @@ namespace xerv::flows {
 namespace {
 
 // Looks at the event stream before building the tree: aliases and anchors (alias
-// bombs), custom tags and nesting depth are refused here.
+// bombs), custom tags, nesting depth and more than one document are refused here.
 class guard_handler : public YAML::EventHandler {
  public:
   guard_handler(std::vector<flow_error>& errors, size_t depth_max) : _errors(errors), _depth_max(depth_max) {}
-  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentStart(const YAML::Mark& m) override {
+    if (++_documents == 2) add(m, "invalid YAML: content after the end of the document (a flow is one YAML document)");
+  }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override { check_anchor(m, anchor); }
   void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { add(m, "YAML aliases are not allowed"); }
@@ -55,6 +57,7 @@ class guard_handler : public YAML::EventHandler {
   size_t _depth_max;
   size_t _depth = 0;
   bool _depth_reported = false;
+  int _documents = 0;
 };
 
 bool valid_pipeline_name(const std::string& s) {
@@ -617,8 +620,10 @@ compile_result compile_flow(std::string_view yaml, const flow_limits& limits) {
     std::istringstream in(text);
     YAML::Parser parser(in);
     guard_handler guard(errors, limits.depth_max);
-    while (parser.HandleNextDocument(guard)) {
-    }
+    // The first document, then whether another follows. Never more: yaml-cpp 0.7
+    // can report a document without consuming input (a stray ',', as in ", :"), so
+    // looping until it says there is no more would never end.
+    if (parser.HandleNextDocument(guard)) parser.HandleNextDocument(guard);  // the guard reports a second
   } catch (const YAML::Exception& e) {
     errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid YAML: " + e.msg});
     return errors;

@@ -216,4 +216,16 @@ TEST(compile, invalid_yaml_reports_its_position) {
   EXPECT_GE(e[0].line, 2);
 }
 
+// Found by flow_fuzz: each once hung the compiler, lost the positions or ended
+// compilation at the first problem through a yaml-cpp exception.
+TEST(compile, one_yaml_document) {
+  // yaml-cpp 0.7 reports documents for a stray ',' forever without consuming it.
+  auto stray = errors_of(", :o-");
+  EXPECT_TRUE(has(stray, 1, "a flow is one YAML document")) << dump(stray);
+  const std::string flow = k_head + "nodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n";
+  auto two = errors_of(flow + "---\nname: g\n");
+  EXPECT_TRUE(has(two, 5, "content after the end of the document")) << dump(two);
+  EXPECT_TRUE(errors_of("---\n" + flow + "...\n").empty());
+}
+
 }  // namespace
