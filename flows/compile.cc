@@ -595,6 +595,20 @@ class compiler {
   std::map<uint32_t, YAML::Node> _node_defs;   // per node vertex: its definition
 };
 
+// The 1-based line and column (in characters, like yaml-cpp's) of byte `at`.
+flow_error position_of(std::string_view text, size_t at, std::string message) {
+  int line = 1, column = 1;
+  for (size_t i = 0; i < at; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else if ((uint8_t(text[i]) & 0xC0) != 0x80) {  // not a UTF-8 continuation byte
+      ++column;
+    }
+  }
+  return {line, column, std::move(message)};
+}
+
 }  // namespace
 
 std::optional<uint32_t> compiled_flow::find(std::string_view n) const {
@@ -613,6 +627,12 @@ compile_result compile_flow(std::string_view yaml, const flow_limits& limits) {
   std::vector<flow_error> errors;
   if (yaml.size() > limits.yaml_bytes_max) {
     errors.push_back({1, 1, "flow YAML larger than " + std::to_string(limits.yaml_bytes_max) + " bytes"});
+    return errors;
+  }
+  // YAML allows no NUL character (not even in quotes: it must be escaped), and
+  // yaml-cpp reports positions past the end of the text for one.
+  if (size_t nul = yaml.find('\0'); nul != std::string_view::npos) {
+    errors.push_back(position_of(yaml, nul, "NUL byte in the flow YAML"));
     return errors;
   }
   std::string text(yaml);

@@ -228,4 +228,12 @@ TEST(compile, one_yaml_document) {
   EXPECT_TRUE(errors_of("---\n" + flow + "...\n").empty());
 }
 
+TEST(compile, nul_bytes_are_refused_with_their_position) {
+  auto e = errors_of(k_head + "nodes:\n  a" + '\0' + ": {type: std::log}\nedges: [{from: t, to: a}]\n");
+  ASSERT_EQ(e.size(), 1u) << dump(e);
+  EXPECT_EQ(e[0].line, 4);
+  EXPECT_EQ(e[0].column, 4);
+  EXPECT_TRUE(has(e, 4, "NUL byte")) << dump(e);
+}
+
 }  // namespace
