@@ -214,17 +214,21 @@ class compiler {
     trigger_def t;
     t.id = std::move(id);
     t.vertex = idx;
-    YAML::Node type = def["type"];
+    // yaml-cpp throws on a subscript of a scalar or of a missing node: look at the
+    // shape of each node before reading into it.
+    YAML::Node type = def.IsMap() ? def["type"] : YAML::Node();
     if (!type || !type.IsScalar()) {
       error(def, "trigger '" + t.id + "': type is required");
       return;
     }
     t.type = type.Scalar();
-    YAML::Node params = def["params"];
+    YAML::Node given = def["params"];
+    if (given && !given.IsMap() && !given.IsNull()) error(given, "trigger '" + t.id + "': params must be a map");
+    YAML::Node params = given && given.IsMap() ? given : YAML::Node(YAML::NodeType::Map);
     if (t.type == "webhook") {
-      YAML::Node path = params ? params["path"] : YAML::Node();
+      YAML::Node path = params["path"];
       if (!path || !path.IsScalar() || path.Scalar().empty() || path.Scalar()[0] != '/') {
-        error(params ? params : def, "trigger '" + t.id + "': webhook params.path must start with /");
+        error(given ? given : def, "trigger '" + t.id + "': webhook params.path must start with /");
       } else {
         t.path = path.Scalar();
       }
@@ -262,8 +266,8 @@ class compiler {
     }
     if (ts.IsSequence()) {
       for (const auto& t : ts) {
-        YAML::Node id = t["id"];
-        if (!t.IsMap() || !id || !id.IsScalar()) {
+        YAML::Node id = t.IsMap() ? t["id"] : YAML::Node();
+        if (!id || !id.IsScalar()) {
           error(t, "each trigger needs an id");
           continue;
         }
@@ -374,8 +378,12 @@ class compiler {
       return;
     }
     for (const auto& e : es) {
+      if (!e.IsMap()) {
+        error(e, "an edge needs from and to");
+        continue;
+      }
       YAML::Node from = e["from"], to = e["to"];
-      if (!e.IsMap() || !from || !to || !from.IsScalar() || !to.IsScalar()) {
+      if (!from || !to || !from.IsScalar() || !to.IsScalar()) {
         error(e, "an edge needs from and to");
         continue;
       }
@@ -659,7 +667,9 @@ compile_result compile_flow(std::string_view yaml, const flow_limits& limits) {
   try {
     return compiler(root, yaml, limits).run();
   } catch (const YAML::Exception& e) {
-    errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid flow: " + e.msg});
+    // A shape the compiler failed to check first; some carry no position.
+    YAML::Mark m = e.mark.is_null() ? YAML::Mark() : e.mark;
+    errors.push_back({m.line + 1, m.column + 1, "invalid flow: " + e.msg});
     return errors;
   }
 }

@@ -236,4 +236,25 @@ TEST(compile, nul_bytes_are_refused_with_their_position) {
   EXPECT_TRUE(has(e, 4, "NUL byte")) << dump(e);
 }
 
+TEST(compile, shapes_are_checked_before_they_are_read) {
+  const std::string rest = "nodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n";
+  struct bad {
+    std::string triggers;
+    std::string message;
+  };
+  for (const auto& [triggers, message] : std::vector<bad>{
+           {"[{id: t, type: webhook}]", "webhook params.path must start with /"},
+           {"[{id: t, type: webhook, params: /hook}]", "params must be a map"},
+           {"[t, {id: u, type: manual}]", "each trigger needs an id"},
+           {"{t: manual}", "trigger 't': type is required"},
+       }) {
+    auto e = errors_of("name: f\ntriggers: " + triggers + "\n" + rest);
+    EXPECT_TRUE(has(e, 2, message)) << triggers << dump(e);
+    for (const auto& x : e) EXPECT_EQ(x.message.find("invalid flow"), std::string::npos) << dump(e);
+  }
+  auto edge = errors_of(k_head + "nodes: {a: {type: std::log}, b: {type: nope}}\nedges: [t, {from: t, to: a}]\n");
+  EXPECT_TRUE(has(edge, 4, "an edge needs from and to")) << dump(edge);
+  EXPECT_TRUE(has(edge, 3, "unknown node type 'nope'")) << dump(edge);  // every problem, not the first
+}
+
 }  // namespace
