@@ -13,7 +13,8 @@ namespace xerv::flows {
 namespace {
 
 // Looks at the event stream before building the tree: aliases and anchors (alias
-// bombs), custom tags, nesting depth and more than one document are refused here.
+// bombs), custom tags, nesting depth, more than one document and map keys that are
+// not scalars (keys become names and JSON object keys) are refused here.
 class guard_handler : public YAML::EventHandler {
  public:
   guard_handler(std::vector<flow_error>& errors, size_t depth_max) : _errors(errors), _depth_max(depth_max) {}
@@ -21,29 +22,49 @@ class guard_handler : public YAML::EventHandler {
     if (++_documents == 2) add(m, "invalid YAML: content after the end of the document (a flow is one YAML document)");
   }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override { check_anchor(m, anchor); }
-  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { add(m, "YAML aliases are not allowed"); }
+  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override {
+    node_starts(m, false);
+    check_anchor(m, anchor);
+  }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
+    node_starts(m, false);
+    add(m, "YAML aliases are not allowed");
+  }
   void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string&) override {
+    node_starts(m, false);
     check_anchor(m, anchor);
     check_tag(m, tag);
   }
   void OnSequenceStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
-    open(m, tag, anchor);
+    open(m, tag, anchor, frame::sequence);
   }
-  void OnSequenceEnd() override { --_depth; }
+  void OnSequenceEnd() override { close(); }
   void OnMapStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
-    open(m, tag, anchor);
+    open(m, tag, anchor, frame::key);
   }
-  void OnMapEnd() override { --_depth; }
+  void OnMapEnd() override { close(); }
 
  private:
-  void open(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor) {
+  // An open collection; a map alternates between expecting a key and a value.
+  enum class frame : uint8_t { sequence, key, value };
+
+  void node_starts(const YAML::Mark& m, bool collection) {
+    if (_open.empty() || _open.back() == frame::sequence) return;
+    if (_open.back() == frame::key && collection) add(m, "a map key must be a scalar, not a sequence or map");
+    _open.back() = _open.back() == frame::key ? frame::value : frame::key;
+  }
+  void open(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, frame kind) {
+    node_starts(m, true);
     check_anchor(m, anchor);
     check_tag(m, tag);
-    if (++_depth > _depth_max && !_depth_reported) {
+    _open.push_back(kind);
+    if (_open.size() > _depth_max && !_depth_reported) {
       _depth_reported = true;
       add(m, "nesting deeper than " + std::to_string(_depth_max) + " levels");
     }
+  }
+  void close() {
+    if (!_open.empty()) _open.pop_back();  // (yaml-cpp balances them; an error must not be UB)
   }
   void check_anchor(const YAML::Mark& m, YAML::anchor_t anchor) {
     if (anchor != YAML::NullAnchor) add(m, "YAML anchors are not allowed");
@@ -55,7 +76,7 @@ class guard_handler : public YAML::EventHandler {
   void add(const YAML::Mark& m, std::string msg) { _errors.push_back({m.line + 1, m.column + 1, std::move(msg)}); }
   std::vector<flow_error>& _errors;
   size_t _depth_max;
-  size_t _depth = 0;
+  std::vector<frame> _open;  // as deep as yaml-cpp lets documents nest
   bool _depth_reported = false;
   int _documents = 0;
 };

@@ -257,4 +257,14 @@ TEST(compile, shapes_are_checked_before_they_are_read) {
   EXPECT_TRUE(has(edge, 3, "unknown node type 'nope'")) << dump(edge);  // every problem, not the first
 }
 
+TEST(compile, map_keys_are_scalars) {
+  auto e = errors_of(k_head + "config: {? [k] : v}\nnodes: {a: {type: std::log, config: {x: {? {a: 1} : 2}}}}\n"
+                              "edges: [{from: t, to: a}]\n");
+  EXPECT_TRUE(has(e, 3, "a map key must be a scalar")) << dump(e);
+  EXPECT_TRUE(has(e, 4, "a map key must be a scalar")) << dump(e);
+  // A map as a value, a sequence of maps and an empty key are fine.
+  EXPECT_TRUE(errors_of(k_head + "config: {a: [b: c], \"\": {d: [e, {f: g}]}}\nnodes: {a: {type: std::log}}\n"
+                                 "edges: [{from: t, to: a}]\n").empty());
+}
+
 }  // namespace
