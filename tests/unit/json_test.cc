@@ -75,6 +75,18 @@ TEST(json, numbers) {
   EXPECT_EQ(to_json(parse_ok("-0.0").ref()), "-0");
 }
 
+// Readers disagree on which of two equal keys wins: such objects are refused,
+// at the repeated key.
+TEST(json, duplicate_keys_are_refused) {
+  auto e = parse_bad(R"({"a":1,"b":2,"a":3})");
+  EXPECT_EQ(e.offset, 13u) << e.message;
+  EXPECT_NE(e.message.find("duplicate key"), std::string::npos) << e.message;
+  EXPECT_EQ(parse_bad(R"({"a":1,"\u0061":2})").offset, 7u);  // equal once unescaped
+  EXPECT_EQ(parse_bad(R"([{"x":{"k":1,"k":2}}])").offset, 13u);
+  EXPECT_EQ(parse_bad(R"({"b":1,"a":1,"b":2,"a":2})").offset, 13u);  // the first repetition
+  parse_ok(R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})");                // one per object is fine
+}
+
 TEST(json, malformed_input_reports_the_byte_offset) {
   EXPECT_EQ(parse_bad("{} x").offset, 3u);
   EXPECT_EQ(parse_bad("[1, 2] ]").offset, 7u);
