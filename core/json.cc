@@ -402,6 +402,16 @@ void write_json(std::string& out, value_ref v) {
       }
       char buf[32];
       auto r = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
+      // A form without '.' or 'e' reads back as an integer: fine while it is the
+      // same number, but -0 would come back as 0, and past the 64-bit integers
+      // (18446744073709551616, say) parse_json refuses the digits.
+      if (std::find_if(buf, r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr) {
+        if (d == 0 && std::signbit(d)) {
+          out += "-0.0";
+          return;
+        }
+        if (d >= 0x1p64 || d < -0x1p63) r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+      }
       out.append(buf, r.ptr);
       return;
     }
