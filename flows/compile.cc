@@ -157,7 +157,10 @@ class compiler {
     else if (v) error(v, "version must be a string");
     else _flow->version = "1";
     if (YAML::Node d = _root["description"]; d && d.IsScalar()) _flow->description = d.Scalar();
-    if (YAML::Node c = _root["config"]; c) {
+    // Selectors read it as ${pipeline.config.key}: a map, or empty when absent or null.
+    YAML::Node c = _root["config"];
+    if (c && !c.IsMap() && !c.IsNull()) error(c, "config must be a map");
+    if (c && c.IsMap()) {
       node_compiler conv(c, c, "config", {}, _errors);
       _flow->config = conv.to_value(c);
     } else {

@@ -267,4 +267,18 @@ TEST(compile, map_keys_are_scalars) {
                                  "edges: [{from: t, to: a}]\n").empty());
 }
 
+TEST(compile, top_level_config_is_a_map) {
+  const std::string rest = "triggers: [{id: t, type: manual}]\nnodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n";
+  for (const char* bad : {"5", "[a, b]", "text"}) {
+    auto e = errors_of(std::string("name: f\nconfig: ") + bad + "\n" + rest);
+    EXPECT_TRUE(has(e, 2, "config must be a map")) << bad << dump(e);
+  }
+  for (const char* fine : {"", "~", "{}", "{region: eu}"}) {
+    auto r = compile_flow(std::string("name: f\nconfig: ") + fine + "\n" + rest);
+    auto* f = std::get_if<std::unique_ptr<compiled_flow>>(&r);
+    ASSERT_TRUE(f) << fine;
+    EXPECT_EQ((*f)->config.ref().type(), xerv::core::json_type::object) << fine;
+  }
+}
+
 }  // namespace
