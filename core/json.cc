@@ -2,6 +2,7 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -228,6 +229,19 @@ bool fail(parse_state& st, V& at, simdjson::error_code e) {
   return false;
 }
 
+// Where a key repeats, as its byte offset, or nullopt. Duplicate keys are refused:
+// readers disagree on which value wins (value_ref::find takes the first, most
+// JavaScript and Rust readers the last), and equal() would not even find such an
+// object equal to itself. Sorts `keys` (key, offset).
+std::optional<size_t> repeated_key(std::vector<std::pair<std::string_view, size_t>>& keys) {
+  if (keys.size() < 2) return std::nullopt;
+  std::sort(keys.begin(), keys.end());
+  std::optional<size_t> first;  // the earliest repetition in the text
+  for (size_t i = 1; i < keys.size(); ++i)
+    if (keys[i].first == keys[i - 1].first && (!first || keys[i].second < *first)) first = keys[i].second;
+  return first;
+}
+
 bool too_deep(parse_state& st, simdjson::ondemand::value& v, size_t depth) {
   if (depth + 1 <= st.limits.depth_max) return false;
   st.error = json_error{size_t(v.current_location().value_unsafe() - st.base),
@@ -284,13 +298,22 @@ bool build(parse_state& st, simdjson::ondemand::value v, value_builder& b, size_
       simdjson::ondemand::object o;
       if (auto e = v.get_object().get(o)) return fail(st, v, e);
       b.begin_object();
-      for (auto field : o) {
+      // Unescaped keys live in the parser's buffer until the next document.
+      std::vector<std::pair<std::string_view, size_t>> keys;
+      for (auto item : o) {
+        simdjson::ondemand::field field;
+        if (auto e = std::move(item).get(field)) return fail(st, v, e);
+        const char* quote = field.key().raw() - 1;  // key() before unescaped_key(), which consumes it
         std::string_view k;
         if (auto e = field.unescaped_key().get(k)) return fail(st, v, e);
+        keys.emplace_back(k, size_t(quote - st.base));
         b.key(k);
-        simdjson::ondemand::value child;
-        if (auto e = field.value().get(child)) return fail(st, v, e);
+        simdjson::ondemand::value child = field.value();
         if (!build(st, child, b, depth + 1)) return false;
+      }
+      if (auto at = repeated_key(keys)) {
+        st.error = json_error{*at, "duplicate key in an object"};
+        return false;
       }
       b.end();
       return true;
@@ -379,6 +402,16 @@ void write_json(std::string& out, value_ref v) {
       }
       char buf[32];
       auto r = std::to_chars(buf, buf + sizeof buf, d);  // shortest round-trip form
+      // A form without '.' or 'e' reads back as an integer: fine while it is the
+      // same number, but -0 would come back as 0, and past the 64-bit integers
+      // (18446744073709551616, say) parse_json refuses the digits.
+      if (std::find_if(buf, r.ptr, [](char c) { return c == '.' || c == 'e'; }) == r.ptr) {
+        if (d == 0 && std::signbit(d)) {
+          out += "-0.0";
+          return;
+        }
+        if (d >= 0x1p64 || d < -0x1p63) r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+      }
       out.append(buf, r.ptr);
       return;
     }

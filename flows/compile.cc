@@ -13,35 +13,58 @@ namespace xerv::flows {
 namespace {
 
 // Looks at the event stream before building the tree: aliases and anchors (alias
-// bombs), custom tags and nesting depth are refused here.
+// bombs), custom tags, nesting depth, more than one document and map keys that are
+// not scalars (keys become names and JSON object keys) are refused here.
 class guard_handler : public YAML::EventHandler {
  public:
   guard_handler(std::vector<flow_error>& errors, size_t depth_max) : _errors(errors), _depth_max(depth_max) {}
-  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentStart(const YAML::Mark& m) override {
+    if (++_documents == 2) add(m, "invalid YAML: content after the end of the document (a flow is one YAML document)");
+  }
   void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override { check_anchor(m, anchor); }
-  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { add(m, "YAML aliases are not allowed"); }
+  void OnNull(const YAML::Mark& m, YAML::anchor_t anchor) override {
+    node_starts(m, false);
+    check_anchor(m, anchor);
+  }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override {
+    node_starts(m, false);
+    add(m, "YAML aliases are not allowed");
+  }
   void OnScalar(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, const std::string&) override {
+    node_starts(m, false);
     check_anchor(m, anchor);
     check_tag(m, tag);
   }
   void OnSequenceStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
-    open(m, tag, anchor);
+    open(m, tag, anchor, frame::sequence);
   }
-  void OnSequenceEnd() override { --_depth; }
+  void OnSequenceEnd() override { close(); }
   void OnMapStart(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, YAML::EmitterStyle::value) override {
-    open(m, tag, anchor);
+    open(m, tag, anchor, frame::key);
   }
-  void OnMapEnd() override { --_depth; }
+  void OnMapEnd() override { close(); }
 
  private:
-  void open(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor) {
+  // An open collection; a map alternates between expecting a key and a value.
+  enum class frame : uint8_t { sequence, key, value };
+
+  void node_starts(const YAML::Mark& m, bool collection) {
+    if (_open.empty() || _open.back() == frame::sequence) return;
+    if (_open.back() == frame::key && collection) add(m, "a map key must be a scalar, not a sequence or map");
+    _open.back() = _open.back() == frame::key ? frame::value : frame::key;
+  }
+  void open(const YAML::Mark& m, const std::string& tag, YAML::anchor_t anchor, frame kind) {
+    node_starts(m, true);
     check_anchor(m, anchor);
     check_tag(m, tag);
-    if (++_depth > _depth_max && !_depth_reported) {
+    _open.push_back(kind);
+    if (_open.size() > _depth_max && !_depth_reported) {
       _depth_reported = true;
       add(m, "nesting deeper than " + std::to_string(_depth_max) + " levels");
     }
+  }
+  void close() {
+    if (!_open.empty()) _open.pop_back();  // (yaml-cpp balances them; an error must not be UB)
   }
   void check_anchor(const YAML::Mark& m, YAML::anchor_t anchor) {
     if (anchor != YAML::NullAnchor) add(m, "YAML anchors are not allowed");
@@ -53,8 +76,9 @@ class guard_handler : public YAML::EventHandler {
   void add(const YAML::Mark& m, std::string msg) { _errors.push_back({m.line + 1, m.column + 1, std::move(msg)}); }
   std::vector<flow_error>& _errors;
   size_t _depth_max;
-  size_t _depth = 0;
+  std::vector<frame> _open;  // as deep as yaml-cpp lets documents nest
   bool _depth_reported = false;
+  int _documents = 0;
 };
 
 bool valid_pipeline_name(const std::string& s) {
@@ -133,7 +157,10 @@ class compiler {
     else if (v) error(v, "version must be a string");
     else _flow->version = "1";
     if (YAML::Node d = _root["description"]; d && d.IsScalar()) _flow->description = d.Scalar();
-    if (YAML::Node c = _root["config"]; c) {
+    // Selectors read it as ${pipeline.config.key}: a map, or empty when absent or null.
+    YAML::Node c = _root["config"];
+    if (c && !c.IsMap() && !c.IsNull()) error(c, "config must be a map");
+    if (c && c.IsMap()) {
       node_compiler conv(c, c, "config", {}, _errors);
       _flow->config = conv.to_value(c);
     } else {
@@ -211,17 +238,21 @@ class compiler {
     trigger_def t;
     t.id = std::move(id);
     t.vertex = idx;
-    YAML::Node type = def["type"];
+    // yaml-cpp throws on a subscript of a scalar or of a missing node: look at the
+    // shape of each node before reading into it.
+    YAML::Node type = def.IsMap() ? def["type"] : YAML::Node();
     if (!type || !type.IsScalar()) {
       error(def, "trigger '" + t.id + "': type is required");
       return;
     }
     t.type = type.Scalar();
-    YAML::Node params = def["params"];
+    YAML::Node given = def["params"];
+    if (given && !given.IsMap() && !given.IsNull()) error(given, "trigger '" + t.id + "': params must be a map");
+    YAML::Node params = given && given.IsMap() ? given : YAML::Node(YAML::NodeType::Map);
     if (t.type == "webhook") {
-      YAML::Node path = params ? params["path"] : YAML::Node();
+      YAML::Node path = params["path"];
       if (!path || !path.IsScalar() || path.Scalar().empty() || path.Scalar()[0] != '/') {
-        error(params ? params : def, "trigger '" + t.id + "': webhook params.path must start with /");
+        error(given ? given : def, "trigger '" + t.id + "': webhook params.path must start with /");
       } else {
         t.path = path.Scalar();
       }
@@ -259,8 +290,8 @@ class compiler {
     }
     if (ts.IsSequence()) {
       for (const auto& t : ts) {
-        YAML::Node id = t["id"];
-        if (!t.IsMap() || !id || !id.IsScalar()) {
+        YAML::Node id = t.IsMap() ? t["id"] : YAML::Node();
+        if (!id || !id.IsScalar()) {
           error(t, "each trigger needs an id");
           continue;
         }
@@ -371,8 +402,12 @@ class compiler {
       return;
     }
     for (const auto& e : es) {
+      if (!e.IsMap()) {
+        error(e, "an edge needs from and to");
+        continue;
+      }
       YAML::Node from = e["from"], to = e["to"];
-      if (!e.IsMap() || !from || !to || !from.IsScalar() || !to.IsScalar()) {
+      if (!from || !to || !from.IsScalar() || !to.IsScalar()) {
         error(e, "an edge needs from and to");
         continue;
       }
@@ -592,6 +627,20 @@ class compiler {
   std::map<uint32_t, YAML::Node> _node_defs;   // per node vertex: its definition
 };
 
+// The 1-based line and column (in characters, like yaml-cpp's) of byte `at`.
+flow_error position_of(std::string_view text, size_t at, std::string message) {
+  int line = 1, column = 1;
+  for (size_t i = 0; i < at; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else if ((uint8_t(text[i]) & 0xC0) != 0x80) {  // not a UTF-8 continuation byte
+      ++column;
+    }
+  }
+  return {line, column, std::move(message)};
+}
+
 }  // namespace
 
 std::optional<uint32_t> compiled_flow::find(std::string_view n) const {
@@ -612,13 +661,21 @@ compile_result compile_flow(std::string_view yaml, const flow_limits& limits) {
     errors.push_back({1, 1, "flow YAML larger than " + std::to_string(limits.yaml_bytes_max) + " bytes"});
     return errors;
   }
+  // YAML allows no NUL character (not even in quotes: it must be escaped), and
+  // yaml-cpp reports positions past the end of the text for one.
+  if (size_t nul = yaml.find('\0'); nul != std::string_view::npos) {
+    errors.push_back(position_of(yaml, nul, "NUL byte in the flow YAML"));
+    return errors;
+  }
   std::string text(yaml);
   try {
     std::istringstream in(text);
     YAML::Parser parser(in);
     guard_handler guard(errors, limits.depth_max);
-    while (parser.HandleNextDocument(guard)) {
-    }
+    // The first document, then whether another follows. Never more: yaml-cpp 0.7
+    // can report a document without consuming input (a stray ',', as in ", :"), so
+    // looping until it says there is no more would never end.
+    if (parser.HandleNextDocument(guard)) parser.HandleNextDocument(guard);  // the guard reports a second
   } catch (const YAML::Exception& e) {
     errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid YAML: " + e.msg});
     return errors;
@@ -634,7 +691,9 @@ compile_result compile_flow(std::string_view yaml, const flow_limits& limits) {
   try {
     return compiler(root, yaml, limits).run();
   } catch (const YAML::Exception& e) {
-    errors.push_back({e.mark.line + 1, e.mark.column + 1, "invalid flow: " + e.msg});
+    // A shape the compiler failed to check first; some carry no position.
+    YAML::Mark m = e.mark.is_null() ? YAML::Mark() : e.mark;
+    errors.push_back({m.line + 1, m.column + 1, "invalid flow: " + e.msg});
     return errors;
   }
 }

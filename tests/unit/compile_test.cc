@@ -237,4 +237,69 @@ TEST(compile, invalid_yaml_reports_its_position) {
   EXPECT_GE(e[0].line, 2);
 }
 
+// Found by flow_fuzz: each once hung the compiler, lost the positions or ended
+// compilation at the first problem through a yaml-cpp exception.
+TEST(compile, one_yaml_document) {
+  // yaml-cpp 0.7 reports documents for a stray ',' forever without consuming it.
+  auto stray = errors_of(", :o-");
+  EXPECT_TRUE(has(stray, 1, "a flow is one YAML document")) << dump(stray);
+  const std::string flow = k_head + "nodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n";
+  auto two = errors_of(flow + "---\nname: g\n");
+  EXPECT_TRUE(has(two, 5, "content after the end of the document")) << dump(two);
+  EXPECT_TRUE(errors_of("---\n" + flow + "...\n").empty());
+}
+
+TEST(compile, nul_bytes_are_refused_with_their_position) {
+  auto e = errors_of(k_head + "nodes:\n  a" + '\0' + ": {type: std::log}\nedges: [{from: t, to: a}]\n");
+  ASSERT_EQ(e.size(), 1u) << dump(e);
+  EXPECT_EQ(e[0].line, 4);
+  EXPECT_EQ(e[0].column, 4);
+  EXPECT_TRUE(has(e, 4, "NUL byte")) << dump(e);
+}
+
+TEST(compile, shapes_are_checked_before_they_are_read) {
+  const std::string rest = "nodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n";
+  struct bad {
+    std::string triggers;
+    std::string message;
+  };
+  for (const auto& [triggers, message] : std::vector<bad>{
+           {"[{id: t, type: webhook}]", "webhook params.path must start with /"},
+           {"[{id: t, type: webhook, params: /hook}]", "params must be a map"},
+           {"[t, {id: u, type: manual}]", "each trigger needs an id"},
+           {"{t: manual}", "trigger 't': type is required"},
+       }) {
+    auto e = errors_of("name: f\ntriggers: " + triggers + "\n" + rest);
+    EXPECT_TRUE(has(e, 2, message)) << triggers << dump(e);
+    for (const auto& x : e) EXPECT_EQ(x.message.find("invalid flow"), std::string::npos) << dump(e);
+  }
+  auto edge = errors_of(k_head + "nodes: {a: {type: std::log}, b: {type: nope}}\nedges: [t, {from: t, to: a}]\n");
+  EXPECT_TRUE(has(edge, 4, "an edge needs from and to")) << dump(edge);
+  EXPECT_TRUE(has(edge, 3, "unknown node type 'nope'")) << dump(edge);  // every problem, not the first
+}
+
+TEST(compile, map_keys_are_scalars) {
+  auto e = errors_of(k_head + "config: {? [k] : v}\nnodes: {a: {type: std::log, config: {x: {? {a: 1} : 2}}}}\n"
+                              "edges: [{from: t, to: a}]\n");
+  EXPECT_TRUE(has(e, 3, "a map key must be a scalar")) << dump(e);
+  EXPECT_TRUE(has(e, 4, "a map key must be a scalar")) << dump(e);
+  // A map as a value, a sequence of maps and an empty key are fine.
+  EXPECT_TRUE(errors_of(k_head + "config: {a: [b: c], \"\": {d: [e, {f: g}]}}\nnodes: {a: {type: std::log}}\n"
+                                 "edges: [{from: t, to: a}]\n").empty());
+}
+
+TEST(compile, top_level_config_is_a_map) {
+  const std::string rest = "triggers: [{id: t, type: manual}]\nnodes: {a: {type: std::log}}\nedges: [{from: t, to: a}]\n";
+  for (const char* bad : {"5", "[a, b]", "text"}) {
+    auto e = errors_of(std::string("name: f\nconfig: ") + bad + "\n" + rest);
+    EXPECT_TRUE(has(e, 2, "config must be a map")) << bad << dump(e);
+  }
+  for (const char* fine : {"", "~", "{}", "{region: eu}"}) {
+    auto r = compile_flow(std::string("name: f\nconfig: ") + fine + "\n" + rest);
+    auto* f = std::get_if<std::unique_ptr<compiled_flow>>(&r);
+    ASSERT_TRUE(f) << fine;
+    EXPECT_EQ((*f)->config.ref().type(), xerv::core::json_type::object) << fine;
+  }
+}
+
 }  // namespace
