@@ -25,19 +25,12 @@
 #include <vector>
 
 #include "flows/flow.h"
+#include "tests/fuzz/check.h"
 
 namespace {
 
 using namespace xerv;
 using flows::no_index;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "invariant failed: %s at line %d\n", #cond, __LINE__); \
-      __builtin_trap();                                                      \
-    }                                                                        \
-  } while (0)
 
 void check_errors(const std::vector<flows::flow_error>& errors, std::string_view text) {
   CHECK(!errors.empty());

@@ -28,6 +28,7 @@
 #include "http/parser.h"
 #include "http/router.h"
 #include "io/strings.h"
+#include "tests/fuzz/check.h"
 
 namespace xerv::io::detail {
 // The fuzz target links only the parser and router, not io (router.cc asserts).
@@ -46,14 +47,6 @@ namespace {
 
 using namespace xerv;
 using http::parse_event;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "invariant failed: %s at line %d\n", #cond, __LINE__); \
-      __builtin_trap();                                                      \
-    }                                                                        \
-  } while (0)
 
 // Routes like xerv's, with parameters, several methods on one path and a literal
 // that overlaps a parameter route. Handlers are never run.

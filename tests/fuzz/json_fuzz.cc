@@ -19,18 +19,11 @@
 #include <variant>
 
 #include "core/json.h"
+#include "tests/fuzz/check.h"
 
 namespace {
 
 using namespace xerv;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "invariant failed: %s at line %d\n", #cond, __LINE__); \
-      __builtin_trap();                                                      \
-    }                                                                        \
-  } while (0)
 
 // Walks an encoded value that must lie in [v, end): checks the layout json.h
 // describes and returns its encoded size.

@@ -40,18 +40,11 @@
 #include "core/crc32c.h"
 #include "core/wal.h"
 #include "flows/journal.h"
+#include "tests/fuzz/check.h"
 
 namespace {
 
 using namespace xerv;
-
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
-      fprintf(stderr, "invariant failed: %s at line %d\n", #cond, __LINE__); \
-      __builtin_trap();                                                      \
-    }                                                                        \
-  } while (0)
 
 constexpr size_t hs = sizeof(core::wal_record_header);
 constexpr size_t torn_window = 1u << 20;  // as in wal.cc

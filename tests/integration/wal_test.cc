@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -138,6 +139,26 @@ io::task<bool> append_batch(core::wal& w, std::vector<rec>& out, uint64_t first,
   }
   auto waiting = wait_ok(w, last);
   co_return co_await std::move(waiting);
+}
+
+// One run of the WAL on `o`: opens it (no damage expected), appends `count`
+// records from index `first` in bursts of `burst`, each waited for, and closes it.
+template <class SizeFn>
+io::task<bool> write_session(core::wal_options o, std::vector<rec>& want, uint64_t first, uint64_t count,
+                             uint64_t burst, SizeFn size_of) {
+  auto opening = open_wal(o);
+  opened a = co_await std::move(opening);
+  EXPECT_EQ(a.error, "");
+  if (!a.w) co_return false;
+  bool ok = true;
+  for (uint64_t i = first; ok && i < first + count; i += burst) {
+    auto b = append_batch(*a.w, want, i, std::min(burst, first + count - i), size_of);
+    ok = co_await std::move(b);
+  }
+  EXPECT_TRUE(ok);
+  auto closing = close_wal(*a.w);
+  co_await std::move(closing);
+  co_return ok;
 }
 
 std::string read_file(const std::string& path) {
@@ -426,15 +447,8 @@ TEST(wal, torn_tail_cut_mid_header_is_cut_once) {
 io::task<int> corrupt_middle(std::string dir) {
   std::vector<rec> want;
   {
-    auto opening = open_wal(options(dir));
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    for (uint64_t burst = 0; burst < 6; ++burst) {
-      auto b = append_batch(*a.w, want, burst * 50, 50, [](uint64_t k) { return 200 + k * 29 % 1000; });
-      EXPECT_TRUE(co_await std::move(b));
-    }
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(options(dir), want, 0, 300, 50, [](uint64_t k) { return 200 + k * 29 % 1000; });
+    if (!co_await std::move(session)) co_return 1;
   }
   auto segs = core::list_segments(dir);
   EXPECT_GE(segs.size(), 3u);
@@ -498,15 +512,8 @@ TEST(wal, corrupt_record_in_an_older_segment_names_file_and_offset) {
 io::task<int> corrupt_far_from_the_end(std::string dir) {
   std::vector<rec> want;
   {
-    auto opening = open_wal(options(dir, core::wal_sync::always, 8u << 20));
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    for (uint64_t burst = 0; burst < 8; ++burst) {
-      auto b = append_batch(*a.w, want, burst * 50, 50, [](uint64_t) { return 4000; });
-      EXPECT_TRUE(co_await std::move(b));
-    }
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(options(dir, core::wal_sync::always, 8u << 20), want, 0, 400, 50, [](uint64_t) { return 4000; });
+    if (!co_await std::move(session)) co_return 1;
   }
   auto segs = core::list_segments(dir);
   EXPECT_EQ(segs.size(), 1u);
@@ -544,15 +551,8 @@ io::task<int> zeroed_first_block(std::string dir) {
   auto o = options(dir, core::wal_sync::always, 8u << 20);
   std::vector<rec> want;
   {
-    auto opening = open_wal(o);
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    for (uint64_t burst = 0; burst < 8; ++burst) {
-      auto b = append_batch(*a.w, want, burst * 50, 50, [](uint64_t) { return 4000; });
-      EXPECT_TRUE(co_await std::move(b));
-    }
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(o, want, 0, 400, 50, [](uint64_t) { return 4000; });
+    if (!co_await std::move(session)) co_return 1;
   }
   auto segs = core::list_segments(dir);
   EXPECT_EQ(segs.size(), 1u);
@@ -595,15 +595,8 @@ io::task<int> empty_older_segment(std::string dir) {
   auto o = options(dir);
   std::vector<rec> want;
   {
-    auto opening = open_wal(o);
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    for (uint64_t burst = 0; burst < 6; ++burst) {
-      auto b = append_batch(*a.w, want, burst * 50, 50, [](uint64_t k) { return 200 + k * 29 % 1000; });
-      EXPECT_TRUE(co_await std::move(b));
-    }
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(o, want, 0, 300, 50, [](uint64_t k) { return 200 + k * 29 % 1000; });
+    if (!co_await std::move(session)) co_return 1;
   }
   auto segs = core::list_segments(dir);
   EXPECT_GE(segs.size(), 3u);
@@ -656,23 +649,13 @@ io::task<int> torn_to_nothing(std::string dir) {
   auto o = options(dir);
   std::vector<rec> want;
   {
-    auto opening = open_wal(o);
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    auto b = append_batch(*a.w, want, 0, 10, [](uint64_t) { return 100; });
-    EXPECT_TRUE(co_await std::move(b));
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(o, want, 0, 10, 10, [](uint64_t) { return 100; });
+    if (!co_await std::move(session)) co_return 1;
   }
   std::vector<rec> first_start = want;
   {
-    auto opening = open_wal(o);
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    auto b = append_batch(*a.w, want, 10, 10, [](uint64_t) { return 100; });
-    EXPECT_TRUE(co_await std::move(b));
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(o, want, 10, 10, 10, [](uint64_t) { return 100; });
+    if (!co_await std::move(session)) co_return 1;
   }
   auto segs = core::list_segments(dir);
   EXPECT_EQ(segs.size(), 2u);
@@ -710,13 +693,8 @@ io::task<int> trailing_empty_segments(std::string dir) {
   auto o = options(dir);
   std::vector<rec> want;
   {
-    auto opening = open_wal(o);
-    opened a = co_await std::move(opening);
-    if (!a.w) co_return 1;
-    auto b = append_batch(*a.w, want, 0, 20, [](uint64_t k) { return 100 + k; });
-    EXPECT_TRUE(co_await std::move(b));
-    auto closing = close_wal(*a.w);
-    co_await std::move(closing);
+    auto session = write_session(o, want, 0, 20, 20, [](uint64_t k) { return 100 + k; });
+    if (!co_await std::move(session)) co_return 1;
   }
   uint64_t last = segment_numbers(dir).back();
   auto name = [&](uint64_t seq) {
