@@ -77,10 +77,13 @@ node_result timed_out(uint64_t timeout_ms) {
 // A synchronous node cannot be interrupted: one whose run took longer than its
 // timeout is timed out after the fact (its output is dropped), so that a timeout
 // means the same for every node type and a retry or the error port handles it.
-node_result run_sync(const vertex& vx, core::value_ref input, node_env& e, uint64_t timeout_ms) {
-  uint64_t started_ns = io::monotonic_ns();
+// `started_ns` is when the attempt began; `ended_ns` gets when it ended (one
+// clock read per node on the inline path, which the completion reuses).
+node_result run_sync(const vertex& vx, core::value_ref input, node_env& e, uint64_t timeout_ms, uint64_t started_ns,
+                     uint64_t& ended_ns) {
   node_result r = vx.impl->run(input, e);
-  if (io::monotonic_ns() - started_ns > timeout_ms * 1'000'000) return timed_out(timeout_ms);
+  ended_ns = io::monotonic_ns();
+  if (ended_ns - started_ns > timeout_ms * 1'000'000) return timed_out(timeout_ms);
   return r;
 }
 
@@ -196,7 +199,8 @@ class region_exec : public selector_source {
   void init();
   void resolve(uint32_t edge, bool active);
   void make_ready(uint32_t v);
-  void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false);
+  // `ended_ns`: when the node finished, if the caller read the clock already (0: now).
+  void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false, uint64_t ended_ns = 0);
   void skip(uint32_t v);
   void node_failed(uint32_t v, const node_failure& why);
   core::value_ref value_of(uint32_t from) const {  // an active input of a node in this region
@@ -292,14 +296,15 @@ void region_exec::make_ready(uint32_t v) {
   _ready.push_back(v);
 }
 
-void region_exec::complete(uint32_t v, uint16_t port, core::value out, bool replayed) {
+void region_exec::complete(uint32_t v, uint16_t port, core::value out, bool replayed, uint64_t ended_ns) {
   state& s = st(v);
   s.status = node_status::completed;
   s.port = port;
   if (_region_id == 0) s.stored = _t.mem.store(out.bytes());
   else s.output = std::move(out);
   if (_t.observer && !replayed)
-    _t.observer->node_finished(v, node_status::completed, port, output_of(s), io::monotonic_ns() - s.started_ns);
+    _t.observer->node_finished(v, node_status::completed, port, output_of(s),
+                               (ended_ns ? ended_ns : io::monotonic_ns()) - s.started_ns);
   const vertex& vx = _flow.vertices[v];
   for (uint16_t p = 0; p < vx.out_edges.size(); ++p)
     for (uint32_t e : vx.out_edges[p])
@@ -374,10 +379,11 @@ bool region_exec::start(uint32_t v) {
   if (!container && !vx.impl->is_async() && vx.retry.backoff_ms == 0) {
     // Synchronous nodes run inline: no coroutine, no allocation beyond the output.
     env e(*this, v, &_t.cancel);
-    for (uint32_t attempt = 1;; ++attempt) {
-      node_result r = run_sync(vx, input.ref(), e, timeout_ms_of(vx));
+    uint64_t attempt_ns = s.started_ns, ended_ns = 0;
+    for (uint32_t attempt = 1;; ++attempt, attempt_ns = ended_ns) {
+      node_result r = run_sync(vx, input.ref(), e, timeout_ms_of(vx), attempt_ns, ended_ns);
       if (auto* out = std::get_if<flows::node_output>(&r)) {
-        complete(v, out->port, std::move(out->value));
+        complete(v, out->port, std::move(out->value), false, ended_ns);
         return true;
       }
       if (attempt >= vx.retry.max_attempts) {
@@ -415,7 +421,10 @@ io::task<void> region_exec::run_async(uint32_t v, core::value input) {
         io::deadline limit(std::chrono::milliseconds(timeout_ms), attempt_cs);
         env e(*this, v, &attempt_cs);
         if (vx.impl->is_async()) r = co_await vx.impl->run_async(input, e);
-        else r = run_sync(vx, input.ref(), e, timeout_ms);
+        else {
+          uint64_t ended_ns = 0;
+          r = run_sync(vx, input.ref(), e, timeout_ms, io::monotonic_ns(), ended_ns);
+        }
         bool deadline_hit = attempt_cs.reason() == io::errc::timed_out && !_t.stopping();
         if (deadline_hit && std::holds_alternative<flows::node_failure>(r)) r = timed_out(timeout_ms);
       }
