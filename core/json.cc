@@ -211,10 +211,15 @@ value value_builder::finish() {
 
 namespace {
 
+using key_at = std::pair<std::string_view, size_t>;  // an object's key and its offset
+
 struct parse_state {
   const char* base;
   json_limits limits;
   std::optional<json_error> error;
+  // The keys of the objects being built, innermost last: one buffer per thread,
+  // reused, so checking for repeated keys allocates nothing per object.
+  std::vector<key_at>& keys;
 };
 
 const char* describe(simdjson::error_code e) { return simdjson::error_message(e); }
@@ -233,12 +238,21 @@ bool fail(parse_state& st, V& at, simdjson::error_code e) {
 // readers disagree on which value wins (value_ref::find takes the first, most
 // JavaScript and Rust readers the last), and equal() would not even find such an
 // object equal to itself. Sorts `keys` (key, offset).
-std::optional<size_t> repeated_key(std::vector<std::pair<std::string_view, size_t>>& keys) {
-  if (keys.size() < 2) return std::nullopt;
-  std::sort(keys.begin(), keys.end());
+// object's keys are keys[from..]; small objects are compared pairwise, large ones
+// sorted (O(n log n)).
+std::optional<size_t> repeated_key(std::vector<key_at>& all, size_t from) {
+  auto begin = all.begin() + ptrdiff_t(from), end = all.end();
+  if (end - begin < 2) return std::nullopt;
   std::optional<size_t> first;  // the earliest repetition in the text
-  for (size_t i = 1; i < keys.size(); ++i)
-    if (keys[i].first == keys[i - 1].first && (!first || keys[i].second < *first)) first = keys[i].second;
+  if (end - begin <= 16) {
+    for (auto i = begin + 1; i != end; ++i)
+      for (auto j = begin; j != i; ++j)
+        if (i->first == j->first && (!first || i->second < *first)) first = i->second;
+    return first;
+  }
+  std::sort(begin, end);
+  for (auto i = begin + 1; i != end; ++i)
+    if (i->first == (i - 1)->first && (!first || i->second < *first)) first = i->second;
   return first;
 }
 
@@ -299,20 +313,22 @@ bool build(parse_state& st, simdjson::ondemand::value v, value_builder& b, size_
       if (auto e = v.get_object().get(o)) return fail(st, v, e);
       b.begin_object();
       // Unescaped keys live in the parser's buffer until the next document.
-      std::vector<std::pair<std::string_view, size_t>> keys;
+      size_t keys_from = st.keys.size();
       for (auto item : o) {
         simdjson::ondemand::field field;
         if (auto e = std::move(item).get(field)) return fail(st, v, e);
         const char* quote = field.key().raw() - 1;  // key() before unescaped_key(), which consumes it
         std::string_view k;
         if (auto e = field.unescaped_key().get(k)) return fail(st, v, e);
-        keys.emplace_back(k, size_t(quote - st.base));
+        st.keys.emplace_back(k, size_t(quote - st.base));
         b.key(k);
         simdjson::ondemand::value child = field.value();
         if (!build(st, child, b, depth + 1)) return false;
       }
-      if (auto at = repeated_key(keys)) {
-        st.error = json_error{*at, "duplicate key in an object"};
+      auto repeated = repeated_key(st.keys, keys_from);
+      st.keys.resize(keys_from);
+      if (repeated) {
+        st.error = json_error{*repeated, "duplicate key in an object"};
         return false;
       }
       b.end();
@@ -329,7 +345,9 @@ std::variant<value, json_error> parse_json(std::string_view text, json_limits li
     return json_error{limits.bytes_max, "document larger than " + std::to_string(limits.bytes_max) + " bytes"};
   thread_local simdjson::ondemand::parser parser;
   simdjson::padded_string padded(text);
-  parse_state st{padded.data(), limits, std::nullopt};
+  thread_local std::vector<key_at> keys;
+  keys.clear();
+  parse_state st{padded.data(), limits, std::nullopt, keys};
   simdjson::ondemand::document doc;
   if (auto e = parser.iterate(padded).get(doc)) return json_error{0, describe(e)};
   value_builder b;

@@ -98,6 +98,13 @@ TEST(json, duplicate_keys_are_refused) {
   EXPECT_EQ(parse_bad(R"([{"x":{"k":1,"k":2}}])").offset, 13u);
   EXPECT_EQ(parse_bad(R"({"b":1,"a":1,"b":2,"a":2})").offset, 13u);  // the first repetition
   parse_ok(R"({"a":{"a":1},"b":[{"a":2},{"a":3}]})");                // one per object is fine
+  EXPECT_EQ(parse_bad(R"({"a":{"x":1,"y":2},"a":2})").offset, 19u);  // after a nested object
+  // Large objects are sorted rather than compared pairwise: same answer.
+  std::string big = "{";
+  for (int i = 0; i < 40; ++i) big += "\"k" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  parse_ok(big.substr(0, big.size() - 1) + "}");
+  std::string at = big + "\"k7\":0}";
+  EXPECT_EQ(parse_bad(at).offset, big.size());
 }
 
 TEST(json, malformed_input_reports_the_byte_offset) {
