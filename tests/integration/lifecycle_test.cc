@@ -402,3 +402,63 @@ TEST(hygiene, test_servers_ignore_a_populated_default_data_dir) {
 }
 
 }  // namespace
+
+namespace {
+
+// Issue 9's spec deviations of the node library, through the API: std::switch
+// matches is RE2 (a pattern it refuses is a deploy error with its position; no
+// subject cap), json_dynamic merge combines both branches, and std::http's
+// retries end with code http_error.
+TEST(spec, node_fixes_through_the_api) {
+  api s;
+  std::string bad = "name: re\ntriggers: [{id: t, type: manual}]\nnodes:\n"
+                    "  s: {type: std::switch, config: {condition: {type: matches, field: x, value: \"(a\"}}}\n"
+                    "edges:\n  - {from: t, to: s}\n";
+  auto refused = s.post("/api/v1/pipelines", bad);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(json_field(refused.body, "error"), "invalid_flow");
+  EXPECT_NE(refused.body.find(R"("line":4,"column":)"), std::string::npos) << refused.body;
+
+  std::string joined = R"(name: joined
+triggers: [{id: hook, type: webhook, params: {path: /joined, respond: sync}}]
+nodes:
+  check: {type: std::switch, config: {condition: {type: matches, field: s, value: "^(a|aa)*b$"}}}
+  left: {type: std::json_dynamic, config: {operation: set, path: lx, value: 1}}
+  right: {type: std::json_dynamic, config: {operation: set, path: ry, value: 2}}
+  both: {type: std::json_dynamic, config: {operation: merge}}
+  tail: {type: std::json_dynamic, config: {operation: extract, fields: [lx, ry]}}
+edges:
+  - {from: hook, to: check}
+  - {from: check.false, to: left}
+  - {from: check.false, to: right}
+  - {from: left, to: both}
+  - {from: right, to: both}
+  - {from: both, to: tail}
+)";
+  auto deployed = s.post("/api/v1/pipelines", joined);
+  ASSERT_EQ(deployed.status, 201) << deployed.body;
+  // 100 KiB of 'a' without the final 'b': std::regex recursed per character
+  // (and had a 1 KiB cap); RE2 answers false in linear time.
+  auto r = s.post("/joined", R"({"s":")" + std::string(100 << 10, 'a') + R"("})");
+  EXPECT_EQ(r.status, 200) << r.body.substr(0, 300);
+  EXPECT_EQ(r.body, R"({"lx":1,"ry":2})");
+
+  std::string calls = R"(name: calls
+triggers: [{id: hook, type: webhook, params: {path: /calls, respond: sync}}]
+nodes:
+  call: {type: std::http, config: {url: "http://127.0.0.1:PORT/"}, retry: {max_attempts: 3, backoff_ms: 100}}
+edges:
+  - {from: hook, to: call}
+)";
+  calls.replace(calls.find("PORT"), 4, std::to_string(free_port()));  // nothing listens there
+  ASSERT_EQ(s.post("/api/v1/pipelines", calls).status, 201);
+  auto t0 = std::chrono::steady_clock::now();
+  auto failed = s.post("/calls", "{}");
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(failed.status, 500) << failed.body;
+  EXPECT_NE(failed.body.find(R"("status":"failed","code":"http_error","node":"call")"), std::string::npos)
+      << failed.body;
+  EXPECT_GE(took, 200ms);  // two backoffs between three attempts
+}
+
+}  // namespace
