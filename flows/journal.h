@@ -15,12 +15,13 @@
 #include <string_view>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "core/trace_id.h"
 #include "io/log.h"
 
 namespace xerv::flows {
 
-enum class journal_type : uint32_t { started = 1, node = 2, ended = 3 };
+enum class journal_type : uint32_t { started = core::wal_type_admission, node = 2, ended = core::wal_type_final };
 
 struct log_line {
   uint64_t unix_ms;
@@ -29,12 +30,8 @@ struct log_line {
   std::string message;
 };
 
-struct started_record {
-  core::trace_id id;
-  uint64_t created_ms = 0;
-  std::string pipeline, version, trigger;
-  std::string input;  // encoded value
-};
+// The started record is the dispatch interface's admission (core/dispatch.h).
+using started_record = core::admission_record;
 
 struct node_record {
   core::trace_id id;
@@ -57,11 +54,7 @@ struct ended_record {
 
 // The same records as views of what the engine already holds: encoding one
 // copies each byte once, into `out`.
-struct started_view {
-  core::trace_id id;
-  uint64_t created_ms;
-  std::string_view pipeline, version, trigger, input;
-};
+using started_view = core::admission;
 struct node_view {
   core::trace_id id;
   std::string_view node, port;

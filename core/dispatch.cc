@@ -1,0 +1,87 @@
+#include "core/dispatch.h"
+
+#include "core/codec.h"
+
+namespace xerv::core {
+
+namespace {
+class dispatch_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "dispatch"; }
+  std::string message(int e) const override {
+    switch (dispatch_errc(e)) {
+      case dispatch_errc::unavailable: return "the dispatch backend is unavailable";
+      case dispatch_errc::too_large: return "the record is too large for the dispatch backend";
+      case dispatch_errc::conflict: return "overtaken by another change";
+      case dispatch_errc::not_found: return "no such pipeline";
+    }
+    return "unknown dispatch error";
+  }
+};
+}  // namespace
+
+const std::error_category& dispatch_category() {
+  static const dispatch_category_impl c;
+  return c;
+}
+
+const char* to_string(pipeline_state s) {
+  switch (s) {
+    case pipeline_state::stopped: return "stopped";
+    case pipeline_state::running: return "running";
+    case pipeline_state::paused: return "paused";
+    case pipeline_state::draining: return "draining";
+  }
+  return "unknown";
+}
+
+std::optional<pipeline_state> parse_pipeline_state(std::string_view s) {
+  if (s == "stopped") return pipeline_state::stopped;
+  if (s == "running") return pipeline_state::running;
+  if (s == "paused") return pipeline_state::paused;
+  if (s == "draining") return pipeline_state::draining;
+  return std::nullopt;
+}
+
+void encode(std::string& out, const admission& a) {
+  out.clear();
+  record_writer w{out};
+  w.id(a.id);
+  w.u64(a.created_ms);
+  w.str(a.pipeline);
+  w.str(a.version);
+  w.str(a.trigger);
+  w.str(a.input);
+}
+
+std::optional<admission_record> decode_admission(std::string_view bytes) {
+  record_reader rd{bytes};
+  admission_record r;
+  r.id = rd.id();
+  r.created_ms = rd.u64();
+  r.pipeline = rd.str();
+  r.version = rd.str();
+  r.trigger = rd.str();
+  r.input = rd.str();
+  if (!rd.done()) return std::nullopt;
+  return r;
+}
+
+std::optional<trace_id> record_trace_id(std::string_view bytes) {
+  record_reader rd{bytes};
+  trace_id t = rd.id();
+  if (!rd.ok) return std::nullopt;
+  return t;
+}
+
+std::optional<final_header> decode_final_header(std::string_view bytes) {
+  record_reader rd{bytes};
+  final_header h;
+  h.id = rd.id();
+  h.status = rd.u8();
+  h.finished_ms = rd.u64();
+  if (!rd.ok) return std::nullopt;
+  return h;
+}
+
+}  // namespace xerv::core
