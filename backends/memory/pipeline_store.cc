@@ -1,0 +1,175 @@
+#include "backends/memory/pipeline_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+#include <dirent.h>
+
+#include "io/file.h"
+#include "io/log.h"
+
+namespace xerv::backends::memory {
+namespace {
+
+bool read_whole(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+std::string state_text(core::pipeline_state s, uint64_t revision) {
+  return std::string(core::to_string(s)) + " " + std::to_string(revision) + "\n";
+}
+
+// "STATE [REVISION]"; nullopt when malformed.
+std::optional<std::pair<core::pipeline_state, uint64_t>> parse_state_file(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
+  size_t sp = text.find(' ');
+  auto state = core::parse_pipeline_state(text.substr(0, sp));
+  if (!state) return std::nullopt;
+  uint64_t revision = 1;
+  if (sp != std::string_view::npos) {
+    std::string_view r = text.substr(sp + 1);
+    auto [p, ec] = std::from_chars(r.data(), r.data() + r.size(), revision);
+    if (ec != std::errc() || p != r.data() + r.size() || revision == 0) return std::nullopt;
+  }
+  return std::make_pair(*state, revision);
+}
+
+}  // namespace
+
+class pipeline_store::watcher final : public core::pipeline_watch {
+ public:
+  explicit watcher(pipeline_store& s) : _s(&s) { s._watchers.push_back(this); }
+  ~watcher() override {
+    if (_s) std::erase(_s->_watchers, this);
+  }
+  void push(const core::pipeline_change& c) {
+    _changes.push_back(c);
+    _arrived.notify();
+  }
+  void detach() { _s = nullptr; }
+
+  io::task<std::optional<core::pipeline_change>> next(io::cancel_source& stop) override {
+    while (_changes.empty() && !stop.cancelled()) {
+      auto arrived = _arrived.wait(stop);
+      co_await arrived;
+    }
+    if (_changes.empty()) co_return std::nullopt;
+    core::pipeline_change c = std::move(_changes.front());
+    _changes.pop_front();
+    co_return c;
+  }
+
+ private:
+  pipeline_store* _s;
+  std::deque<core::pipeline_change> _changes;
+  io::event _arrived;
+};
+
+pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
+  stored out;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return out;  // nothing stored yet
+  std::vector<std::string> names, states;
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n.size() > 5 && n.ends_with(".yaml")) names.push_back(n.substr(0, n.size() - 5));
+    if (n.size() > 6 && n.ends_with(".state")) states.push_back(n.substr(0, n.size() - 6));
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    core::pipeline_change c;
+    c.name = name;
+    if (!read_whole(dir + "/" + name + ".yaml", c.source)) {
+      out.problems.push_back(dir + "/" + name + ".yaml: cannot be read");
+      continue;
+    }
+    c.revision = 1;
+    std::string state;
+    if (read_whole(dir + "/" + name + ".state", state)) {
+      if (auto s = parse_state_file(state)) std::tie(c.state, c.revision) = *s;
+      else out.problems.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"");
+    }
+    out.pipelines.push_back(std::move(c));
+  }
+  // States of pipelines whose flow comes from XERV_PIPELINES_DIR.
+  for (const auto& name : states) {
+    if (std::binary_search(names.begin(), names.end(), name)) continue;
+    std::string text;
+    if (!read_whole(dir + "/" + name + ".state", text)) continue;
+    if (auto s = parse_state_file(text)) out.states[name] = *s;
+    else out.problems.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"");
+  }
+  return out;
+}
+
+pipeline_store::pipeline_store(std::string dir, std::vector<core::pipeline_change> initial)
+    : _dir(std::move(dir)), _initial(std::move(initial)) {
+  for (auto& c : _initial) {
+    c.seq = ++_seq;
+    _current[c.name] = current{c.revision, c.state, true};
+  }
+}
+
+pipeline_store::~pipeline_store() {
+  for (watcher* w : _watchers) w->detach();
+}
+
+io::task<io::result<std::vector<core::pipeline_change>>> pipeline_store::load() { co_return _initial; }
+
+std::unique_ptr<core::pipeline_watch> pipeline_store::watch() { return std::make_unique<watcher>(*this); }
+
+io::task<io::result<void>> pipeline_store::store(const core::pipeline_change& c) {
+  // A state change is stored even for a pipeline loaded from XERV_PIPELINES_DIR:
+  // the state an operator set survives restarts.
+  if (_dir.empty() || (!c.persist && c.what == core::pipeline_change::kind::deploy)) co_return io::result<void>{};
+  if (auto d = co_await io::make_dirs(_dir); !d) co_return d;
+  if (c.what == core::pipeline_change::kind::deploy) {
+    std::string yaml_path = _dir + "/" + c.name + ".yaml";
+    if (auto w = co_await io::write_file_atomic(yaml_path, c.source); !w) co_return w;
+  }
+  std::string state_path = _dir + "/" + c.name + ".state";
+  co_return co_await io::write_file_atomic(state_path, state_text(c.state, c.revision));
+}
+
+io::task<io::result<void>> pipeline_store::unstore(std::string name) {
+  if (_dir.empty()) co_return io::result<void>{};
+  std::string yaml_path = _dir + "/" + name + ".yaml", state_path = _dir + "/" + name + ".state";
+  if (auto a = co_await io::remove_file(yaml_path); !a) co_return a;
+  co_return co_await io::remove_file(state_path);
+}
+
+io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeline_change c, uint64_t expected) {
+  using kind = core::pipeline_change::kind;
+  auto it = _current.find(c.name);
+  uint64_t now = it == _current.end() ? 0 : it->second.revision;
+  if (expected && expected != now) co_return core::make_error_code(core::dispatch_errc::conflict);
+  if (c.what != kind::deploy && it == _current.end()) co_return core::make_error_code(core::dispatch_errc::not_found);
+  c.revision = c.what == kind::deploy ? now + 1 : now;
+  if (c.what != kind::deploy) c.persist = it->second.persist;
+  if (c.what == kind::remove) {
+    auto gone = co_await unstore(c.name);
+    if (!gone) co_return gone.error();
+  } else {
+    auto kept = co_await store(c);
+    if (!kept) co_return kept.error();
+  }
+  // Rechecked after the writes: the caller (one control plane) serializes
+  // changes, so nothing else may have moved this pipeline meanwhile.
+  ASSERT(_current.count(c.name) ? _current[c.name].revision == now : now == 0, "pipeline %s changed during publish",
+         c.name.c_str());
+  if (c.what == kind::remove) _current.erase(c.name);
+  else _current[c.name] = current{c.revision, c.state, c.persist};
+  c.seq = ++_seq;
+  for (watcher* w : _watchers) w->push(c);
+  co_return c;
+}
+
+}  // namespace xerv::backends::memory

@@ -1,0 +1,79 @@
+#pragma once
+// The memory backend's trace queue (XERV_DISPATCH_BACKEND=memory): one per
+// shard, in-process, journaled to that shard's WAL. An admission is the WAL's
+// `started` record and is durable when the WAL's group commit reaches it; an
+// acknowledgement is the `ended` record. Admissions are taken by the consumers
+// of the same shard (the shard's engine is the one consumer in the server).
+//
+// A dead owner's traces: at start, replay() sees every record of the log; the
+// admissions without an end are what the previous process held when it died,
+// and end_replay() makes them deliverable again (attempt 2). In one process, a
+// consumer destroyed with traces in flight is dead; take_over(name) hands its
+// traces to the caller's next take.
+//
+// Lives on its shard; no locks. Bounded by the WAL (an admission the WAL
+// refuses is refused) and by the engine's pending limits.
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "core/wal.h"
+#include "io/event.h"
+
+namespace xerv::backends::memory {
+
+class trace_queue final : public core::trace_queue {
+ public:
+  // `wal` null: nothing is journaled and every ticket is durable at once.
+  explicit trace_queue(core::wal* wal);
+  ~trace_queue() override;
+
+  // Journals into `wal` from now on (it is opened after the queue exists).
+  void attach(core::wal* wal) { _wal = wal; }
+  // Recovery: every WAL record in log order, then end_replay(), which also lets
+  // the WAL delete segments (every replayed trace is accounted for then).
+  void replay(const core::wal_record& r);
+  void end_replay();
+
+  io::result<core::dispatch_ticket> admit(const core::admission& a) override;
+  io::task<io::result<void>> durable(core::dispatch_ticket t) override;
+  std::unique_ptr<core::trace_consumer> consume(std::string name) override;
+  core::queue_depth depth() const override { return _total; }
+  core::queue_depth depth(std::string_view pipeline) const override;
+
+ private:
+  class consumer;
+  struct entry {
+    core::trace_id id;
+    std::string pipeline;
+    std::string record;  // the encoded admission, for a redelivery
+    uint32_t attempt = 1;
+    uint64_t segment = 0;  // WAL segment of the admission
+    std::string holder;    // the consumer that took it; empty: nobody yet
+  };
+  using key = std::pair<uint64_t, uint64_t>;
+  static key key_of(const core::trace_id& id) { return {id.hi, id.lo}; }
+
+  void push_ready(entry e, bool front);
+  std::vector<core::delivery> pop_ready(size_t max, const std::string& holder);
+  io::result<core::dispatch_ticket> ack(const std::string& holder, const core::trace_id& id, std::string_view rec);
+  size_t take_over(std::string_view dead);
+  void count(std::string_view pipeline, int64_t ready, int64_t in_flight);
+
+  core::wal* _wal;
+  std::deque<entry> _ready;
+  std::map<key, entry> _in_flight;
+  std::map<std::string, core::queue_depth, std::less<>> _by_pipeline;
+  core::queue_depth _total;
+  io::event _arrived;
+  std::string _scratch;
+  // Recovery: admissions seen in the log, in log order, until their end.
+  std::map<key, entry> _replayed;
+  std::vector<key> _replay_order;
+};
+
+}  // namespace xerv::backends::memory
