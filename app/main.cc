@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@
 
 #include "app/cli.h"
 #include "app/config.h"
+#include "backends/memory/pipeline_store.h"
+#include "backends/memory/trace_queue.h"
+#include "flows/control.h"
 #include "flows/engine.h"
 #include "http/admin.h"
 #include "http/api.h"
@@ -30,6 +34,7 @@
 #include "io/net.h"
 #include "io/reactor.h"
 #include "io/runtime.h"
+#include "io/sharded.h"
 #include "io/when_all.h"
 
 #ifndef XERV_VERSION
@@ -45,13 +50,22 @@ app::config g_cfg;
 http::admin_info g_info;
 http::api_options g_api;
 
-// Flows found at start: XERV_PIPELINES_DIR, then the ones deployed through the API
-// and kept in the data directory (which win on a name clash).
+// Flows of XERV_PIPELINES_DIR, loaded at start unless the data directory
+// stores a pipeline of the same name (the stored one wins), and what the data
+// directory stores (deployed through the API).
 struct startup_flow {
   std::string yaml;
   flows::pipeline_state state = flows::pipeline_state::running;
 };
 std::vector<startup_flow> g_startup_flows;
+backends::memory::pipeline_store::stored g_stored;
+
+// The wiring, created once the runtime knows its shards; read-only afterwards
+// (each shard touches only its own slot of g_engines).
+std::unique_ptr<io::sharded<flows::engine>> g_engines;
+std::unique_ptr<backends::memory::pipeline_store> g_store;
+std::unique_ptr<flows::control_plane> g_control;
+std::unique_ptr<http::api_context> g_api_ctx;
 
 std::vector<std::string> yaml_files(const std::string& dir) {
   std::vector<std::string> out;
@@ -75,24 +89,33 @@ std::string read_file(const std::string& path) {
 
 // Runs on the main thread before any shard exists, so plain file reads are fine.
 bool load_startup_flows() {
-  std::map<std::string, startup_flow> by_name;
-  auto load = [&](const std::string& dir) {
-    for (const auto& path : yaml_files(dir)) {
-      std::string yaml = read_file(path);
-      auto r = flows::compile_flow(yaml);
-      if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r)) {
-        fprintf(stderr, "%s", flows::format_errors(*errs, path).c_str());
-        return false;
-      }
-      by_name[std::get<std::unique_ptr<flows::compiled_flow>>(r)->name] = {yaml, flows::pipeline_state::running};
+  std::string stored_dir = g_cfg.data_dir + "/pipelines";
+  g_stored = backends::memory::pipeline_store::read_dir(stored_dir);
+  for (const auto& problem : g_stored.problems) fprintf(stderr, "xerv: %s\n", problem.c_str());
+  if (!g_stored.problems.empty()) return false;
+  std::set<std::string> stored;
+  for (auto& c : g_stored.pipelines) {
+    auto r = flows::compile_flow(c.source);
+    if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r)) {
+      fprintf(stderr, "%s", flows::format_errors(*errs, stored_dir + "/" + c.name + ".yaml").c_str());
+      return false;
     }
-    return true;
-  };
-  if (!g_cfg.pipelines_dir.empty() && !load(g_cfg.pipelines_dir)) return false;
-  if (!load(g_cfg.data_dir + "/pipelines")) return false;
-  // The state a pipeline was left in through the API survives restarts.
-  for (auto& [name, f] : by_name) {
-    if (auto s = flows::parse_pipeline_state(read_file(g_cfg.data_dir + "/pipelines/" + name + ".state"))) f.state = *s;
+    c.name = std::get<std::unique_ptr<flows::compiled_flow>>(r)->name;
+    stored.insert(c.name);
+  }
+  if (g_cfg.pipelines_dir.empty()) return true;
+  for (const auto& path : yaml_files(g_cfg.pipelines_dir)) {
+    std::string yaml = read_file(path);
+    auto r = flows::compile_flow(yaml);
+    if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r)) {
+      fprintf(stderr, "%s", flows::format_errors(*errs, path).c_str());
+      return false;
+    }
+    std::string name = std::get<std::unique_ptr<flows::compiled_flow>>(r)->name;
+    if (stored.count(name)) continue;
+    startup_flow f{yaml, flows::pipeline_state::running};
+    // The state an operator left it in through the API survives restarts.
+    if (auto st = g_stored.states.find(name); st != g_stored.states.end()) f.state = st->second.first;
     g_startup_flows.push_back(std::move(f));
   }
   return true;
@@ -192,9 +215,10 @@ int usage(FILE* to) {
 
 // The services of one shard, created and destroyed on that shard.
 struct shard_services {
-  // Declared first, destroyed last: the engine's traces use both.
+  // Declared first, destroyed last: the engine's traces use them.
   std::unique_ptr<core::arena> arena;
   std::unique_ptr<core::wal> wal;
+  std::unique_ptr<backends::memory::trace_queue> queue;
   std::unique_ptr<flows::engine> engine;
   http::router api_routes;
   http::router metrics_routes;
@@ -246,8 +270,14 @@ io::task<io::result<void>> open_storage(shard_services& svc) {
   wo.batch_delay = std::chrono::milliseconds(g_cfg.wal_batch_ms);
   wo.retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
   wo.skip_corrupt = g_cfg.wal_skip_corrupt;
+  // The backend and the engine each read what is theirs: admissions and ends,
+  // and every record for the engine's store and node progress.
   flows::engine* e = svc.engine.get();
-  core::wal::replay_fn replay = [e](const core::wal_record& r) { e->replay(r); };
+  backends::memory::trace_queue* q = svc.queue.get();
+  core::wal::replay_fn replay = [e, q](const core::wal_record& r) {
+    q->replay(r);
+    e->replay(r);
+  };
   auto opening = core::wal::open(wo, std::move(replay));
   auto w = co_await std::move(opening);
   if (auto* err = std::get_if<std::string>(&w)) {
@@ -282,7 +312,9 @@ http::shard_health shard_health_here() {
 // deployed before anyone can ask for them.
 void start_shard() {
   auto svc = std::make_unique<shard_services>();
+  svc->queue = std::make_unique<backends::memory::trace_queue>(nullptr);
   flows::engine_options eo;
+  eo.queue = svc->queue.get();
   eo.shard = io::this_shard_id();
   eo.shard_count = io::shard_count();
   eo.trace_retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
@@ -292,11 +324,11 @@ void start_shard() {
   if (auto held = io::this_reactor().hold_until_teardown(g_lock_fd); !held)
     XLOG(warn, "the ring cannot hold the data directory lock (%s): after a kill -9, a restart may begin before the "
          "last writes of the killed process land", held.error().message().c_str());
-  http::set_shard_engine(svc->engine.get(), &g_api);
+  g_engines->set_local(svc->engine.get());
   http::set_health_probe([] { return shard_health_here(); });
   http::add_health_routes(svc->api_routes, g_info);
-  http::add_api_routes(svc->api_routes);
-  svc->api_routes.set_fallback([](http::request& req) { return http::webhook(req); });
+  http::add_api_routes(svc->api_routes, *g_api_ctx);
+  svc->api_routes.set_fallback([](http::request& req) { return http::webhook(*g_api_ctx, req); });
   if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->api_routes);
   if (g_cfg.debug_routes) http::add_debug_routes(svc->api_routes);
   t_services = std::move(svc);
@@ -323,13 +355,16 @@ io::result<uint16_t> listen_shard(uint16_t api_port) {
   return *port;
 }
 
-// Replays this shard's WAL into its engine and continues the unfinished traces;
-// the number resumed.
+// Replays this shard's WAL into its queue and engine; the unfinished traces are
+// delivered again. The number of them.
 io::task<io::result<size_t>> recover_shard() {
   shard_services& svc = *t_services;
   if (auto st = co_await open_storage(svc); !st) co_return st.error();
+  svc.queue->attach(svc.wal.get());
   svc.engine->attach_storage(svc.wal.get(), svc.arena.get());
-  co_return svc.engine->resume_recovered();
+  size_t unfinished = svc.engine->resume_recovered();
+  svc.queue->end_replay();
+  co_return unfinished;
 }
 
 io::task<void> stop_servers(std::chrono::milliseconds grace) {
@@ -358,7 +393,7 @@ io::task<void> stop_shard(std::chrono::milliseconds grace, std::chrono::millisec
 // Second step, once no shard serves anything.
 void release_shard() {
   http::set_health_probe({});
-  http::set_shard_engine(nullptr, nullptr);
+  g_engines->set_local(nullptr);
   t_services.reset();
 }
 
@@ -387,10 +422,19 @@ io::task<int> serve() {
   if (!ports_free()) co_return 1;
   co_await io::invoke_on_all([] { start_shard(); });
   // Pipelines first: once the API listens, a configured pipeline is never 404.
+  // serve() runs on shard 0, the control shard.
+  auto restoring = g_control->restore();
+  for (const auto& problem : co_await std::move(restoring)) XLOG(error, "%s", problem.c_str());
   for (const auto& f : g_startup_flows) {
-    auto r = co_await http::deploy_everywhere(f.yaml, false, f.state);
-    if (r.status >= 300) XLOG(error, "loading a pipeline at start failed: %s", r.body.c_str());
+    flows::deploy_request dr;
+    dr.yaml = f.yaml;
+    dr.initial = f.state;
+    dr.persist = false;
+    auto deploying = g_control->deploy(std::move(dr));
+    flows::control_reply r = co_await std::move(deploying);
+    if (!r.ok()) XLOG(error, "loading a pipeline at start failed: %s", r.message.c_str());
   }
+  size_t loaded = g_engines->local().pipelines().size();
   auto first = listen_shard(uint16_t(g_cfg.api_port));
   bool ok = first.ok();
   uint16_t port = ok ? *first : 0;
@@ -399,8 +443,8 @@ io::task<int> serve() {
     ok = r.ok();
   }
   if (ok) {
-    XLOG(info, "%zu pipelines loaded; listening on http://%s:%u while the write-ahead log is replayed",
-         g_startup_flows.size(), g_cfg.api_host.c_str(), unsigned(port));
+    XLOG(info, "%zu pipelines loaded; listening on http://%s:%u while the write-ahead log is replayed", loaded,
+         g_cfg.api_host.c_str(), unsigned(port));
     // Traces: admissions and lookups of unknown traces answer 503 until done.
     auto recovering = io::invoke_on_all([] { return recover_shard(); });
     auto counts = co_await std::move(recovering);
@@ -476,7 +520,6 @@ int main(int argc, char** argv) {
   }
   io::set_log_level(g_cfg.log_level);
   io::set_log_format(g_cfg.log_format);
-  g_api.data_dir = g_cfg.data_dir;
   g_api.max_body_bytes = g_cfg.max_body_bytes;
   if (!lock_data_dir()) return 1;
   if (!load_startup_flows()) return 2;
@@ -485,11 +528,19 @@ int main(int argc, char** argv) {
   opts.shards = unsigned(g_cfg.shards);
   io::runtime rt(opts);
   if (!wal_fits_shards(rt.shard_count())) return 2;
+  g_engines = std::make_unique<io::sharded<flows::engine>>(rt.shard_count());
+  g_store = std::make_unique<backends::memory::pipeline_store>(g_cfg.data_dir + "/pipelines",
+                                                               std::move(g_stored.pipelines));
+  g_control = std::make_unique<flows::control_plane>(*g_store, *g_engines);
+  g_api_ctx = std::make_unique<http::api_context>(http::api_context{*g_engines, *g_control, g_api});
   g_info.version = XERV_VERSION;
   g_info.backend = g_cfg.dispatch_backend;
   g_info.shards = rt.shard_count();
   g_info.started_ns = io::monotonic_ns();
   int code = rt.run(serve());
+  g_api_ctx.reset();
+  g_control.reset();
+  g_store.reset();
   XLOG(info, "xerv stopped");
   return code;
 }

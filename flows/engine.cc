@@ -15,7 +15,6 @@ core::gauge g_active{"xerv_active_traces", "Traces running now"};
 core::gauge g_pending{"xerv_pending_traces", "Traces admitted and waiting for a pipeline slot"};
 core::gauge g_waiting{"xerv_traces_waiting_for_pipeline",
                       "Recovered traces waiting for their pipeline (or trigger) to be deployed again"};
-core::gauge g_queue{"xerv_dispatch_queue_depth", "Traces waiting in the dispatch queues (memory backend: pending)"};
 core::histogram g_trace_seconds{"xerv_trace_duration_seconds", "Trace duration from start to end",
                                 core::latency_buckets(), {"pipeline"}};
 core::histogram g_node_seconds{"xerv_node_execution_seconds", "Node execution time", core::latency_buckets(),
@@ -78,32 +77,107 @@ class recorder final : public trace_observer {
 
 }  // namespace
 
-const char* to_string(pipeline_state s) {
-  switch (s) {
-    case pipeline_state::stopped: return "stopped";
-    case pipeline_state::running: return "running";
-    case pipeline_state::paused: return "paused";
-    case pipeline_state::draining: return "draining";
-  }
-  return "unknown";
-}
-
-std::optional<pipeline_state> parse_pipeline_state(std::string_view s) {
-  if (s == "stopped") return pipeline_state::stopped;
-  if (s == "running") return pipeline_state::running;
-  if (s == "paused") return pipeline_state::paused;
-  if (s == "draining") return pipeline_state::draining;
-  return std::nullopt;
-}
-
 void trace_record::wake_all() {
   for (auto h : std::exchange(waiters, {})) io::this_reactor().schedule(h);
 }
 
-engine::engine(engine_options opts) : _opts(opts) {}
-engine::~engine() { ASSERT(_running.count() == 0, "engine destroyed with traces running"); }
+engine::engine(engine_options opts) : _opts(opts) {
+  ASSERT(_opts.queue, "an engine needs a dispatch backend");
+  ASSERT(_opts.in_flight_max > 0);
+  _consumer = _opts.queue->consume("shard-" + std::to_string(_opts.shard));
+  auto spawned = io::spawn(_taking, take_loop());
+  ASSERT(spawned.ok());
+}
 
-bool engine::deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state) {
+engine::~engine() {
+  ASSERT(_running.count() == 0, "engine destroyed with traces running");
+  ASSERT(_taking.count() == 0, "engine destroyed while taking traces: stop() it first");
+}
+
+// Takes what the backend has for this shard while there is room; the room is
+// the shard's in-flight bound, so a flood of admissions waits in the backend.
+io::task<void> engine::take_loop() {
+  while (!_stop_taking.cancelled()) {
+    if (_held >= _opts.in_flight_max) {
+      auto room = _room.wait(_stop_taking);
+      co_await room;
+      continue;
+    }
+    auto taking = _consumer->take(_opts.in_flight_max - _held, _stop_taking);
+    std::vector<core::delivery> batch = co_await std::move(taking);
+    for (auto& d : batch) {
+      ++_held;
+      deliver(std::move(d));
+    }
+  }
+}
+
+void engine::released() {
+  ASSERT(_held > 0, "a trace ended that was never taken");
+  if (_held-- == _opts.in_flight_max) _room.notify();
+}
+
+void engine::deliver(core::delivery d) {
+  auto it = _traces.find(std::make_pair(d.id.hi, d.id.lo));
+  if (it == _traces.end() || !it->second->undelivered) return redelivered(std::move(d));
+  // Admitted here: the engine has the trace already.
+  std::shared_ptr<trace_record> t = it->second;
+  t->undelivered = false;
+  std::shared_ptr<pipeline> p = t->owner.lock();
+  if (!p) return end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
+  --p->undelivered;
+  start_or_queue(p, std::move(t));
+}
+
+// A trace this shard did not admit in this process: continued from the node
+// records this shard's WAL holds for it, or run from the start.
+void engine::redelivered(core::delivery d) {
+  auto key = std::make_pair(d.id.hi, d.id.lo);
+  recovered_trace rt;
+  if (auto r = _recovering.find(key); r != _recovering.end()) {
+    rt = std::move(r->second);
+    _recovering.erase(r);
+  } else if (auto known = _traces.find(key); known != _traces.end()) {
+    // Held already (a duplicate delivery), or finished while the backend did not
+    // hear it: acknowledge the end again.
+    if (known->second->finished()) journal_end(*known->second);
+    released();
+    return;
+  } else {
+    auto a = core::decode_admission(d.record);
+    if (!a) {
+      XLOG(error, "trace %s: its admission does not decode; it is dropped", d.id.to_string().c_str());
+      released();
+      return;
+    }
+    rt.trace = std::make_shared<trace_record>();
+    trace_record& t = *rt.trace;
+    t.id = a->id;
+    t.pipeline = std::move(a->pipeline);
+    t.version = std::move(a->version);
+    t.trigger = std::move(a->trigger);
+    t.created_ms = a->created_ms;
+    t.input = core::value(std::move(a->input));
+    t.recovered = true;
+    _traces.emplace(key, rt.trace);
+  }
+  ++_recovered;
+  trace_record& t = *rt.trace;
+  auto pit = _pipelines.find(t.pipeline);
+  if (pit == _pipelines.end()) t.waiting_for = "pipeline '" + t.pipeline + "' is not deployed";
+  else if (resume(pit->second, rt)) return;
+  // Not failed: the operator may have started with the wrong pipelines dir.
+  // The trace waits (its admission stays unacknowledged) until its pipeline is
+  // deployed again.
+  XLOG(warn, "trace %s: %s; it waits until that is deployed (or is discarded)", t.id.to_string().c_str(),
+       t.waiting_for.c_str());
+  ++_waiting_count;
+  g_waiting.add(1);
+  _waiting[t.pipeline].push_back(std::move(rt));
+}
+
+pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state) {
+  ASSERT(flow);
   std::string name = flow->name;
   auto [it, fresh] = _pipelines.try_emplace(name);
   if (fresh) {
@@ -111,7 +185,10 @@ bool engine::deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state) {
     it->second->state = state;
   }
   std::shared_ptr<pipeline> p = it->second;
-  p->flow = std::shared_ptr<const compiled_flow>(std::move(flow));
+  ASSERT(revision > p->revision, "pipeline %s: revision %llu installed after %llu", name.c_str(),
+         static_cast<unsigned long long>(revision), static_cast<unsigned long long>(p->revision));
+  p->flow = std::move(flow);
+  p->revision = revision;
   p->deployed_ms = core::unix_ms_now();
   // Recovered traces that waited for this pipeline (or for a trigger it now has).
   if (auto w = _waiting.find(name); w != _waiting.end()) {
@@ -124,7 +201,7 @@ bool engine::deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state) {
     if (still.empty()) _waiting.erase(w);
     else w->second = std::move(still);
   }
-  return !fresh;
+  return p->state;
 }
 
 bool engine::remove(std::string_view name) {
@@ -134,7 +211,6 @@ bool engine::remove(std::string_view name) {
   _pipelines.erase(it);  // running traces keep their flow; their slots end with this deployment
   for (auto& t : std::exchange(p->pending, {})) {
     g_pending.add(-1);
-    g_queue.add(-1);
     end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
   }
   return true;
@@ -150,6 +226,7 @@ void engine::end_unrun(trace_record& t, std::string code, std::string message) {
   journal_end(t);
   _finished.push_back(t.id);
   g_failed.inc();
+  released();
   t.wake_all();
 }
 
@@ -192,7 +269,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   const trigger_def* trig = p.flow->find_trigger(trigger_id);
   if (!trig) return {admit_error::trigger_not_found, {}, nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
-  if (p.active >= share(p) && p.pending.size() >= _opts.pending_max) return {admit_error::queue_full, {}, nullptr};
+  if (p.active >= share(p) && p.pending.size() + p.undelivered >= _opts.pending_max)
+    return {admit_error::queue_full, {}, nullptr};
   if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
   if (_recovery_pending) return {admit_error::unavailable, "recovering the write-ahead log", nullptr};
   if (_opts.wal && !_opts.wal->healthy())
@@ -210,19 +288,20 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->trigger_vertex = trig->vertex;
   t->created_ms = core::unix_ms_now();
   t->input = std::move(input);
-  if (_opts.wal) {
-    encode(_scratch, started_view{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
-    if (_scratch.size() > core::wal_record_max)
-      return {admit_error::unavailable, "the input is larger than a write-ahead log record can hold", nullptr};
-    t->start_lsn = journal(journal_type::started, _scratch);
-    if (t->start_lsn == 0) return {admit_error::unavailable, "the write-ahead log cannot write (disk full?)", nullptr};
-    t->segment = _opts.wal->active_segment();
-    _opts.wal->trace_started(t->segment);
-    t->ack = ack_state::waiting;
+  auto ticket = _opts.queue->admit(
+      core::admission{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
+  if (!ticket) {
+    if (ticket.error() == core::dispatch_errc::too_large)
+      return {admit_error::unavailable, "the input is larger than the dispatch backend can hold", nullptr};
+    return {admit_error::unavailable, "the dispatch backend cannot take it (" + ticket.error().message() + ")", nullptr};
   }
+  t->admitted = *ticket;
+  t->ack = ack_state::waiting;
+  t->undelivered = true;
+  t->owner = owner;
+  ++p.undelivered;
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
-  start_or_queue(owner, t);
   evict();
   return {admit_error::none, {}, t};
 }
@@ -232,14 +311,12 @@ void engine::start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<
   if (p->active < share(*p)) return start(*p, std::move(t));
   p->pending.push_back(std::move(t));
   g_pending.add(1);
-  g_queue.add(1);
 }
 
 void engine::start_next(pipeline& p) {
   auto t = std::move(p.pending.front());
   p.pending.pop_front();
   g_pending.add(-1);
-  g_queue.add(-1);
   start(p, std::move(t));
 }
 
@@ -255,14 +332,10 @@ void engine::start(pipeline& p, std::shared_ptr<trace_record> t) {
   ASSERT(spawned.ok(), "engine admitting after stop()");
 }
 
-uint64_t engine::journal(journal_type type, const std::string& payload) {
-  if (!_opts.wal || payload.size() > core::wal_record_max) return 0;
-  return _opts.wal->append(uint32_t(type), payload);
-}
-
 io::task<bool> engine::wait_acknowledged(std::shared_ptr<trace_record> t) {
   if (t->ack == ack_state::waiting) {
-    auto r = co_await _opts.wal->wait(t->start_lsn);
+    auto durable = _opts.queue->durable(t->admitted);
+    auto r = co_await std::move(durable);
     // The first answer wins: a later retry may write the record, but whoever
     // heard "refused" already answered 503, so the trace must not run.
     if (t->ack == ack_state::waiting) t->ack = r ? ack_state::durable : ack_state::refused;
@@ -270,8 +343,8 @@ io::task<bool> engine::wait_acknowledged(std::shared_ptr<trace_record> t) {
   co_return t->ack == ack_state::durable;
 }
 
+// The end record is the trace's acknowledgement to the backend.
 void engine::journal_end(trace_record& t) {
-  if (!_opts.wal) return;
   std::string_view output;
   if (t.output.ref().valid() && t.status == trace_status::completed) output = t.output.bytes();
   std::span<const log_line> fresh(t.logs.begin() + ptrdiff_t(t.logs_journaled), t.logs.end());
@@ -289,19 +362,17 @@ void engine::journal_end(trace_record& t) {
     encode(_scratch, ended_view{t.id, uint8_t(t.status), t.finished_ms, t.error_node, t.error_message, {}, {},
                                 t.error_code});
   }
-  t.end_lsn = journal(journal_type::ended, _scratch);
-  // Refused (the disk is failing): the trace stays unfinished in the log, so its
-  // segment is kept, and it resumes after a restart.
-  if (t.end_lsn) _opts.wal->trace_finished(t.segment, t.finished_ms);
+  // Refused (the disk is failing): the trace stays unacknowledged, so it runs
+  // again after a restart.
+  auto acked = _consumer->ack(t.id, _scratch);
+  t.end_refused = !acked;
+  t.ended = acked ? *acked : 0;
 }
 
 io::task<void> engine::run(std::shared_ptr<trace_record> t) {
   std::shared_ptr<const compiled_flow> flow = t->flow;  // the trace drops its copy when it ends
-  bool acked = true;
-  if (_opts.wal) {
-    auto ack = wait_acknowledged(t);
-    acked = co_await std::move(ack);
-  }
+  auto ack = wait_acknowledged(t);
+  bool acked = co_await std::move(ack);
   if (!acked) {
     // Never acknowledged: end it, and journal that, so a restart does not run it.
     t->status = trace_status::failed;
@@ -360,6 +431,7 @@ void engine::finished(trace_record& t) {
       p->state = pipeline_state::stopped;
   }
   if (!aborted) evict();
+  released();
   t.wake_all();
 }
 
@@ -382,9 +454,9 @@ void engine::evict() {
 io::task<bool> engine::wait_finished(std::shared_ptr<trace_record> t) {
   while (!t->finished() && !_shutdown.cancelled()) co_await park{t->waiters};
   if (!t->finished()) co_return false;  // stopped by shutdown: resumes after the restart
-  if (!_opts.wal) co_return true;
-  if (t->end_lsn == 0) co_return false;
-  auto r = co_await _opts.wal->wait(t->end_lsn);
+  if (t->end_refused) co_return false;
+  auto durable = _opts.queue->durable(t->ended);
+  auto r = co_await std::move(durable);
   co_return r.ok();
 }
 
@@ -411,6 +483,9 @@ std::vector<std::shared_ptr<trace_record>> engine::list_traces(std::string_view 
 }
 
 io::task<void> engine::stop(std::chrono::milliseconds grace) {
+  // Admitted traces not taken yet stay with the backend (and in the WAL).
+  _stop_taking.cancel(io::errc::closed);
+  co_await _taking.close();
   for (auto& [name, p] : _pipelines) p->state = pipeline_state::draining;
   if (_running.count() && grace.count() > 0) {
     XLOG(info, "waiting up to %lld ms for %zu running traces", static_cast<long long>(grace.count()), _running.count());
@@ -443,8 +518,6 @@ void engine::replay(const core::wal_record& r) {
       t->trigger = std::move(rec->trigger);
       t->created_ms = rec->created_ms;
       t->input = core::value(std::move(rec->input));
-      t->segment = r.segment;
-      t->start_lsn = r.lsn;
       t->recovered = true;
       _recovering[key(t->id)].trace = std::move(t);
       return;
@@ -469,7 +542,6 @@ void engine::replay(const core::wal_record& r) {
       t.error_message = std::move(rec->error_message);
       if (!rec->output.empty()) t.output = core::value(std::move(rec->output));
       for (auto& l : rec->logs) t.logs.push_back(std::move(l));
-      t.end_lsn = r.lsn;
       return;
     }
   }
@@ -477,13 +549,13 @@ void engine::replay(const core::wal_record& r) {
 }
 
 size_t engine::resume_recovered() {
-  size_t resumed = 0;
+  size_t unfinished = 0;
   uint64_t now = core::unix_ms_now();
-  for (auto& [key, rt] : _recovering) {
-    trace_record& t = *rt.trace;
+  for (auto it = _recovering.begin(); it != _recovering.end();) {
+    trace_record& t = *it->second.trace;
     // Node records first: the end record's lines come after them.
     std::vector<log_line> logs;
-    for (auto& n : rt.nodes) {
+    for (auto& n : it->second.nodes) {
       node_run& run = t.nodes[n.node];
       run.status = node_status::completed;
       run.port = n.port;
@@ -495,36 +567,22 @@ size_t engine::resume_recovered() {
     for (auto& l : t.logs) logs.push_back(std::move(l));
     t.logs = std::move(logs);
     t.logs_journaled = t.logs.size();
-    if (_opts.wal) _opts.wal->trace_started(t.segment);
-    if (t.end_lsn) {
-      if (_opts.wal) _opts.wal->trace_finished(t.segment, t.finished_ms);
+    if (t.finished()) {
       if (now - t.finished_ms <= uint64_t(_opts.trace_retention.count())) {
         _finished.push_back(t.id);
-        _traces.emplace(key, std::move(rt.trace));
+        _traces.emplace(it->first, std::move(it->second.trace));
       }
+      it = _recovering.erase(it);
       continue;
     }
-    ++_recovered;
-    _traces.emplace(key, rt.trace);
-    auto pit = _pipelines.find(t.pipeline);
-    if (pit == _pipelines.end()) t.waiting_for = "pipeline '" + t.pipeline + "' is not deployed";
-    else if (resume(pit->second, rt)) {
-      ++resumed;
-      continue;
-    }
-    // Not failed: the operator may have started with the wrong pipelines dir.
-    // The trace waits (its segment stays) until its pipeline is deployed again.
-    XLOG(warn, "trace %s: %s; it waits until that is deployed (or is discarded)", t.id.to_string().c_str(),
-         t.waiting_for.c_str());
-    ++_waiting_count;
-    _waiting[t.pipeline].push_back(std::move(rt));
+    // Visible (pending) now; it runs once the backend delivers it again.
+    _traces.emplace(it->first, it->second.trace);
+    ++unfinished;
+    ++it;
   }
-  _recovering.clear();
-  g_waiting.add(int64_t(_waiting_count));
   _recovery_pending = false;
-  if (_opts.wal) _opts.wal->start_sweeping();  // every replayed trace is accounted for now
   evict();
-  return resumed;
+  return unfinished;
 }
 
 bool engine::resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt) {
@@ -565,7 +623,7 @@ io::task<size_t> engine::discard_waiting(std::string pipeline_name, std::optiona
   auto w = _waiting.find(pipeline_name);
   if (w == _waiting.end()) co_return 0;
   size_t n = 0;
-  uint64_t last_lsn = 0;
+  core::dispatch_ticket last = 0;
   std::vector<recovered_trace> kept;
   for (auto& rt : w->second) {
     if (id && rt.trace->id != *id) {
@@ -574,7 +632,7 @@ io::task<size_t> engine::discard_waiting(std::string pipeline_name, std::optiona
     }
     end_unrun(*rt.trace, "discarded", "discarded by an operator while it waited: " + rt.trace->waiting_for);
     rt.trace->waiting_for.clear();
-    last_lsn = std::max(last_lsn, rt.trace->end_lsn);
+    last = std::max(last, rt.trace->ended);
     ++n;
   }
   _waiting_count -= n;
@@ -582,8 +640,10 @@ io::task<size_t> engine::discard_waiting(std::string pipeline_name, std::optiona
   if (kept.empty()) _waiting.erase(w);
   else w->second = std::move(kept);
   evict();
-  // Answered once a crash cannot bring them back.
-  if (_opts.wal && last_lsn) (void)co_await _opts.wal->wait(last_lsn);  // a failure shows in /health; they resume
+  // Answered once a crash cannot bring them back; a failure shows in /health,
+  // and they wait again after a restart.
+  auto durable = _opts.queue->durable(last);
+  (void)co_await std::move(durable);
   co_return n;
 }
 

@@ -1,25 +1,30 @@
 #pragma once
-// The engine of one shard: its copy of every deployed pipeline, the traces it
-// admitted (the memory backend runs a trace on the shard that accepted it), their
-// pending queues, and a bounded store of recent traces with their logs. Every
-// shard holds the same pipelines; deploys and state changes are applied on all
-// shards by the caller, in one order (http/api.cc sends them through shard 0).
-// Lives on its shard; no locks.
+// The engine of one shard: every deployed pipeline (installed by the control
+// plane, flows/control.h, in the same order on every shard), the traces this
+// shard runs, the queues of traces waiting for a pipeline's concurrency slot,
+// and a bounded store of recent traces with their logs. Lives on its shard; no
+// locks.
+//
+// Traces go through the dispatch backend (core/dispatch.h): admit() hands the
+// admission to the shard's trace_queue; the engine's consumer takes admitted
+// traces (its own, or redeliveries of traces a dead owner held) up to
+// in_flight_max at a time, runs them, and acknowledges each with its end record.
 //
 // A trace keeps the compiled flow it was admitted with until it ends: an update
 // or a delete never changes what a queued or running trace runs (SPEC §4). Its
 // slot is accounted to the deployment it was admitted into, so a pipeline deleted
 // and deployed again under the same name starts with clean counters.
 //
-// With a WAL (SPEC §6) every trace is journaled (flows/journal.h): admission
-// appends its start, and nothing runs or is acknowledged before that is durable;
-// each completed top-level node and the end are appended as they happen. At
-// start, the pipelines are deployed first (so the API never answers 404 for a
+// Nothing runs or is acknowledged before its admission is durable (SPEC §6).
+// With a WAL, each completed top-level node is journaled as it happens
+// (flows/journal.h); the admission and the end are the backend's records. At
+// start, the pipelines are installed first (so the API never answers 404 for a
 // configured pipeline), then replay() feeds the engine the log and
-// resume_recovered() continues the unfinished traces from their last durable
-// node. Until then admissions answer unavailable. A recovered trace whose
-// pipeline (or trigger) is not deployed waits, pending, until it is deployed or an
-// operator discards it.
+// resume_recovered() makes the finished traces queryable; the unfinished ones
+// come back from the backend as redeliveries and continue from their last
+// durable node. Until then admissions answer unavailable. A redelivered trace
+// whose pipeline (or trigger) is not deployed waits, pending, until it is
+// deployed or an operator discards it.
 
 #include <chrono>
 #include <cstdint>
@@ -31,6 +36,7 @@
 #include <vector>
 
 #include "core/arena.h"
+#include "core/dispatch.h"
 #include "core/json.h"
 #include "core/trace_id.h"
 #include "core/wal.h"
@@ -38,13 +44,14 @@
 #include "flows/flow.h"
 #include "flows/journal.h"
 #include "io/cancel.h"
+#include "io/event.h"
 #include "io/gate.h"
 
 namespace xerv::flows {
 
-enum class pipeline_state { stopped, running, paused, draining };
-const char* to_string(pipeline_state s);
-std::optional<pipeline_state> parse_pipeline_state(std::string_view s);
+using core::pipeline_state;
+using core::parse_pipeline_state;
+using core::to_string;
 
 struct engine_options {
   unsigned shard = 0;
@@ -53,7 +60,9 @@ struct engine_options {
   std::chrono::milliseconds trace_retention{3'600'000};
   size_t logs_per_trace_max = 1'000;
   size_t pending_max = 10'000;             // queued traces per pipeline per shard
-  core::wal* wal = nullptr;                // null: nothing is journaled
+  size_t in_flight_max = 100'000;          // traces taken from the backend and not ended, per shard
+  core::trace_queue* queue = nullptr;      // the dispatch backend (required)
+  core::wal* wal = nullptr;                // null: nodes are not journaled
   core::arena* arena = nullptr;            // null: values on the heap
 };
 
@@ -83,10 +92,11 @@ struct trace_record {
   std::map<std::string, node_run> nodes;
   std::vector<log_line> logs;
   size_t logs_dropped = 0;
-  // Journal bookkeeping.
+  // Dispatch and journal bookkeeping.
   ack_state ack = ack_state::durable;
-  uint64_t start_lsn = 0, end_lsn = 0;
-  uint64_t segment = 0;            // the WAL segment holding the start record
+  core::dispatch_ticket admitted = 0, ended = 0;  // durability tickets of the admission and the end
+  bool end_refused = false;        // the backend refused the end record: it runs again after a restart
+  bool undelivered = false;        // admitted here, not yet taken back from the backend
   size_t logs_journaled = 0;       // lines already in a record
   bool recovered = false;
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
@@ -106,10 +116,12 @@ struct trace_record {
 // One deployment of a pipeline name: updates replace its flow; a delete ends it.
 struct pipeline {
   std::shared_ptr<const compiled_flow> flow;
+  uint64_t revision = 0;  // the control plane's: one more per deploy
   pipeline_state state = pipeline_state::running;
   uint64_t deployed_ms = 0;
   uint64_t started = 0, completed = 0, failed = 0;  // this shard's counters
   uint32_t active = 0;
+  uint32_t undelivered = 0;  // admitted here, still in the backend's queue
   std::deque<std::shared_ptr<trace_record>> pending;
 };
 
@@ -135,10 +147,11 @@ class engine {
     _opts.arena = arena;
   }
 
-  // Deploys (or updates: in-flight and queued traces finish on their version) a
-  // flow already compiled for this shard, and resumes the recovered traces that
-  // waited for it. Returns true when it replaced an existing pipeline.
-  bool deploy(std::unique_ptr<compiled_flow> flow, pipeline_state state);
+  // Installs (or updates: in-flight and queued traces finish on their version)
+  // a compiled flow at `revision` (a new pipeline starts in `state`), and
+  // resumes the redelivered traces that waited for it. Returns the pipeline's
+  // state on this shard.
+  pipeline_state install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state);
   bool remove(std::string_view name);
   // Returns the state this shard is in afterwards (a drain with traces in flight
   // stays draining until they end), or nullopt for an unknown pipeline.
@@ -155,7 +168,7 @@ class engine {
   // when the WAL failed to write it (false: the trace will not run).
   io::task<bool> wait_acknowledged(std::shared_ptr<trace_record> t);
   // Completes when the trace has finished; false when its end record could not
-  // be made durable (the trace resumes after a restart).
+  // be made durable (the trace runs again after a restart).
   io::task<bool> wait_finished(std::shared_ptr<trace_record> t);
   // Completes at the next change of the trace (a log line, a node, the end).
   io::task<void> wait_change(std::shared_ptr<trace_record> t);
@@ -169,10 +182,11 @@ class engine {
   bool recovering() const { return _recovery_pending; }
   // ...replay() takes every WAL record, oldest first (from wal::open)...
   void replay(const core::wal_record& r);
-  // ...then, with the pipelines deployed, the unfinished traces continue (or wait
-  // for their pipeline) and the finished ones become queryable. Returns the
-  // number of traces resumed.
+  // ...then the finished traces become queryable and the unfinished ones wait
+  // (visible, pending) for the backend to deliver them again. Returns how many
+  // are unfinished.
   size_t resume_recovered();
+  // Redelivered traces this shard continued or holds waiting for their pipeline.
   size_t recovered_traces() const { return _recovered; }
   // Recovered traces waiting for their pipeline or trigger to be deployed.
   size_t waiting_traces() const { return _waiting_count; }
@@ -182,8 +196,8 @@ class engine {
   // After stop(): traces still unfinished will not finish in this process.
   bool stopped() const { return _shutdown.cancelled(); }
 
-  // Stops admissions, lets running traces finish for up to `grace`, then stops
-  // the rest without an end record (they resume after a restart).
+  // Stops admissions and taking, lets running traces finish for up to `grace`,
+  // then stops the rest without an end record (they resume after a restart).
   io::task<void> stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
 
  private:
@@ -191,6 +205,10 @@ class engine {
     std::shared_ptr<trace_record> trace;
     std::vector<node_record> nodes;
   };
+  io::task<void> take_loop();
+  void deliver(core::delivery d);
+  void redelivered(core::delivery d);
+  void released();  // a taken trace ended: room for another
   void start(pipeline& p, std::shared_ptr<trace_record> t);
   void start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<trace_record> t);
   void start_next(pipeline& p);
@@ -199,18 +217,23 @@ class engine {
   // Ends a trace that never ran (or waited): journaled, woken, kept in the store.
   void end_unrun(trace_record& t, std::string code, std::string message);
   void journal_end(trace_record& t);
-  uint64_t journal(journal_type type, const std::string& payload);
   // A recovered trace continues on `p` when `p` has its trigger; else it waits.
   bool resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt);
   void evict();
   uint32_t share(const pipeline& p) const;
 
   engine_options _opts;
+  std::unique_ptr<core::trace_consumer> _consumer;
+  io::gate _taking;
+  io::cancel_source _stop_taking;
+  io::event _room;
+  size_t _held = 0;  // taken from the backend and not ended
   std::map<std::string, std::shared_ptr<pipeline>, std::less<>> _pipelines;
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<trace_record>> _traces;  // by id: time order
   std::deque<core::trace_id> _finished;  // finished traces in the store, in the order they finished
   io::gate _running;
   io::cancel_source _shutdown;
+  // Unfinished traces replayed from the WAL, until the backend delivers them.
   std::map<std::pair<uint64_t, uint64_t>, recovered_trace> _recovering;
   // Recovered traces whose pipeline is not deployed, by pipeline name.
   std::map<std::string, std::vector<recovered_trace>, std::less<>> _waiting;

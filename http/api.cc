@@ -4,8 +4,6 @@
 #include <charconv>
 
 #include "core/trace_id.h"
-#include "io/fifo_lock.h"
-#include "io/file.h"
 #include "io/log.h"
 #include "io/strings.h"
 #include "io/when_all.h"
@@ -17,12 +15,10 @@
 namespace xerv::http {
 namespace {
 
-thread_local flows::engine* t_engine = nullptr;
-thread_local const api_options* t_opts = nullptr;
-// Pipeline changes (deploy, update, delete, state) run on shard 0, one at a time
-// and in the order they arrived, so every shard applies the same sequence.
-constexpr unsigned k_control_shard = 0;
-thread_local io::fifo_lock t_control;
+using ctx_t = const api_context*;
+
+// This shard's engine; null once the shard has stopped.
+flows::engine* here(ctx_t ctx) { return ctx->engines.local_or_null(); }
 
 // ---- JSON text helpers ----
 
@@ -87,20 +83,20 @@ struct pipeline_counters {
 };
 
 // This shard's counters of `only` (every pipeline when empty), by name.
-std::vector<std::pair<std::string, pipeline_counters>> local_counters(std::string only) {
+std::vector<std::pair<std::string, pipeline_counters>> local_counters(ctx_t ctx, std::string only) {
   std::vector<std::pair<std::string, pipeline_counters>> out;
-  if (!t_engine) return out;  // the shard has stopped
-  for (const auto& [name, p] : t_engine->pipelines()) {
+  if (!here(ctx)) return out;  // the shard has stopped
+  for (const auto& [name, p] : here(ctx)->pipelines()) {
     if (!only.empty() && name != only) continue;
-    pipeline_counters c{p->started, p->completed, p->failed, p->active, p->pending.size(), p->state};
+    pipeline_counters c{p->started, p->completed, p->failed, p->active, p->pending.size() + p->undelivered, p->state};
     out.emplace_back(name, c);
   }
   return out;
 }
 
 // Every shard's counters, summed per pipeline.
-io::task<std::map<std::string, pipeline_counters>> counters_everywhere(std::string only) {
-  auto job = io::invoke_on_all([only] { return local_counters(only); });
+io::task<std::map<std::string, pipeline_counters>> counters_everywhere(ctx_t ctx, std::string only) {
+  auto job = io::invoke_on_all([ctx, only] { return local_counters(ctx, only); });
   auto parts = co_await std::move(job);
   std::map<std::string, pipeline_counters> sum;
   for (const auto& part : parts)
@@ -128,6 +124,7 @@ std::string pipeline_json(const flows::pipeline& p, const pipeline_counters* c, 
   field(out, "id", f.name);
   field(out, "name", f.name);
   field(out, "version", f.version);
+  field(out, "revision", p.revision);
   field(out, "description", f.description);
   field(out, "state", flows::to_string(c && c->state ? *c->state : p.state));
   field(out, "deployed_at_ms", p.deployed_ms);
@@ -197,35 +194,14 @@ response pipeline_not_found(std::string_view name) {
   return json_error(404, "pipeline_not_found", "no pipeline named '" + std::string(name) + "'", details);
 }
 
-std::string pipeline_dir() { return t_opts->data_dir + "/pipelines"; }
-
-// Compiles and installs on this shard.
-bool deploy_here(std::string yaml, flows::pipeline_state state) {
-  auto r = flows::compile_flow(yaml);
-  auto* flow = std::get_if<std::unique_ptr<flows::compiled_flow>>(&r);
-  ASSERT(flow, "a flow valid on one shard must compile on all");
-  return t_engine->deploy(std::move(*flow), state);
-}
-
-io::task<io::result<void>> ensure_pipeline_dir() {
-  if (auto d = co_await io::make_dir(t_opts->data_dir); !d) co_return d;
-  co_return co_await io::make_dir(pipeline_dir());
-}
-
-io::task<io::result<void>> persist_state(std::string name, flows::pipeline_state state) {
-  if (auto d = co_await ensure_pipeline_dir(); !d) co_return d;
-  std::string path = pipeline_dir() + "/" + name + ".state";
-  co_return co_await io::write_file_atomic(path, flows::to_string(state));
-}
-
-io::task<response> list_pipelines() {
-  auto counting = counters_everywhere("");
+io::task<response> list_pipelines(ctx_t ctx) {
+  auto counting = counters_everywhere(ctx, "");
   auto counters = co_await std::move(counting);
   // Rendered from this shard's pipelines after the last suspension.
   std::string out = "{\"pipelines\":[";
   size_t n = 0;
-  if (t_engine) {
-    for (const auto& [name, p] : t_engine->pipelines()) {
+  if (here(ctx)) {
+    for (const auto& [name, p] : here(ctx)->pipelines()) {
       if (out.back() != '[') out += ',';
       out += pipeline_json(*p, &counters[name], false);
       ++n;
@@ -235,11 +211,11 @@ io::task<response> list_pipelines() {
   co_return json_ok(200, std::move(out));
 }
 
-io::task<response> get_pipeline(std::string name) {
-  if (!t_engine->find(name)) co_return pipeline_not_found(name);
-  auto counting = counters_everywhere(name);
+io::task<response> get_pipeline(ctx_t ctx, std::string name) {
+  if (!here(ctx) || !here(ctx)->find(name)) co_return pipeline_not_found(name);
+  auto counting = counters_everywhere(ctx, name);
   auto counters = co_await std::move(counting);
-  const flows::pipeline* p = t_engine ? t_engine->find(name) : nullptr;
+  const flows::pipeline* p = here(ctx) ? here(ctx)->find(name) : nullptr;
   if (!p) co_return pipeline_not_found(name);
   co_return json_ok(200, pipeline_json(*p, &counters[name], true));
 }
@@ -256,60 +232,46 @@ io::task<response> validate_pipeline(std::string yaml) {
   co_return json_ok(200, std::move(out));
 }
 
-// ---- pipeline changes, on the control shard ----
+// ---- pipeline changes, through the control plane on shard 0 ----
 
 // The rendered pipeline with every shard's counters, from the control shard.
-io::task<response> pipeline_reply(std::string name, int status) {
-  auto counting = counters_everywhere(name);
+io::task<response> pipeline_reply(ctx_t ctx, std::string name, int status) {
+  auto counting = counters_everywhere(ctx, name);
   auto counters = co_await std::move(counting);
-  const flows::pipeline* p = t_engine->find(name);
+  const flows::pipeline* p = here(ctx) ? here(ctx)->find(name) : nullptr;
   if (!p) co_return pipeline_not_found(name);
   co_return json_ok(status, pipeline_json(*p, &counters[name], true));
 }
 
-// `update`: the name the flow must have and that must exist (PUT); empty for a
-// POST, which creates or updates.
-io::task<response> control_deploy(std::string yaml, bool persist, flows::pipeline_state state, std::string update) {
-  auto held = co_await t_control.lock();
-  auto r = flows::compile_flow(yaml);
-  if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r))
-    co_return json_error(400, "invalid_flow", std::to_string(errs->size()) + " problem(s) in the flow", errors_json(*errs));
-  const flows::compiled_flow& f = *std::get<std::unique_ptr<flows::compiled_flow>>(r);
-  std::string name = f.name;
-  if (!update.empty()) {
-    if (!t_engine->find(update)) co_return pipeline_not_found(update);
-    if (name != update)
-      co_return json_error(400, "invalid_flow", "the flow's name '" + name + "' does not match '" + update + "'");
+// A refused change as the API shows it.
+response control_error(const flows::control_reply& r) {
+  using outcome = flows::control_reply::outcome;
+  switch (r.result) {
+    case outcome::invalid:
+      if (!r.errors.empty()) return json_error(400, "invalid_flow", r.message, errors_json(r.errors));
+      return json_error(400, "invalid_flow", r.message);
+    case outcome::not_found: return pipeline_not_found(r.name);
+    case outcome::conflict: {
+      std::string details = "{";
+      field(details, "pipeline_id", r.name);
+      details += '}';
+      return json_error(409, "conflict", r.message, details);
+    }
+    default: return unavailable(r.message);
   }
-  // Webhook paths must be unique across pipelines.
-  for (const auto& t : f.triggers) {
-    if (t.type != "webhook") continue;
-    auto owner = t_engine->find_webhook(t.method, t.path);
-    if (owner && owner->first != name)
-      co_return json_error(400, "invalid_flow", "webhook " + t.method + " " + t.path + " is already used by pipeline '" +
-                                                    owner->first + "'");
-  }
-  if (persist) {
-    if (auto d = co_await ensure_pipeline_dir(); !d)
-      co_return unavailable("cannot create " + pipeline_dir() + ": " + d.error().message());
-    std::string path = pipeline_dir() + "/" + name + ".yaml";
-    if (auto w = co_await io::write_file_atomic(path, yaml); !w)
-      co_return unavailable("cannot store the pipeline: " + w.error().message());
-  }
-  auto job = io::invoke_on_all([yaml, state] { return deploy_here(yaml, state); });
-  auto updated = co_await std::move(job);
-  co_return co_await pipeline_reply(name, updated[0] ? 200 : 201);
 }
 
-io::task<response> control_delete(std::string name) {
-  auto held = co_await t_control.lock();
-  if (!t_engine->find(name)) co_return pipeline_not_found(name);
-  auto job = io::invoke_on_all([name] { return t_engine->remove(name); });
-  co_await std::move(job);
-  std::string yaml_path = pipeline_dir() + "/" + name + ".yaml", state_path = pipeline_dir() + "/" + name + ".state";
-  auto a = co_await io::remove_file(yaml_path);
-  auto b = co_await io::remove_file(state_path);
-  if (!a || !b) XLOG(warn, "removing the stored copy of pipeline %s failed", name.c_str());
+io::task<response> control_deploy(ctx_t ctx, flows::deploy_request req) {
+  auto deploying = ctx->control.deploy(std::move(req));
+  flows::control_reply r = co_await std::move(deploying);
+  if (!r.ok()) co_return control_error(r);
+  co_return co_await pipeline_reply(ctx, r.name, r.result == flows::control_reply::outcome::updated ? 200 : 201);
+}
+
+io::task<response> control_delete(ctx_t ctx, std::string name) {
+  auto removing = ctx->control.remove(name);
+  flows::control_reply r = co_await std::move(removing);
+  if (!r.ok()) co_return control_error(r);
   std::string out = "{";
   field(out, "id", name);
   field_raw(out, "deleted", "true");
@@ -317,38 +279,30 @@ io::task<response> control_delete(std::string name) {
   co_return json_ok(200, std::move(out));
 }
 
-io::task<response> control_state(std::string name, flows::pipeline_state target) {
-  auto held = co_await t_control.lock();
-  if (!t_engine->find(name)) co_return pipeline_not_found(name);
-  auto job = io::invoke_on_all([name, target] { return t_engine->set_state(name, target); });
-  auto states = co_await std::move(job);
-  // What is stored is where the pipeline ends up: a drain ends stopped.
-  auto stored = target == flows::pipeline_state::draining ? flows::pipeline_state::stopped : target;
-  if (auto w = co_await persist_state(name, stored); !w)
-    co_return unavailable("cannot store the pipeline state: " + w.error().message());
-  // A drain with traces in flight on any shard is draining until they end.
-  flows::pipeline_state now = target == flows::pipeline_state::draining ? flows::pipeline_state::stopped : target;
-  for (const auto& st : states)
-    if (st == flows::pipeline_state::draining) now = *st;
+io::task<response> control_state(ctx_t ctx, std::string name, flows::pipeline_state target) {
+  auto changing = ctx->control.set_state(name, target);
+  flows::control_reply r = co_await std::move(changing);
+  if (!r.ok()) co_return control_error(r);
   std::string out = "{";
   field(out, "id", name);
-  field(out, "state", flows::to_string(now));
+  field(out, "state", flows::to_string(r.state));
+  field(out, "revision", r.revision);
   out += '}';
   co_return json_ok(200, std::move(out));
 }
 
-io::task<response> delete_pipeline(std::string name) {
-  auto job = io::submit_to(k_control_shard, [name] { return control_delete(name); });
+io::task<response> delete_pipeline(ctx_t ctx, std::string name) {
+  auto job = io::submit_to(flows::control_shard, [ctx, name] { return control_delete(ctx, name); });
   co_return co_await std::move(job);
 }
 
-io::task<response> change_state(std::string name, std::string action) {
+io::task<response> change_state(ctx_t ctx, std::string name, std::string action) {
   flows::pipeline_state target;
   if (action == "start" || action == "resume") target = flows::pipeline_state::running;
   else if (action == "pause") target = flows::pipeline_state::paused;
   else if (action == "drain") target = flows::pipeline_state::draining;
   else target = flows::pipeline_state::stopped;
-  auto job = io::submit_to(k_control_shard, [name, target] { return control_state(name, target); });
+  auto job = io::submit_to(flows::control_shard, [ctx, name, target] { return control_state(ctx, name, target); });
   co_return co_await std::move(job);
 }
 
@@ -428,17 +382,17 @@ struct owner_reply {
 // On the owner: `render(trace)`. A trace not found while its shard still replays
 // the WAL, or once it has stopped, may exist: unavailable, not not_found.
 template <class F>
-owner_reply render_local(core::trace_id id, const F& render) {
-  if (!t_engine) return {owner_reply::unavailable, "xerv is stopping"};
-  if (auto t = t_engine->find_trace(id)) return {owner_reply::found, render(*t)};
-  if (t_engine->recovering()) return {owner_reply::unavailable, "recovering the write-ahead log; retry shortly"};
+owner_reply render_local(ctx_t ctx, core::trace_id id, const F& render) {
+  if (!here(ctx)) return {owner_reply::unavailable, "xerv is stopping"};
+  if (auto t = here(ctx)->find_trace(id)) return {owner_reply::found, render(*t)};
+  if (here(ctx)->recovering()) return {owner_reply::unavailable, "recovering the write-ahead log; retry shortly"};
   return {};
 }
 
 template <class F>
-io::task<owner_reply> on_owner(core::trace_id id, F render) {
+io::task<owner_reply> on_owner(ctx_t ctx, core::trace_id id, F render) {
   if (id.shard() >= io::shard_count()) co_return owner_reply{};
-  co_return co_await io::submit_to(id.shard(), [id, render] { return render_local(id, render); });
+  co_return co_await io::submit_to(id.shard(), [ctx, id, render] { return render_local(ctx, id, render); });
 }
 
 response trace_not_found(std::string_view id) {
@@ -455,17 +409,17 @@ response owner_response(const owner_reply& r, std::string_view id) {
   return json_ok(200, r.body);
 }
 
-io::task<response> get_trace(std::string id_text) {
+io::task<response> get_trace(ctx_t ctx, std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id) co_return trace_not_found(id_text);
-  auto reply = co_await on_owner(*id, [](const flows::trace_record& t) { return trace_details(t); });
+  auto reply = co_await on_owner(ctx, *id, [](const flows::trace_record& t) { return trace_details(t); });
   co_return owner_response(reply, id_text);
 }
 
-io::task<response> get_logs(std::string id_text) {
+io::task<response> get_logs(ctx_t ctx, std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id) co_return trace_not_found(id_text);
-  auto reply = co_await on_owner(*id, [](const flows::trace_record& t) {
+  auto reply = co_await on_owner(ctx, *id, [](const flows::trace_record& t) {
     std::string out = "{\"logs\":[";
     for (const auto& l : t.logs) {
       if (out.back() != '[') out += ',';
@@ -478,35 +432,36 @@ io::task<response> get_logs(std::string id_text) {
 }
 
 // On the owner: ends the trace if it is a recovered one waiting for its pipeline.
-io::task<owner_reply> discard_local(core::trace_id id) {
-  if (!t_engine) co_return owner_reply{owner_reply::unavailable, "xerv is stopping"};
-  auto t = t_engine->find_trace(id);
-  if (!t) co_return render_local(id, [](const flows::trace_record&) { return std::string(); });
+io::task<owner_reply> discard_local(ctx_t ctx, core::trace_id id) {
+  if (!here(ctx)) co_return owner_reply{owner_reply::unavailable, "xerv is stopping"};
+  auto t = here(ctx)->find_trace(id);
+  if (!t) co_return render_local(ctx, id, [](const flows::trace_record&) { return std::string(); });
   if (t->waiting_for.empty())
     co_return owner_reply{owner_reply::conflict, "trace " + id.to_string() +
                                                      " is not waiting for its pipeline; only such traces can be discarded"};
   std::string pipeline = t->pipeline;
-  auto discarding = t_engine->discard_waiting(pipeline, id);
+  auto discarding = here(ctx)->discard_waiting(pipeline, id);
   co_await std::move(discarding);
   co_return owner_reply{owner_reply::found, trace_summary(*t)};
 }
 
-io::task<response> discard_trace(std::string id_text) {
+io::task<response> discard_trace(ctx_t ctx, std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id || id->shard() >= io::shard_count()) co_return trace_not_found(id_text);
   core::trace_id tid = *id;
-  auto job = io::submit_to(tid.shard(), [tid] { return discard_local(tid); });
+  auto job = io::submit_to(tid.shard(), [ctx, tid] { return discard_local(ctx, tid); });
   owner_reply r = co_await std::move(job);
   co_return owner_response(r, id_text);
 }
 
-io::task<size_t> discard_here(std::string pipeline) {
-  if (!t_engine) co_return 0;
-  co_return co_await t_engine->discard_waiting(pipeline, std::nullopt);
+io::task<size_t> discard_here(ctx_t ctx, std::string pipeline) {
+  if (!here(ctx)) co_return 0;
+  auto discarding = here(ctx)->discard_waiting(pipeline, std::nullopt);
+  co_return co_await std::move(discarding);
 }
 
 // Every waiting trace of one pipeline, on every shard.
-io::task<response> discard_traces(request& req) {
+io::task<response> discard_traces(ctx_t ctx, request& req) {
   auto parsed = core::parse_json(req.body());
   auto* v = std::get_if<core::value>(&parsed);
   std::optional<core::value_ref> pid;
@@ -514,7 +469,7 @@ io::task<response> discard_traces(request& req) {
   if (!pid || pid->type() != core::json_type::string)
     co_return json_error(400, "invalid_payload", "a JSON object with pipeline_id (a string) is required");
   std::string pipeline(pid->as_string());
-  auto job = io::invoke_on_all([pipeline] { return discard_here(pipeline); });
+  auto job = io::invoke_on_all([ctx, pipeline] { return discard_here(ctx, pipeline); });
   auto counts = co_await std::move(job);
   size_t n = 0;
   for (size_t c : counts) n += c;
@@ -533,32 +488,33 @@ struct log_batch {
 };
 
 // On the owner: lines from `from` on, waiting for a change when there are none.
-io::task<log_batch> next_logs(core::trace_id id, size_t from) {
+io::task<log_batch> next_logs(ctx_t ctx, core::trace_id id, size_t from) {
   log_batch b;
-  if (!t_engine) co_return b;  // the shard is stopping
-  auto t = t_engine->find_trace(id);
+  if (!here(ctx)) co_return b;  // the shard is stopping
+  auto t = here(ctx)->find_trace(id);
   if (!t) co_return b;
   b.found = true;
   if (t->logs.size() <= from && !t->finished()) {
-    auto changed = t_engine->wait_change(t);
+    auto changed = here(ctx)->wait_change(t);
     co_await std::move(changed);
   }
-  if (!t_engine) co_return b;
+  if (!here(ctx)) co_return b;
   for (size_t i = from; i < t->logs.size(); ++i) {
     std::string line = "{";
     line.pop_back();
     append_log(line, t->logs[i]);
     b.lines.push_back(std::move(line));
   }
-  b.finished = (t->finished() || t_engine->stopped()) && from + b.lines.size() >= t->logs.size();
+  b.finished = (t->finished() || here(ctx)->stopped()) && from + b.lines.size() >= t->logs.size();
   b.status = flows::to_string(t->status);
   co_return b;
 }
 
-io::task<io::result<void>> stream_logs(stream& s, core::trace_id id) {
+io::task<io::result<void>> stream_logs(stream& s, ctx_t ctx, core::trace_id id) {
   size_t sent = 0;
   for (;;) {
-    log_batch b = co_await io::submit_to(id.shard(), [id, sent] { return next_logs(id, sent); });
+    auto next = io::submit_to(id.shard(), [ctx, id, sent] { return next_logs(ctx, id, sent); });
+    log_batch b = co_await std::move(next);
     for (const auto& line : b.lines) {
       std::string event = "event: log\ndata: " + line + "\n\n";
       auto w = co_await s.write(event);
@@ -574,16 +530,16 @@ io::task<io::result<void>> stream_logs(stream& s, core::trace_id id) {
   }
 }
 
-io::task<response> stream_trace_logs(std::string id_text) {
+io::task<response> stream_trace_logs(ctx_t ctx, std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id || id->shard() >= io::shard_count()) co_return trace_not_found(id_text);
-  auto exists = co_await on_owner(*id, [](const flows::trace_record&) { return std::string(); });
+  auto exists = co_await on_owner(ctx, *id, [](const flows::trace_record&) { return std::string(); });
   if (exists.kind != owner_reply::found) co_return owner_response(exists, id_text);
   response r;
   r.content_type = "text/event-stream";
   r.headers.emplace_back("Cache-Control", "no-cache");
   core::trace_id tid = *id;
-  r.streamer = [tid](stream& s) { return stream_logs(s, tid); };
+  r.streamer = [ctx, tid](stream& s) { return stream_logs(s, ctx, tid); };
   co_return r;
 }
 
@@ -604,16 +560,16 @@ struct listed_page {
   std::vector<listed> newest;  // the first `max` of them
 };
 
-listed_page local_traces(std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
+listed_page local_traces(ctx_t ctx, std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
   listed_page out;
-  if (!t_engine) return out;  // the shard has stopped
-  auto all = t_engine->list_traces(pipeline, status);
+  if (!here(ctx)) return out;  // the shard has stopped
+  auto all = here(ctx)->list_traces(pipeline, status);
   out.total = all.size();
   for (size_t i = 0; i < all.size() && i < max; ++i) out.newest.push_back({all[i]->created_ms, trace_summary(*all[i])});
   return out;
 }
 
-io::task<response> list_traces(request& req) {
+io::task<response> list_traces(ctx_t ctx, request& req) {
   std::string pipeline = query_param(req.query(), "pipeline_id");
   std::string status_text = query_param(req.query(), "status");
   std::optional<flows::trace_status> status;
@@ -633,7 +589,7 @@ io::task<response> list_traces(request& req) {
   auto offset = number("offset", 0, 1'000'000);
   if (!limit || !offset) co_return json_error(400, "invalid_payload", "limit must be 0-1000 and offset a number");
   size_t want = size_t(*limit + *offset);
-  auto job = io::invoke_on_all([pipeline, status, want] { return local_traces(pipeline, status, want); });
+  auto job = io::invoke_on_all([ctx, pipeline, status, want] { return local_traces(ctx, pipeline, status, want); });
   auto parts = co_await std::move(job);
   std::vector<listed> all;
   size_t total = 0;
@@ -679,9 +635,9 @@ response admission_error(const flows::admission& a, std::string_view pipeline, s
   return json_error(500, "internal", "admission failed");
 }
 
-std::optional<response> parse_input(std::string_view body, core::value& out) {
-  if (body.size() > t_opts->max_body_bytes)
-    return json_error(413, "payload_too_large", "body exceeds " + std::to_string(t_opts->max_body_bytes) + " bytes");
+std::optional<response> parse_input(ctx_t ctx, std::string_view body, core::value& out) {
+  if (body.size() > ctx->opts.max_body_bytes)
+    return json_error(413, "payload_too_large", "body exceeds " + std::to_string(ctx->opts.max_body_bytes) + " bytes");
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) {
     out = core::value();
     return std::nullopt;
@@ -733,19 +689,22 @@ response accepted(const flows::trace_record& t) {
   return r;
 }
 
-io::task<response> start_trace(std::string pipeline, std::string trigger, core::value input, bool wait, bool wrapped) {
-  flows::admission a = t_engine->admit(pipeline, trigger, std::move(input));
+io::task<response> start_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
+                               bool wrapped) {
+  flows::engine* e = here(ctx);
+  if (!e) co_return unavailable("xerv is stopping");
+  flows::admission a = e->admit(pipeline, trigger, std::move(input));
   if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
   // Acknowledge only what a crash cannot lose (SPEC §6).
   // (Tasks bound to names first: GCC 12 and temporaries in co_await, docs/runtime.md.)
-  auto acked = t_engine->wait_acknowledged(a.trace);
+  auto acked = e->wait_acknowledged(a.trace);
   if (!co_await std::move(acked)) {
     a.error = flows::admit_error::unavailable;
     a.detail = "the write-ahead log could not write the trace (disk full?)";
     co_return admission_error(a, pipeline, trigger);
   }
   if (!wait) co_return accepted(*a.trace);
-  auto done = t_engine->wait_finished(a.trace);
+  auto done = e->wait_finished(a.trace);
   if (!co_await std::move(done)) {
     response r = json_error(503, "unavailable",
                             a.trace->finished() ? "the trace finished, but its end could not be made durable (disk "
@@ -757,15 +716,15 @@ io::task<response> start_trace(std::string pipeline, std::string trigger, core::
   co_return trace_result(*a.trace, wrapped);
 }
 
-io::task<response> post_trace(request& req) {
+io::task<response> post_trace(ctx_t ctx, request& req) {
   core::value body;
-  if (auto err = parse_input(req.body(), body)) co_return std::move(*err);
+  if (auto err = parse_input(ctx, req.body(), body)) co_return std::move(*err);
   core::value_ref b = body.ref();
   auto pid = b.find("pipeline_id");
   if (!pid || pid->type() != core::json_type::string)
     co_return json_error(400, "invalid_payload", "pipeline_id (a string) is required");
   std::string pipeline(pid->as_string());
-  const flows::pipeline* p = t_engine->find(pipeline);
+  const flows::pipeline* p = here(ctx) ? here(ctx)->find(pipeline) : nullptr;
   if (!p) co_return pipeline_not_found(pipeline);
   std::string trigger;
   if (auto t = b.find("trigger"); t && t->type() == core::json_type::string) trigger = std::string(t->as_string());
@@ -782,24 +741,25 @@ io::task<response> post_trace(request& req) {
   if (auto in = b.find("input")) input = core::value(std::string(in->bytes()));
   bool wait = false;
   if (auto w = b.find("wait"); w && w->type() == core::json_type::boolean) wait = w->as_bool();
-  co_return co_await start_trace(pipeline, trigger, std::move(input), wait, true);
+  co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), wait, true);
 }
 
-io::task<response> fire_trigger(request& req) {
+io::task<response> fire_trigger(ctx_t ctx, request& req) {
   std::string id(req.param("id"));
   size_t dot = id.find('.');
   if (dot == std::string::npos) co_return json_error(404, "trigger_not_found", "trigger ids are pipeline.trigger");
   core::value body;
-  if (auto err = parse_input(req.body(), body)) co_return std::move(*err);
+  if (auto err = parse_input(ctx, req.body(), body)) co_return std::move(*err);
   core::value payload;
   if (body.ref().type() == core::json_type::object)
     if (auto p = body.ref().find("payload")) payload = core::value(std::string(p->bytes()));
-  co_return co_await start_trace(id.substr(0, dot), id.substr(dot + 1), std::move(payload), false, true);
+  co_return co_await start_trace(ctx, id.substr(0, dot), id.substr(dot + 1), std::move(payload), false, true);
 }
 
-io::task<response> list_triggers() {
+io::task<response> list_triggers(ctx_t ctx) {
+  if (!here(ctx)) co_return unavailable("xerv is stopping");
   std::string out = "{\"triggers\":[";
-  for (const auto& [name, p] : t_engine->pipelines())
+  for (const auto& [name, p] : here(ctx)->pipelines())
     for (const auto& t : p->flow->triggers) {
       if (out.back() != '[') out += ',';
       append_trigger(out, *p->flow, t);
@@ -811,70 +771,70 @@ io::task<response> list_triggers() {
   co_return json_ok(200, std::move(out));
 }
 
-io::task<response> webhook_trace(std::string pipeline, std::string trigger, std::string body) {
-  const flows::pipeline* p = t_engine->find(pipeline);
+io::task<response> webhook_trace(ctx_t ctx, std::string pipeline, std::string trigger, std::string body) {
+  const flows::pipeline* p = here(ctx) ? here(ctx)->find(pipeline) : nullptr;
   if (!p) co_return pipeline_not_found(pipeline);
   const flows::trigger_def* t = p->flow->find_trigger(trigger);
   bool sync = t && t->respond == flows::respond_mode::sync;
   core::value input;
-  if (auto err = parse_input(body, input)) co_return std::move(*err);
-  co_return co_await start_trace(pipeline, trigger, std::move(input), sync, false);
+  if (auto err = parse_input(ctx, body, input)) co_return std::move(*err);
+  co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), sync, false);
 }
 
-io::task<response> post_pipeline(request& req, bool update) {
-  if (req.body().size() > t_opts->flow_bytes_max)
-    co_return json_error(413, "payload_too_large", "flow YAML exceeds " + std::to_string(t_opts->flow_bytes_max) + " bytes");
-  std::string yaml(req.body()), name = update ? std::string(req.param("id")) : std::string();
-  auto job = io::submit_to(k_control_shard,
-                           [yaml, name] { return control_deploy(yaml, true, flows::pipeline_state::running, name); });
+io::task<response> post_pipeline(ctx_t ctx, request& req, bool update) {
+  if (req.body().size() > ctx->opts.flow_bytes_max)
+    co_return json_error(413, "payload_too_large",
+                         "flow YAML exceeds " + std::to_string(ctx->opts.flow_bytes_max) + " bytes");
+  flows::deploy_request dr;
+  dr.yaml = std::string(req.body());
+  if (update) dr.update = std::string(req.param("id"));
+  // ?revision=N: refuse with 409 unless the pipeline is still at revision N.
+  if (std::string rev = query_param(req.query(), "revision"); !rev.empty()) {
+    auto [p, ec] = std::from_chars(rev.data(), rev.data() + rev.size(), dr.expected_revision);
+    if (ec != std::errc() || p != rev.data() + rev.size() || dr.expected_revision == 0)
+      co_return json_error(400, "invalid_payload", "revision must be a positive number");
+  }
+  auto job = io::submit_to(flows::control_shard, [ctx, dr] { return control_deploy(ctx, dr); });
   co_return co_await std::move(job);
 }
 
 }  // namespace
 
-void set_shard_engine(flows::engine* e, const api_options* opts) {
-  t_engine = e;
-  t_opts = opts;
-}
-
-flows::engine* shard_engine() { return t_engine; }
-
-io::task<response> deploy_everywhere(std::string yaml, bool persist, flows::pipeline_state state) {
-  auto job = io::submit_to(k_control_shard,
-                           [yaml, persist, state] { return control_deploy(yaml, persist, state, std::string()); });
-  co_return co_await std::move(job);
-}
-
-std::optional<io::task<response>> webhook(request& req) {
-  if (!t_engine) return std::nullopt;
-  auto hit = t_engine->find_webhook(req.method(), req.path());
+std::optional<io::task<response>> webhook(const api_context& c, request& req) {
+  ctx_t ctx = &c;
+  flows::engine* e = here(ctx);
+  if (!e) return std::nullopt;
+  auto hit = e->find_webhook(req.method(), req.path());
   if (!hit) return std::nullopt;
   req.route = "webhook";
-  return webhook_trace(hit->first, hit->second, req.body());
+  return webhook_trace(ctx, hit->first, hit->second, std::string(req.body()));
 }
 
-void add_api_routes(router& r) {
-  r.add("GET", "/api/v1/pipelines", [](request&) { return list_pipelines(); });
-  r.add("POST", "/api/v1/pipelines", [](request& q) { return post_pipeline(q, false); });
-  r.add("POST", "/api/v1/pipelines/validate", [](request& q) { return validate_pipeline(q.body()); });
-  r.add("GET", "/api/v1/pipelines/{id}", [](request& q) { return get_pipeline(std::string(q.param("id"))); });
-  r.add("PUT", "/api/v1/pipelines/{id}", [](request& q) { return post_pipeline(q, true); });
-  r.add("DELETE", "/api/v1/pipelines/{id}", [](request& q) { return delete_pipeline(std::string(q.param("id"))); });
+void add_api_routes(router& r, const api_context& c) {
+  ctx_t ctx = &c;
+  r.add("GET", "/api/v1/pipelines", [ctx](request&) { return list_pipelines(ctx); });
+  r.add("POST", "/api/v1/pipelines", [ctx](request& q) { return post_pipeline(ctx, q, false); });
+  r.add("POST", "/api/v1/pipelines/validate", [](request& q) { return validate_pipeline(std::string(q.body())); });
+  r.add("GET", "/api/v1/pipelines/{id}", [ctx](request& q) { return get_pipeline(ctx, std::string(q.param("id"))); });
+  r.add("PUT", "/api/v1/pipelines/{id}", [ctx](request& q) { return post_pipeline(ctx, q, true); });
+  r.add("DELETE", "/api/v1/pipelines/{id}",
+        [ctx](request& q) { return delete_pipeline(ctx, std::string(q.param("id"))); });
   for (const char* action : {"start", "pause", "resume", "drain", "stop"}) {
     std::string a = action;
     r.add("POST", "/api/v1/pipelines/{id}/" + a,
-          [a](request& q) { return change_state(std::string(q.param("id")), a); });
+          [ctx, a](request& q) { return change_state(ctx, std::string(q.param("id")), a); });
   }
-  r.add("GET", "/api/v1/traces", [](request& q) { return list_traces(q); });
-  r.add("POST", "/api/v1/traces", [](request& q) { return post_trace(q); });
-  r.add("POST", "/api/v1/traces/discard", [](request& q) { return discard_traces(q); });
-  r.add("GET", "/api/v1/traces/{id}", [](request& q) { return get_trace(std::string(q.param("id"))); });
-  r.add("POST", "/api/v1/traces/{id}/discard", [](request& q) { return discard_trace(std::string(q.param("id"))); });
-  r.add("GET", "/api/v1/traces/{id}/logs", [](request& q) { return get_logs(std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/traces", [ctx](request& q) { return list_traces(ctx, q); });
+  r.add("POST", "/api/v1/traces", [ctx](request& q) { return post_trace(ctx, q); });
+  r.add("POST", "/api/v1/traces/discard", [ctx](request& q) { return discard_traces(ctx, q); });
+  r.add("GET", "/api/v1/traces/{id}", [ctx](request& q) { return get_trace(ctx, std::string(q.param("id"))); });
+  r.add("POST", "/api/v1/traces/{id}/discard",
+        [ctx](request& q) { return discard_trace(ctx, std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/traces/{id}/logs", [ctx](request& q) { return get_logs(ctx, std::string(q.param("id"))); });
   r.add("GET", "/api/v1/traces/{id}/logs/stream",
-        [](request& q) { return stream_trace_logs(std::string(q.param("id"))); });
-  r.add("GET", "/api/v1/triggers", [](request&) { return list_triggers(); });
-  r.add("POST", "/api/v1/triggers/{id}/fire", [](request& q) { return fire_trigger(q); });
+        [ctx](request& q) { return stream_trace_logs(ctx, std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/triggers", [ctx](request&) { return list_triggers(ctx); });
+  r.add("POST", "/api/v1/triggers/{id}/fire", [ctx](request& q) { return fire_trigger(ctx, q); });
 }
 
 }  // namespace xerv::http

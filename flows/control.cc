@@ -1,0 +1,165 @@
+#include "flows/control.h"
+
+#include "io/log.h"
+#include "io/ops.h"
+#include "io/when_all.h"
+
+namespace xerv::flows {
+namespace {
+
+using outcome = control_reply::outcome;
+
+control_reply refused(outcome o, std::string name, std::string message) {
+  control_reply r;
+  r.result = o;
+  r.name = std::move(name);
+  r.message = std::move(message);
+  return r;
+}
+
+control_reply store_error(std::string name, std::error_code e) {
+  if (e == core::dispatch_errc::conflict)
+    return refused(outcome::conflict, name, "pipeline '" + name + "' was changed by another deploy; read it again");
+  if (e == core::dispatch_errc::not_found) return refused(outcome::not_found, name, "no pipeline named '" + name + "'");
+  return refused(outcome::unavailable, name, "cannot store the pipeline: " + e.message());
+}
+
+// The shard's own handle on a flow compiled on the control shard: running
+// traces copy and drop it without touching the shared count.
+std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const compiled_flow>& shared) {
+  return std::shared_ptr<const compiled_flow>(shared.get(), [keep = shared](const compiled_flow*) {});
+}
+
+// On each shard: applies one change; answers the state the pipeline is in there.
+std::optional<core::pipeline_state> apply_here(io::sharded<engine>& engines, const core::pipeline_change& c,
+                                               const std::shared_ptr<const compiled_flow>& flow) {
+  engine* e = engines.local_or_null();
+  if (!e) return std::nullopt;  // stopping
+  switch (c.what) {
+    case core::pipeline_change::kind::deploy: return e->install(local_handle(flow), c.revision, c.state);
+    case core::pipeline_change::kind::remove: e->remove(c.name); return std::nullopt;
+    case core::pipeline_change::kind::state: return e->set_state(c.name, c.state);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+io::task<core::pipeline_state> control_plane::apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow) {
+  io::sharded<engine>* engines = &_engines;
+  auto job = io::invoke_on_all([engines, c, flow] { return apply_here(*engines, c, flow); });
+  auto states = co_await std::move(job);
+  // A drain with traces in flight on any shard is draining until they end.
+  core::pipeline_state now = c.state == core::pipeline_state::draining ? core::pipeline_state::stopped : c.state;
+  for (const auto& st : states)
+    if (st == core::pipeline_state::draining) now = *st;
+  co_return now;
+}
+
+io::task<control_reply> control_plane::deploy(deploy_request req) {
+  auto held = co_await _lock.lock();
+  // A large flow takes a while to compile: let this shard's waiting work run first.
+  co_await io::yield();
+  auto compiled = compile_flow(req.yaml);
+  if (auto* errs = std::get_if<std::vector<flow_error>>(&compiled)) {
+    control_reply r = refused(outcome::invalid, {}, std::to_string(errs->size()) + " problem(s) in the flow");
+    r.errors = std::move(*errs);
+    co_return r;
+  }
+  std::shared_ptr<const compiled_flow> flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
+  engine& here = _engines.local();
+  std::string name = flow->name;
+  const pipeline* existing = here.find(name);
+  bool existed = existing != nullptr;
+  // An update keeps the pipeline's state (a drain in progress is stored as its
+  // end, stopped); a new pipeline starts in the requested one.
+  core::pipeline_state state = existed ? existing->state : req.initial;
+  if (!req.update.empty()) {
+    if (!here.find(req.update)) co_return refused(outcome::not_found, req.update, "no pipeline named '" + req.update + "'");
+    if (name != req.update)
+      co_return refused(outcome::invalid, name, "the flow's name '" + name + "' does not match '" + req.update + "'");
+  }
+  // Webhook paths are unique across pipelines.
+  for (const auto& t : flow->triggers) {
+    if (t.type != "webhook") continue;
+    auto owner = here.find_webhook(t.method, t.path);
+    if (owner && owner->first != name)
+      co_return refused(outcome::invalid, name,
+                        "webhook " + t.method + " " + t.path + " is already used by pipeline '" + owner->first + "'");
+  }
+  core::pipeline_change c;
+  c.what = core::pipeline_change::kind::deploy;
+  c.name = name;
+  c.source = req.yaml;
+  c.state = state == core::pipeline_state::draining ? core::pipeline_state::stopped : state;
+  c.persist = req.persist;
+  auto published = co_await _store.publish(std::move(c), req.expected_revision);
+  if (!published) co_return store_error(name, published.error());
+  control_reply r;
+  r.result = existed ? outcome::updated : outcome::created;
+  r.name = name;
+  r.revision = published->revision;
+  r.state = co_await apply(std::move(*published), flow);
+  co_return r;
+}
+
+io::task<control_reply> control_plane::remove(std::string name) {
+  auto held = co_await _lock.lock();
+  if (!_engines.local().find(name)) co_return refused(outcome::not_found, name, "no pipeline named '" + name + "'");
+  core::pipeline_change c;
+  c.what = core::pipeline_change::kind::remove;
+  c.name = name;
+  auto published = co_await _store.publish(std::move(c), 0);
+  if (!published) co_return store_error(name, published.error());
+  co_await apply(*published, nullptr);
+  control_reply r;
+  r.result = outcome::deleted;
+  r.name = name;
+  r.revision = published->revision;
+  co_return r;
+}
+
+io::task<control_reply> control_plane::set_state(std::string name, core::pipeline_state target) {
+  auto held = co_await _lock.lock();
+  const pipeline* p = _engines.local().find(name);
+  if (!p) co_return refused(outcome::not_found, name, "no pipeline named '" + name + "'");
+  core::pipeline_change c;
+  c.what = core::pipeline_change::kind::state;
+  c.name = name;
+  // What is stored is where the pipeline ends up: a drain ends stopped.
+  c.state = target == core::pipeline_state::draining ? core::pipeline_state::stopped : target;
+  auto published = co_await _store.publish(std::move(c), 0);
+  if (!published) co_return store_error(name, published.error());
+  core::pipeline_change applied = std::move(*published);
+  applied.state = target;
+  control_reply r;
+  r.result = outcome::changed;
+  r.name = name;
+  r.revision = applied.revision;
+  r.state = co_await apply(std::move(applied), nullptr);
+  co_return r;
+}
+
+io::task<std::vector<std::string>> control_plane::restore() {
+  auto held = co_await _lock.lock();
+  std::vector<std::string> problems;
+  auto loaded = co_await _store.load();
+  if (!loaded) {
+    problems.push_back("cannot load the stored pipelines: " + loaded.error().message());
+    co_return problems;
+  }
+  for (auto& c : *loaded) {
+    auto compiled = compile_flow(c.source);
+    if (auto* errs = std::get_if<std::vector<flow_error>>(&compiled)) {
+      problems.push_back("stored pipeline " + c.name + ":\n" + format_errors(*errs, c.name + ".yaml"));
+      continue;
+    }
+    std::shared_ptr<const compiled_flow> flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
+    c.name = flow->name;
+    co_await apply(std::move(c), flow);
+    co_await io::yield();
+  }
+  co_return problems;
+}
+
+}  // namespace xerv::flows

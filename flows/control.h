@@ -1,0 +1,71 @@
+#pragma once
+// The control plane (docs/architecture.md): the one owner of pipeline changes,
+// on shard 0, as Redpanda's controller. Deploys, updates, deletes and state
+// changes run one at a time in the order they reached shard 0. A deploy is
+// validated and compiled once, here; the change is published to the
+// pipeline_store (durable, with the pipeline's next revision and the change's
+// place in the control log); then the compiled flow is installed on every
+// shard's engine, in that order, before the caller hears back. Every shard thus
+// sees the same sequence of versions, and two concurrent deploys of one pipeline
+// never interleave: the later one wins everywhere, or is refused (conflict) when
+// its caller named the revision it expected to replace.
+//
+// Lives on shard 0: call every method there (http sends them with submit_to).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/dispatch.h"
+#include "flows/engine.h"
+#include "io/fifo_lock.h"
+#include "io/sharded.h"
+
+namespace xerv::flows {
+
+inline constexpr unsigned control_shard = 0;
+
+struct deploy_request {
+  std::string yaml;
+  std::string update;              // PUT: the pipeline that must exist and the flow's name; empty for POST
+  uint64_t expected_revision = 0;  // > 0: refuse (conflict) unless the pipeline is at it
+  core::pipeline_state initial = core::pipeline_state::running;  // a new pipeline's state
+  bool persist = true;             // false: from XERV_PIPELINES_DIR at start
+};
+
+struct control_reply {
+  enum class outcome { created, updated, deleted, changed, invalid, not_found, conflict, unavailable };
+  outcome result = outcome::unavailable;
+  std::string name;
+  std::string message;            // invalid, conflict, unavailable: why
+  std::vector<flow_error> errors; // invalid: every problem of the flow
+  uint64_t revision = 0;
+  core::pipeline_state state = core::pipeline_state::running;  // after the change, over every shard
+
+  bool ok() const { return result <= outcome::changed; }
+};
+
+class control_plane {
+ public:
+  control_plane(core::pipeline_store& store, io::sharded<engine>& engines) : _store(store), _engines(engines) {}
+  control_plane(const control_plane&) = delete;
+  control_plane& operator=(const control_plane&) = delete;
+
+  io::task<control_reply> deploy(deploy_request r);
+  io::task<control_reply> remove(std::string name);
+  io::task<control_reply> set_state(std::string name, core::pipeline_state target);
+  // At start, before the API listens: installs what the store holds (already
+  // stored, so not published again); invalid stored flows are reported.
+  io::task<std::vector<std::string>> restore();
+
+ private:
+  // Installs a published change on every shard and answers with the state the
+  // shards are in afterwards.
+  io::task<core::pipeline_state> apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow);
+
+  core::pipeline_store& _store;
+  io::sharded<engine>& _engines;
+  io::fifo_lock _lock;
+};
+
+}  // namespace xerv::flows
