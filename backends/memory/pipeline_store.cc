@@ -94,8 +94,12 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
     c.revision = 1;
     std::string state;
     if (read_whole(dir + "/" + name + ".state", state)) {
-      if (auto s = parse_state_file(state)) std::tie(c.state, c.revision) = *s;
-      else out.problems.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"");
+      auto s = parse_state_file(state);
+      if (!s) {
+        out.problems.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"");
+        continue;
+      }
+      std::tie(c.state, c.revision) = *s;
     }
     out.pipelines.push_back(std::move(c));
   }
