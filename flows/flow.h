@@ -1,8 +1,9 @@
 #pragma once
 // A deployed flow: parsed from YAML, validated (every problem reported with its
 // line and column, all at once), and compiled into an immutable structure the
-// executor walks by index. Each shard compiles its own copy, so running traces
-// never share memory across shards.
+// executor walks by index. The control plane compiles it once and every shard
+// runs the same object (read-only; each shard holds it under a reference count
+// of its own, flows/control.cc).
 //
 // Triggers are source vertices with one port ("out"); they share one namespace
 // with nodes. Execution happens in regions: the root region holds every node
