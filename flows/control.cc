@@ -111,7 +111,8 @@ io::task<control_reply> control_plane::remove(std::string name) {
   c.name = name;
   auto published = co_await _store.publish(std::move(c), 0);
   if (!published) co_return store_error(name, published.error());
-  co_await apply(*published, nullptr);
+  auto applying = apply(*published, nullptr);
+  co_await std::move(applying);
   control_reply r;
   r.result = outcome::deleted;
   r.name = name;
@@ -143,7 +144,8 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
 io::task<std::vector<std::string>> control_plane::restore() {
   auto held = co_await _lock.lock();
   std::vector<std::string> problems;
-  auto loaded = co_await _store.load();
+  auto loading = _store.load();
+  auto loaded = co_await std::move(loading);
   if (!loaded) {
     problems.push_back("cannot load the stored pipelines: " + loaded.error().message());
     co_return problems;
@@ -156,7 +158,8 @@ io::task<std::vector<std::string>> control_plane::restore() {
     }
     std::shared_ptr<const compiled_flow> flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
     c.name = flow->name;
-    co_await apply(std::move(c), flow);
+    auto applying = apply(std::move(c), flow);
+    co_await std::move(applying);
     co_await io::yield();
   }
   co_return problems;

@@ -265,7 +265,8 @@ io::task<response> control_deploy(ctx_t ctx, flows::deploy_request req) {
   auto deploying = ctx->control.deploy(std::move(req));
   flows::control_reply r = co_await std::move(deploying);
   if (!r.ok()) co_return control_error(r);
-  co_return co_await pipeline_reply(ctx, r.name, r.result == flows::control_reply::outcome::updated ? 200 : 201);
+  auto replying = pipeline_reply(ctx, r.name, r.result == flows::control_reply::outcome::updated ? 200 : 201);
+  co_return co_await std::move(replying);
 }
 
 io::task<response> control_delete(ctx_t ctx, std::string name) {

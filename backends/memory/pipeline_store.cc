@@ -134,20 +134,23 @@ io::task<io::result<void>> pipeline_store::store(const core::pipeline_change& c)
   // A state change is stored even for a pipeline loaded from XERV_PIPELINES_DIR:
   // the state an operator set survives restarts.
   if (_dir.empty() || (!c.persist && c.what == core::pipeline_change::kind::deploy)) co_return io::result<void>{};
-  if (auto d = co_await io::make_dirs(_dir); !d) co_return d;
+  // (Operands bound to names first: GCC 12 and temporaries in co_await, docs/runtime.md.)
+  auto making = io::make_dirs(_dir);
+  if (auto d = co_await std::move(making); !d) co_return d;
   if (c.what == core::pipeline_change::kind::deploy) {
-    std::string yaml_path = _dir + "/" + c.name + ".yaml";
-    if (auto w = co_await io::write_file_atomic(yaml_path, c.source); !w) co_return w;
+    auto writing = io::write_file_atomic(_dir + "/" + c.name + ".yaml", c.source);
+    if (auto w = co_await std::move(writing); !w) co_return w;
   }
-  std::string state_path = _dir + "/" + c.name + ".state";
-  co_return co_await io::write_file_atomic(state_path, state_text(c.state, c.revision));
+  auto writing = io::write_file_atomic(_dir + "/" + c.name + ".state", state_text(c.state, c.revision));
+  co_return co_await std::move(writing);
 }
 
 io::task<io::result<void>> pipeline_store::unstore(std::string name) {
   if (_dir.empty()) co_return io::result<void>{};
-  std::string yaml_path = _dir + "/" + name + ".yaml", state_path = _dir + "/" + name + ".state";
-  if (auto a = co_await io::remove_file(yaml_path); !a) co_return a;
-  co_return co_await io::remove_file(state_path);
+  auto removing_yaml = io::remove_file(_dir + "/" + name + ".yaml");
+  if (auto a = co_await std::move(removing_yaml); !a) co_return a;
+  auto removing_state = io::remove_file(_dir + "/" + name + ".state");
+  co_return co_await std::move(removing_state);
 }
 
 io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeline_change c, uint64_t expected) {
@@ -159,10 +162,12 @@ io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeli
   c.revision = c.what == kind::deploy ? now + 1 : now;
   if (c.what != kind::deploy) c.persist = it->second.persist;
   if (c.what == kind::remove) {
-    auto gone = co_await unstore(c.name);
+    auto unstoring = unstore(c.name);
+    auto gone = co_await std::move(unstoring);
     if (!gone) co_return gone.error();
   } else {
-    auto kept = co_await store(c);
+    auto storing = store(c);
+    auto kept = co_await std::move(storing);
     if (!kept) co_return kept.error();
   }
   // Rechecked after the writes: the caller (one control plane) serializes
