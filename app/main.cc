@@ -92,6 +92,7 @@ bool load_startup_flows() {
   std::string stored_dir = g_cfg.data_dir + "/pipelines";
   g_stored = backends::memory::pipeline_store::read_dir(stored_dir);
   for (const auto& problem : g_stored.problems) fprintf(stderr, "xerv: %s\n", problem.c_str());
+  for (const auto& warning : g_stored.warnings) XLOG(warn, "%s", warning.c_str());
   if (!g_stored.problems.empty()) return false;
   std::set<std::string> stored;
   for (auto& c : g_stored.pipelines) {
@@ -297,7 +298,7 @@ http::shard_health shard_health_here() {
   http::shard_health h;
   if (!t_services) return h;
   const flows::engine& e = *t_services->engine;
-  h.recovering = e.recovering();
+  h.recovering = e.recovering() || e.redelivering();
   h.recovered_traces = e.recovered_traces();
   h.waiting_traces = e.waiting_traces();
   if (const core::wal* w = t_services->wal.get()) {
@@ -530,7 +531,7 @@ int main(int argc, char** argv) {
   if (!wal_fits_shards(rt.shard_count())) return 2;
   g_engines = std::make_unique<io::sharded<flows::engine>>(rt.shard_count());
   g_store = std::make_unique<backends::memory::pipeline_store>(g_cfg.data_dir + "/pipelines",
-                                                               std::move(g_stored.pipelines));
+                                                               std::move(g_stored.pipelines), g_stored.states);
   g_control = std::make_unique<flows::control_plane>(*g_store, *g_engines);
   g_api_ctx = std::make_unique<http::api_context>(http::api_context{*g_engines, *g_control, g_api});
   g_info.version = XERV_VERSION;

@@ -81,12 +81,13 @@ inline constexpr uint32_t wal_type_final = 3;
 // A durability ticket: 0 is durable already.
 using dispatch_ticket = uint64_t;
 
-// A trace handed to a consumer.
+// A trace handed to a consumer. The views stay valid until the consumer acks
+// the trace or is destroyed (the backend holds the bytes while it is in flight).
 struct delivery {
   trace_id id;
-  std::string pipeline;
-  std::string record;     // the encoded admission
-  uint32_t attempt = 1;   // 1, or more when a consumer died holding it
+  std::string_view pipeline;
+  std::string_view record;  // the encoded admission
+  uint32_t attempt = 1;     // 1, or more when a consumer died holding it
 };
 
 struct queue_depth {

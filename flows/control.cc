@@ -93,13 +93,17 @@ io::task<control_reply> control_plane::deploy(deploy_request req) {
   c.source = req.yaml;
   c.state = state == core::pipeline_state::draining ? core::pipeline_state::stopped : state;
   c.persist = req.persist;
-  auto published = co_await _store.publish(std::move(c), req.expected_revision);
+  auto publishing = _store.publish(std::move(c), req.expected_revision);
+  auto published = co_await std::move(publishing);
   if (!published) co_return store_error(name, published.error());
   control_reply r;
   r.result = existed ? outcome::updated : outcome::created;
   r.name = name;
   r.revision = published->revision;
-  r.state = co_await apply(std::move(*published), flow);
+  core::pipeline_change applied = std::move(*published);
+  applied.source.clear();  // the shards get the compiled flow, not the YAML
+  auto applying = apply(std::move(applied), flow);
+  r.state = co_await std::move(applying);
   co_return r;
 }
 
@@ -109,7 +113,8 @@ io::task<control_reply> control_plane::remove(std::string name) {
   core::pipeline_change c;
   c.what = core::pipeline_change::kind::remove;
   c.name = name;
-  auto published = co_await _store.publish(std::move(c), 0);
+  auto publishing = _store.publish(std::move(c), 0);
+  auto published = co_await std::move(publishing);
   if (!published) co_return store_error(name, published.error());
   auto applying = apply(*published, nullptr);
   co_await std::move(applying);
@@ -129,7 +134,8 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
   c.name = name;
   // What is stored is where the pipeline ends up: a drain ends stopped.
   c.state = target == core::pipeline_state::draining ? core::pipeline_state::stopped : target;
-  auto published = co_await _store.publish(std::move(c), 0);
+  auto publishing = _store.publish(std::move(c), 0);
+  auto published = co_await std::move(publishing);
   if (!published) co_return store_error(name, published.error());
   core::pipeline_change applied = std::move(*published);
   applied.state = target;
@@ -137,7 +143,8 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
   r.result = outcome::changed;
   r.name = name;
   r.revision = applied.revision;
-  r.state = co_await apply(std::move(applied), nullptr);
+  auto applying = apply(std::move(applied), nullptr);
+  r.state = co_await std::move(applying);
   co_return r;
 }
 
@@ -158,6 +165,7 @@ io::task<std::vector<std::string>> control_plane::restore() {
     }
     std::shared_ptr<const compiled_flow> flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
     c.name = flow->name;
+    c.source.clear();
     auto applying = apply(std::move(c), flow);
     co_await std::move(applying);
     co_await io::yield();

@@ -8,6 +8,8 @@
 namespace xerv::flows {
 namespace {
 
+constexpr size_t take_batch_max = 256;
+
 core::counter g_completed{"xerv_completed_traces_total", "Traces that completed"};
 core::counter g_failed{"xerv_failed_traces_total", "Traces that failed or timed out"};
 core::counter g_nodes{"xerv_nodes_executed_total", "Node executions finished (completed or failed)"};
@@ -103,12 +105,15 @@ io::task<void> engine::take_loop() {
       co_await room;
       continue;
     }
-    auto taking = _consumer->take(_opts.in_flight_max - _held, _stop_taking);
+    // A bounded batch, then a yield: after a restart thousands of traces may be
+    // deliverable at once, and each runs until its first suspension.
+    auto taking = _consumer->take(std::min(_opts.in_flight_max - _held, take_batch_max), _stop_taking);
     std::vector<core::delivery> batch = co_await std::move(taking);
     for (auto& d : batch) {
       ++_held;
       deliver(std::move(d));
     }
+    if (batch.size() == take_batch_max) co_await io::yield();
   }
 }
 
@@ -126,7 +131,11 @@ void engine::deliver(core::delivery d) {
   std::shared_ptr<pipeline> p = t->owner.lock();
   if (!p) return end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
   --p->undelivered;
-  start_or_queue(p, std::move(t));
+  if (p->state == pipeline_state::running || p->state == pipeline_state::draining) return start_or_queue(p, std::move(t));
+  // Paused or stopped since it was admitted: it waits like the queued traces.
+  t->owner = p;
+  p->pending.push_back(std::move(t));
+  g_pending.add(1);
 }
 
 // A trace this shard did not admit in this process: continued from the node
@@ -160,8 +169,8 @@ void engine::redelivered(core::delivery d) {
     t.input = core::value(std::move(a->input));
     t.recovered = true;
     _traces.emplace(key, rt.trace);
+    ++_recovered;  // one this shard's WAL did not hold
   }
-  ++_recovered;
   trace_record& t = *rt.trace;
   auto pit = _pipelines.find(t.pipeline);
   if (pit == _pipelines.end()) t.waiting_for = "pipeline '" + t.pipeline + "' is not deployed";
@@ -235,10 +244,13 @@ std::optional<pipeline_state> engine::set_state(std::string_view name, pipeline_
   if (it == _pipelines.end()) return std::nullopt;
   pipeline& p = *it->second;
   p.state = state;
-  if (state == pipeline_state::draining && p.active == 0 && p.pending.empty()) p.state = pipeline_state::stopped;
-  // Resuming may free queued work: paused pipelines keep their pending traces.
-  while (p.state == pipeline_state::running && !p.pending.empty() && p.active < share(p) && !_running.closed())
+  // Resuming or draining may free queued work (a drain runs what was admitted
+  // before it); paused and stopped pipelines keep their pending traces.
+  while ((p.state == pipeline_state::running || p.state == pipeline_state::draining) && !p.pending.empty() &&
+         p.active < share(p) && !_running.closed())
     start_next(p);
+  if (p.state == pipeline_state::draining && p.active == 0 && p.pending.empty() && p.undelivered == 0)
+    p.state = pipeline_state::stopped;
   return p.state;
 }
 
@@ -269,7 +281,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   const trigger_def* trig = p.flow->find_trigger(trigger_id);
   if (!trig) return {admit_error::trigger_not_found, {}, nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
-  if (p.active >= share(p) && p.pending.size() + p.undelivered >= _opts.pending_max)
+  // Every trace of this deployment the shard holds, delivered or not, counts.
+  if (p.active + p.pending.size() + p.undelivered >= share(p) + _opts.pending_max)
     return {admit_error::queue_full, {}, nullptr};
   if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
   if (_recovery_pending) return {admit_error::unavailable, "recovering the write-ahead log", nullptr};
@@ -426,8 +439,9 @@ void engine::finished(trace_record& t) {
   if (p) {
     ASSERT(p->active > 0, "pipeline %s: a trace ended with no slot taken", p->flow->name.c_str());
     --p->active;
-    if (p->state == pipeline_state::running && !p->pending.empty() && !_running.closed()) start_next(*p);
-    else if (p->state == pipeline_state::draining && p->active == 0 && p->pending.empty())
+    bool taking = p->state == pipeline_state::running || p->state == pipeline_state::draining;
+    if (taking && !p->pending.empty() && !_running.closed()) start_next(*p);
+    else if (p->state == pipeline_state::draining && p->active == 0 && p->pending.empty() && p->undelivered == 0)
       p->state = pipeline_state::stopped;
   }
   if (!aborted) evict();
@@ -580,6 +594,7 @@ size_t engine::resume_recovered() {
     ++unfinished;
     ++it;
   }
+  _recovered += unfinished;
   _recovery_pending = false;
   evict();
   return unfinished;

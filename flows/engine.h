@@ -186,8 +186,12 @@ class engine {
   // (visible, pending) for the backend to deliver them again. Returns how many
   // are unfinished.
   size_t resume_recovered();
-  // Redelivered traces this shard continued or holds waiting for their pipeline.
+  // Unfinished traces found in the WAL at start (plus redeliveries of traces
+  // it did not hold).
   size_t recovered_traces() const { return _recovered; }
+  // Replayed unfinished traces the backend has not delivered back yet (while
+  // the shard has room to take them): part of recovering, for /ready.
+  bool redelivering() const { return !_recovering.empty() && _held < _opts.in_flight_max; }
   // Recovered traces waiting for their pipeline or trigger to be deployed.
   size_t waiting_traces() const { return _waiting_count; }
   // Ends waiting traces (all of `pipeline`'s, or the one `id` names) as failed

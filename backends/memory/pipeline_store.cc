@@ -94,12 +94,8 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
     c.revision = 1;
     std::string state;
     if (read_whole(dir + "/" + name + ".state", state)) {
-      auto s = parse_state_file(state);
-      if (!s) {
-        out.problems.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"");
-        continue;
-      }
-      std::tie(c.state, c.revision) = *s;
+      if (auto s = parse_state_file(state)) std::tie(c.state, c.revision) = *s;
+      else out.warnings.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"; the pipeline starts running");
     }
     out.pipelines.push_back(std::move(c));
   }
@@ -109,13 +105,15 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
     std::string text;
     if (!read_whole(dir + "/" + name + ".state", text)) continue;
     if (auto s = parse_state_file(text)) out.states[name] = *s;
-    else out.problems.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"");
+    else out.warnings.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"; the pipeline starts running");
   }
   return out;
 }
 
-pipeline_store::pipeline_store(std::string dir, std::vector<core::pipeline_change> initial)
+pipeline_store::pipeline_store(std::string dir, std::vector<core::pipeline_change> initial,
+                               const std::map<std::string, std::pair<core::pipeline_state, uint64_t>>& states)
     : _dir(std::move(dir)), _initial(std::move(initial)) {
+  for (const auto& [name, st] : states) _current[name] = current{st.second, st.first, false};
   for (auto& c : _initial) {
     c.seq = ++_seq;
     _current[c.name] = current{c.revision, c.state, true};

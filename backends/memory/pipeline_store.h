@@ -28,12 +28,16 @@ class pipeline_store final : public core::pipeline_store {
     // State files without a flow: pipelines from XERV_PIPELINES_DIR an operator
     // paused, stopped or started.
     std::map<std::string, std::pair<core::pipeline_state, uint64_t>> states;
-    std::vector<std::string> problems;
+    std::vector<std::string> problems;  // the start fails on these
+    std::vector<std::string> warnings;  // and goes on after these
   };
   static stored read_dir(const std::string& dir);
 
-  // `dir` empty: nothing is stored (tests); `initial` is what read_dir found.
-  pipeline_store(std::string dir, std::vector<core::pipeline_change> initial);
+  // `dir` empty: nothing is stored (tests); `initial` and `states` are what
+  // read_dir found (the states' revisions continue for pipelines loaded from
+  // XERV_PIPELINES_DIR).
+  pipeline_store(std::string dir, std::vector<core::pipeline_change> initial,
+                 const std::map<std::string, std::pair<core::pipeline_state, uint64_t>>& states = {});
   ~pipeline_store() override;
 
   io::task<io::result<std::vector<core::pipeline_change>>> load() override;

@@ -52,7 +52,7 @@ void trace_queue::count(std::string_view pipeline, int64_t ready, int64_t in_fli
   _total.ready += ready;
   _total.in_flight += in_flight;
   g_depth.add(ready);
-  if (it->second.ready == 0 && it->second.in_flight == 0) _by_pipeline.erase(it);
+  // Entries stay (one per pipeline name seen): no allocation per trace.
 }
 
 core::queue_depth trace_queue::depth(std::string_view pipeline) const {
@@ -99,10 +99,12 @@ std::vector<core::delivery> trace_queue::pop_ready(size_t max, const std::string
     entry e = std::move(_ready.front());
     _ready.pop_front();
     count(e.pipeline, -1, 1);
-    out.push_back(core::delivery{e.id, e.pipeline, e.record, e.attempt});
     e.holder = holder;
     auto [it, fresh] = _in_flight.emplace(key_of(e.id), std::move(e));
     ASSERT(fresh, "trace %s taken twice", it->second.id.to_string().c_str());
+    // Views into the in-flight entry (map nodes do not move): valid until acked.
+    const entry& held = it->second;
+    out.push_back(core::delivery{held.id, held.pipeline, held.record, held.attempt});
   }
   return out;
 }
@@ -154,15 +156,19 @@ void trace_queue::replay(const core::wal_record& r) {
     if (!h) return;
     auto it = _replayed.find(key_of(h->id));
     if (it == _replayed.end()) return;  // its start was deleted by retention
-    if (_wal) {
-      _wal->trace_started(it->second.segment);
-      _wal->trace_finished(it->second.segment, h->finished_ms);
-    }
+    _replayed_ends.emplace_back(it->second.segment, h->finished_ms);
     _replayed.erase(it);
   }
 }
 
 void trace_queue::end_replay() {
+  // Finished traces keep their segments for the retention period.
+  if (_wal)
+    for (auto [segment, finished_ms] : _replayed_ends) {
+      _wal->trace_started(segment);
+      _wal->trace_finished(segment, finished_ms);
+    }
+  _replayed_ends.clear();
   size_t n = 0;
   for (const key& k : _replay_order) {
     auto it = _replayed.find(k);

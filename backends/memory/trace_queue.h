@@ -50,7 +50,7 @@ class trace_queue final : public core::trace_queue {
   struct entry {
     core::trace_id id;
     std::string pipeline;
-    std::string record;  // the encoded admission, for a redelivery
+    std::string record;  // the encoded admission; deliveries point into it
     uint32_t attempt = 1;
     uint64_t segment = 0;  // WAL segment of the admission
     std::string holder;    // the consumer that took it; empty: nobody yet
@@ -71,9 +71,12 @@ class trace_queue final : public core::trace_queue {
   core::queue_depth _total;
   io::event _arrived;
   std::string _scratch;
-  // Recovery: admissions seen in the log, in log order, until their end.
+  // Recovery: admissions seen in the log, in log order, until their end, and
+  // the (segment, finish time) of the traces that ended, accounted to the WAL
+  // in end_replay() (the WAL does not exist yet while it replays).
   std::map<key, entry> _replayed;
   std::vector<key> _replay_order;
+  std::vector<std::pair<uint64_t, uint64_t>> _replayed_ends;
 };
 
 }  // namespace xerv::backends::memory

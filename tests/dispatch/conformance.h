@@ -97,7 +97,7 @@ inline std::string final_record(const core::trace_id& id) {
   std::string out(reinterpret_cast<const char*>(&id.hi), 8);
   out.append(reinterpret_cast<const char*>(&id.lo), 8);
   out.push_back(char(2));
-  uint64_t ms = 1'700'000'000'123;
+  uint64_t ms = core::unix_ms_now();
   out.append(reinterpret_cast<const char*>(&ms), 8);
   out += "engine-specific";
   return out;

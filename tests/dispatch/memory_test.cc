@@ -164,6 +164,64 @@ TEST(memory_dispatch, restart_redelivers_exactly_the_unacknowledged_traces) {
   std::filesystem::remove_all(dir);
 }
 
+// Finished traces keep their WAL segment for the retention period after a
+// restart too: the queue accounts them to the WAL once it exists (it replays
+// before the WAL is open), so the next process's first sweep keeps them.
+io::task<int> restart_keeps_finished_segments(std::string dir) {
+  using conformance::final_record;
+  {
+    memory_cluster c(dir);
+    auto starting = c.start();
+    if (!co_await std::move(starting)) co_return 1;
+    auto admitting = conformance::admit_n(c, "p", 1, 2);
+    auto a = co_await std::move(admitting);
+    auto w = c.consumer("shard-0");
+    auto taking = conformance::take_n(*w, 2, 10);
+    auto got = co_await std::move(taking);
+    EXPECT_EQ(got.size(), 2u);
+    core::dispatch_ticket last = 0;
+    for (const auto& x : a) {
+      auto t = w->ack(x.id, final_record(x.id));
+      if (t) last = *t;
+    }
+    auto durable = c.queue().durable(last);
+    auto r = co_await std::move(durable);
+    EXPECT_TRUE(r.ok());
+    auto stopping = c.stop();
+    co_await std::move(stopping);
+  }
+  auto before = core::list_segments(dir + "/wal");
+  EXPECT_FALSE(before.empty());
+  {
+    memory_cluster c(dir);
+    auto starting = c.start();
+    if (!co_await std::move(starting)) co_return 2;
+    // Two more admissions, more than the WAL's sweep period (1 s) apart: the
+    // flusher sweeps before the second write, with the new segment open.
+    auto admitting = conformance::admit_n(c, "p", 10, 1);
+    auto a = co_await std::move(admitting);
+    EXPECT_EQ(a.size(), 1u);
+    co_await io::sleep_for(1100ms);
+    auto again = conformance::admit_n(c, "p", 11, 1);
+    auto b = co_await std::move(again);
+    EXPECT_EQ(b.size(), 1u);
+    auto stopping = c.stop();
+    co_await std::move(stopping);
+  }
+  auto after = core::list_segments(dir + "/wal");
+  EXPECT_FALSE(after.empty());
+  if (!before.empty() && !after.empty()) {
+    EXPECT_EQ(after.front().first, before.front().first) << "a segment of traces finished a moment ago was deleted";
+  }
+  co_return 0;
+}
+
+TEST(memory_dispatch, restart_keeps_the_segments_of_recently_finished_traces) {
+  std::string dir = make_temp_dir();
+  EXPECT_EQ(xerv::testing::run_on(1, restart_keeps_finished_segments(dir)), 0);
+  std::filesystem::remove_all(dir);
+}
+
 io::task<int> store_survives_restart(std::string dir) {
   using kind = core::pipeline_change::kind;
   {
@@ -220,19 +278,24 @@ TEST(memory_dispatch, pipeline_store_keeps_revision_and_state_across_a_restart) 
   std::filesystem::remove_all(dir);
 }
 
-TEST(memory_dispatch, a_state_file_from_before_revisions_is_revision_one) {
+TEST(memory_dispatch, a_state_file_from_before_revisions_is_revision_one_and_a_bad_one_a_warning) {
   std::string dir = make_temp_dir();
   std::ofstream(dir + "/old.yaml") << "name: old\n";
   std::ofstream(dir + "/old.state") << "stopped";
   std::ofstream(dir + "/bad.yaml") << "name: bad\n";
   std::ofstream(dir + "/bad.state") << "running many";
   auto stored = backends::memory::pipeline_store::read_dir(dir);
-  ASSERT_EQ(stored.pipelines.size(), 1u);
-  EXPECT_EQ(stored.pipelines[0].name, "old");
-  EXPECT_EQ(stored.pipelines[0].revision, 1u);
-  EXPECT_EQ(stored.pipelines[0].state, core::pipeline_state::stopped);
-  ASSERT_EQ(stored.problems.size(), 1u);
-  EXPECT_NE(stored.problems[0].find("bad.state"), std::string::npos);
+  ASSERT_EQ(stored.pipelines.size(), 2u);
+  EXPECT_EQ(stored.pipelines[1].name, "old");
+  EXPECT_EQ(stored.pipelines[1].revision, 1u);
+  EXPECT_EQ(stored.pipelines[1].state, core::pipeline_state::stopped);
+  // A state file that does not parse is reported, and its pipeline runs (as
+  // releases before revisions did).
+  EXPECT_TRUE(stored.problems.empty());
+  ASSERT_EQ(stored.warnings.size(), 1u);
+  EXPECT_NE(stored.warnings[0].find("bad.state"), std::string::npos);
+  EXPECT_EQ(stored.pipelines[0].name, "bad");
+  EXPECT_EQ(stored.pipelines[0].state, core::pipeline_state::running);
   std::filesystem::remove_all(dir);
 }
 
