@@ -9,27 +9,17 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include "core/json.h"
 #include "flows/executor.h"
 #include "flows/flow.h"
+#include "io/file.h"
 #include "io/ops.h"
 #include "io/runtime.h"
 #include "io/when_all.h"
 
 namespace xerv::app {
 namespace {
-
-bool read_file(const std::string& path, std::string& out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
 
 // The server the CLI talks to: --url http://host:port, else XERV_API_HOST/PORT.
 struct target {
@@ -123,7 +113,7 @@ int cmd_validate(const std::vector<std::string>& args) {
     return 2;
   }
   std::string yaml;
-  if (!read_file(args[0], yaml)) {
+  if (!io::read_file_blocking(args[0], yaml)) {
     fprintf(stderr, "xerv: cannot read %s\n", args[0].c_str());
     return 2;
   }
@@ -147,7 +137,7 @@ int cmd_deploy(const std::vector<std::string>& args) {
     return 2;
   }
   std::string yaml;
-  if (!read_file(file, yaml)) {
+  if (!io::read_file_blocking(file, yaml)) {
     fprintf(stderr, "xerv: cannot read %s\n", file.c_str());
     return 2;
   }
@@ -296,7 +286,7 @@ int cmd_bench(const std::vector<std::string>& args) {
     return 2;
   }
   bench_config cfg;
-  if (!read_file(args[0], cfg.yaml)) {
+  if (!io::read_file_blocking(args[0], cfg.yaml)) {
     fprintf(stderr, "xerv: cannot read %s\n", args[0].c_str());
     return 2;
   }

@@ -18,8 +18,6 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "app/cli.h"
 #include "app/config.h"
@@ -30,6 +28,7 @@
 #include "http/admin.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "io/file.h"
 #include "io/log.h"
 #include "io/net.h"
 #include "io/reactor.h"
@@ -80,12 +79,6 @@ std::vector<std::string> yaml_files(const std::string& dir) {
   return out;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // Runs on the main thread before any shard exists, so plain file reads are fine.
 bool load_startup_flows() {
@@ -106,7 +99,11 @@ bool load_startup_flows() {
   }
   if (g_cfg.pipelines_dir.empty()) return true;
   for (const auto& path : yaml_files(g_cfg.pipelines_dir)) {
-    std::string yaml = read_file(path);
+    std::string yaml;
+    if (!io::read_file_blocking(path, yaml)) {
+      fprintf(stderr, "xerv: cannot read %s\n", path.c_str());
+      return false;
+    }
     auto r = flows::compile_flow(yaml);
     if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r)) {
       fprintf(stderr, "%s", flows::format_errors(*errs, path).c_str());

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "io/log.h"
 #include "io/ops.h"
@@ -184,6 +186,15 @@ task<result<void>> write_file_atomic(std::string path, std::string data) {
   auto synced = co_await d->datasync();
   co_await d->close();
   co_return synced;
+}
+
+bool read_file_blocking(const std::string& path, std::string& out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
 }
 
 }  // namespace xerv::io

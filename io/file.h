@@ -87,4 +87,8 @@ task<result<void>> remove_file(std::string path);  // ENOENT is success
 // fsync the directory.
 task<result<void>> write_file_atomic(std::string path, std::string data);
 
+// A whole file with plain blocking calls, for start-up before the runtime runs
+// and for the CLI; never on a shard. False when it cannot be read.
+bool read_file_blocking(const std::string& path, std::string& out);
+
 }  // namespace xerv::io

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 
 #include <dirent.h>
 
@@ -12,15 +10,6 @@
 
 namespace xerv::backends::memory {
 namespace {
-
-bool read_whole(const std::string& path, std::string& out) {
-  std::ifstream in(path);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
 
 std::string state_text(core::pipeline_state s, uint64_t revision) {
   return std::string(core::to_string(s)) + " " + std::to_string(revision) + "\n";
@@ -87,13 +76,13 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
   for (const auto& name : names) {
     core::pipeline_change c;
     c.name = name;
-    if (!read_whole(dir + "/" + name + ".yaml", c.source)) {
+    if (!io::read_file_blocking(dir + "/" + name + ".yaml", c.source)) {
       out.problems.push_back(dir + "/" + name + ".yaml: cannot be read");
       continue;
     }
     c.revision = 1;
     std::string state;
-    if (read_whole(dir + "/" + name + ".state", state)) {
+    if (io::read_file_blocking(dir + "/" + name + ".state", state)) {
       if (auto s = parse_state_file(state)) std::tie(c.state, c.revision) = *s;
       else out.warnings.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"; the pipeline starts running");
     }
@@ -103,7 +92,7 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
   for (const auto& name : states) {
     if (std::binary_search(names.begin(), names.end(), name)) continue;
     std::string text;
-    if (!read_whole(dir + "/" + name + ".state", text)) continue;
+    if (!io::read_file_blocking(dir + "/" + name + ".state", text)) continue;
     if (auto s = parse_state_file(text)) out.states[name] = *s;
     else out.warnings.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"; the pipeline starts running");
   }
