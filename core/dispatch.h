@@ -105,6 +105,9 @@ class trace_consumer {
   // Up to `max` traces (max > 0: how many more this shard can hold), waiting
   // until there is at least one; empty once `stop` is cancelled.
   virtual io::task<std::vector<delivery>> take(size_t max, io::cancel_source& stop) = 0;
+  // What take would hand out at once, without waiting (possibly nothing): lets
+  // a shard start a trace it just admitted in the same turn.
+  virtual std::vector<delivery> poll(size_t max) = 0;
   // Records a taken trace's final record (opaque bytes starting with its id).
   // Idempotent: a trace this consumer does not hold (acked already, never
   // taken) writes nothing and returns 0.

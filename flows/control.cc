@@ -24,12 +24,6 @@ control_reply store_error(std::string name, std::error_code e) {
   return refused(outcome::unavailable, name, "cannot store the pipeline: " + e.message());
 }
 
-// The shard's own handle on a flow compiled on the control shard: running
-// traces copy and drop it without touching the shared count.
-std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const compiled_flow>& shared) {
-  return std::shared_ptr<const compiled_flow>(shared.get(), [keep = shared](const compiled_flow*) {});
-}
-
 // On each shard: applies one change; answers the state the pipeline is in there.
 std::optional<core::pipeline_state> apply_here(io::sharded<engine>& engines, const core::pipeline_change& c,
                                                const std::shared_ptr<const compiled_flow>& flow) {
@@ -44,6 +38,10 @@ std::optional<core::pipeline_state> apply_here(io::sharded<engine>& engines, con
 }
 
 }  // namespace
+
+std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const compiled_flow>& shared) {
+  return std::shared_ptr<const compiled_flow>(shared.get(), [keep = shared](const compiled_flow*) {});
+}
 
 io::task<core::pipeline_state> control_plane::apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow) {
   io::sharded<engine>* engines = &_engines;

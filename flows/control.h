@@ -45,6 +45,12 @@ struct control_reply {
   bool ok() const { return result <= outcome::changed; }
 };
 
+// A shard's own handle on a flow compiled on the control shard: running traces
+// copy and drop it without touching the count the other shards share (one
+// cache line written by every shard for every trace otherwise). Call on the
+// shard that will use it.
+std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const compiled_flow>& shared);
+
 class control_plane {
  public:
   control_plane(core::pipeline_store& store, io::sharded<engine>& engines) : _store(store), _engines(engines) {}

@@ -316,7 +316,19 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
   evict();
+  take_ready();
   return {admit_error::none, {}, t};
+}
+
+// What the backend has ready now, taken in this turn (the memory backend has
+// the admission just made): a local trace starts as it is admitted, with no
+// hop through take_loop.
+void engine::take_ready() {
+  if (_held >= _opts.in_flight_max || _stop_taking.cancelled()) return;
+  for (auto& d : _consumer->poll(std::min(_opts.in_flight_max - _held, take_batch_max))) {
+    ++_held;
+    deliver(std::move(d));
+  }
 }
 
 void engine::start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<trace_record> t) {

@@ -210,6 +210,7 @@ class engine {
     std::vector<node_record> nodes;
   };
   io::task<void> take_loop();
+  void take_ready();
   void deliver(core::delivery d);
   void redelivered(core::delivery d);
   void released();  // a taken trace ended: room for another

@@ -26,6 +26,11 @@ class trace_queue::consumer final : public core::trace_consumer {
     co_return _q.pop_ready(max, _name);
   }
 
+  std::vector<core::delivery> poll(size_t max) override {
+    if (_q._ready.empty()) return {};
+    return _q.pop_ready(max, _name);
+  }
+
   io::result<core::dispatch_ticket> ack(const core::trace_id& id, std::string_view final_record) override {
     return _q.ack(_name, id, final_record);
   }
@@ -76,9 +81,14 @@ io::result<core::dispatch_ticket> trace_queue::admit(const core::admission& a) {
   return lsn;
 }
 
+namespace {
+io::task<io::result<void>> durable_now() { co_return io::result<void>{}; }
+}  // namespace
+
+// Not a coroutine: the WAL's own wait is the task (one frame less per wait).
 io::task<io::result<void>> trace_queue::durable(core::dispatch_ticket t) {
-  if (!_wal || t == 0) co_return io::result<void>{};
-  co_return co_await _wal->wait(t);
+  if (!_wal || t == 0) return durable_now();
+  return _wal->wait(t);
 }
 
 std::unique_ptr<core::trace_consumer> trace_queue::consume(std::string name) {
