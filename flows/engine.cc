@@ -22,6 +22,20 @@ core::histogram g_trace_seconds{"xerv_trace_duration_seconds", "Trace duration f
 core::histogram g_node_seconds{"xerv_node_execution_seconds", "Node execution time", core::latency_buckets(),
                                {"node_type"}};
 
+// A trace known only from its admission (replayed from the WAL, or delivered
+// by the backend): pending until it runs again.
+std::shared_ptr<trace_record> recovered_record(core::admission_record a) {
+  auto t = std::make_shared<trace_record>();
+  t->id = a.id;
+  t->pipeline = std::move(a.pipeline);
+  t->version = std::move(a.version);
+  t->trigger = std::move(a.trigger);
+  t->created_ms = a.created_ms;
+  t->input = core::value(std::move(a.input));
+  t->recovered = true;
+  return t;
+}
+
 struct park {
   std::vector<std::coroutine_handle<>>& list;
   bool await_ready() const noexcept { return false; }
@@ -159,15 +173,7 @@ void engine::redelivered(core::delivery d) {
       released();
       return;
     }
-    rt.trace = std::make_shared<trace_record>();
-    trace_record& t = *rt.trace;
-    t.id = a->id;
-    t.pipeline = std::move(a->pipeline);
-    t.version = std::move(a->version);
-    t.trigger = std::move(a->trigger);
-    t.created_ms = a->created_ms;
-    t.input = core::value(std::move(a->input));
-    t.recovered = true;
+    rt.trace = recovered_record(std::move(*a));
     _traces.emplace(key, rt.trace);
     ++_recovered;  // one this shard's WAL did not hold
   }
@@ -537,15 +543,7 @@ void engine::replay(const core::wal_record& r) {
     case journal_type::started: {
       auto rec = decode_started(r.payload);
       if (!rec) break;
-      auto t = std::make_shared<trace_record>();
-      t->id = rec->id;
-      t->pipeline = std::move(rec->pipeline);
-      t->version = std::move(rec->version);
-      t->trigger = std::move(rec->trigger);
-      t->created_ms = rec->created_ms;
-      t->input = core::value(std::move(rec->input));
-      t->recovered = true;
-      _recovering[key(t->id)].trace = std::move(t);
+      _recovering[key(rec->id)].trace = recovered_record(std::move(*rec));
       return;
     }
     case journal_type::node: {

@@ -152,7 +152,6 @@ io::task<int> bench(config cfg) {
   io::sharded<flows::engine>* e = &engines;
   co_await io::invoke_on_all([e] { open_shard(*e); });
   uint64_t duration_ns = uint64_t(cfg.seconds * 1e9);
-  // perf::compare's loop, by hand: the runs are coroutines on this shard.
   std::vector<perf::run_result> ours, baseline;
   std::vector<double> old_gaps, old_deploy;
   for (int i = 0; i < cfg.runs; ++i) {
@@ -168,17 +167,8 @@ io::task<int> bench(config cfg) {
     measured b = co_await std::move(idle);
     baseline.push_back(as_result(b, cfg.seconds, false));
   }
-  perf::comparison c{"control_deploy_1MiB_shard1_ticks", "ticks/s", cfg.runs, {}, {}, 0, {}};
-  auto values = [](const std::vector<perf::run_result>& rs) {
-    std::vector<double> v;
-    for (const auto& r : rs) v.push_back(r.value);
-    return v;
-  };
-  c.ours = perf::summarize(values(ours));
-  c.baseline = perf::summarize(values(baseline));
-  for (size_t i = 0; i < ours.size(); ++i) c.checksum = c.checksum * 31 + ours[i].checksum * 7 + baseline[i].checksum;
-  perf::add_medians(c.extra, "ours_", ours);
-  perf::add_medians(c.extra, "baseline_", baseline);
+  // perf::compare's loop, run above by hand: the runs are coroutines on this shard.
+  perf::comparison c = perf::compare_runs("control_deploy_1MiB_shard1_ticks", "ticks/s", ours, baseline);
   c.extra.emplace_back("every_shard_compiles_shard1_max_gap_ms", perf::summarize(old_gaps).median);
   c.extra.emplace_back("every_shard_compiles_deploy_ms", perf::summarize(old_deploy).median);
   c.extra.emplace_back("flow_bytes", double(big_flow(0).size()));

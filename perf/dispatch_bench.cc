@@ -128,17 +128,10 @@ io::task<int> bench(config cfg) {
     auto c = one_run(cfg, mode::executor_only, shared);
     base_runs.push_back(co_await std::move(c));
   }
-  auto values = [](const std::vector<perf::run_result>& rs) {
-    std::vector<double> v;
-    for (const auto& r : rs) v.push_back(r.value);
-    return v;
-  };
   for (auto [name, runs] : {std::pair{"engine_dispatch_shared_flow_c", &shared_runs},
                             std::pair{"engine_dispatch_own_flow_c", &own_runs}}) {
-    perf::comparison c{std::string(name) + std::to_string(cfg.concurrency), "traces/s per shard", cfg.runs, {}, {}, 0, {}};
-    c.ours = perf::summarize(values(*runs));
-    c.baseline = perf::summarize(values(base_runs));
-    for (size_t i = 0; i < runs->size(); ++i) c.checksum = c.checksum * 31 + (*runs)[i].checksum * 7 + base_runs[i].checksum;
+    perf::comparison c =
+        perf::compare_runs(std::string(name) + std::to_string(cfg.concurrency), "traces/s per shard", *runs, base_runs);
     c.extra = {{"shards", double(io::shard_count())}, {"concurrency", double(cfg.concurrency)}, {"seconds", cfg.seconds}};
     perf::emit(c);
   }

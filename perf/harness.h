@@ -58,15 +58,12 @@ inline void add_medians(fields& out, const char* prefix, const std::vector<run_r
   }
 }
 
-template <class Ours, class Baseline>
-comparison compare(std::string name, std::string unit, int runs, Ours&& ours, Baseline&& baseline) {
-  comparison c{std::move(name), std::move(unit), runs, {}, {}, 0, {}};
-  std::vector<run_result> a, b;
-  for (int i = 0; i < runs; ++i) {
-    a.push_back(ours());
-    b.push_back(baseline());
-    c.checksum = c.checksum * 31 + a.back().checksum * 7 + b.back().checksum;
-  }
+// The comparison of runs made already (pairs a[i], b[i]), e.g. by coroutines
+// that compare() cannot drive.
+inline comparison compare_runs(std::string name, std::string unit, const std::vector<run_result>& a,
+                               const std::vector<run_result>& b) {
+  comparison c{std::move(name), std::move(unit), int(a.size()), {}, {}, 0, {}};
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) c.checksum = c.checksum * 31 + a[i].checksum * 7 + b[i].checksum;
   auto values = [](const std::vector<run_result>& rs) {
     std::vector<double> v;
     for (const auto& r : rs) v.push_back(r.value);
@@ -77,6 +74,16 @@ comparison compare(std::string name, std::string unit, int runs, Ours&& ours, Ba
   add_medians(c.extra, "ours_", a);
   add_medians(c.extra, "baseline_", b);
   return c;
+}
+
+template <class Ours, class Baseline>
+comparison compare(std::string name, std::string unit, int runs, Ours&& ours, Baseline&& baseline) {
+  std::vector<run_result> a, b;
+  for (int i = 0; i < runs; ++i) {
+    a.push_back(ours());
+    b.push_back(baseline());
+  }
+  return compare_runs(std::move(name), std::move(unit), a, b);
 }
 
 inline std::string cpu_model() {
