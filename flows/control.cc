@@ -1,5 +1,6 @@
 #include "flows/control.h"
 
+#include "core/trace_id.h"
 #include "io/log.h"
 #include "io/ops.h"
 #include "io/when_all.h"
@@ -26,11 +27,11 @@ control_reply store_error(std::string name, std::error_code e) {
 
 // On each shard: applies one change; answers the state the pipeline is in there.
 std::optional<core::pipeline_state> apply_here(io::sharded<engine>& engines, const core::pipeline_change& c,
-                                               const std::shared_ptr<const compiled_flow>& flow) {
+                                               const std::shared_ptr<const compiled_flow>& flow, uint64_t deployed_ms) {
   engine* e = engines.local_or_null();
   if (!e) return std::nullopt;  // stopping
   switch (c.what) {
-    case core::pipeline_change::kind::deploy: return e->install(local_handle(flow), c.revision, c.state);
+    case core::pipeline_change::kind::deploy: return e->install(local_handle(flow), c.revision, c.state, deployed_ms);
     case core::pipeline_change::kind::remove: e->remove(c.name); return std::nullopt;
     case core::pipeline_change::kind::state: return e->set_state(c.name, c.state);
   }
@@ -43,9 +44,10 @@ std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const co
   return std::shared_ptr<const compiled_flow>(shared.get(), [keep = shared](const compiled_flow*) {});
 }
 
-io::task<core::pipeline_state> control_plane::apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow) {
+io::task<core::pipeline_state> control_plane::apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow,
+                                                    uint64_t deployed_ms) {
   io::sharded<engine>* engines = &_engines;
-  auto job = io::invoke_on_all([engines, c, flow] { return apply_here(*engines, c, flow); });
+  auto job = io::invoke_on_all([engines, c, flow, deployed_ms] { return apply_here(*engines, c, flow, deployed_ms); });
   auto states = co_await std::move(job);
   // A drain with traces in flight on any shard is draining until they end.
   core::pipeline_state now = c.state == core::pipeline_state::draining ? core::pipeline_state::stopped : c.state;
@@ -98,9 +100,11 @@ io::task<control_reply> control_plane::deploy(deploy_request req) {
   r.result = existed ? outcome::updated : outcome::created;
   r.name = name;
   r.revision = published->revision;
+  r.flow = flow;
+  r.deployed_ms = core::unix_ms_now();  // one time for every shard
   core::pipeline_change applied = std::move(*published);
   applied.source.clear();  // the shards get the compiled flow, not the YAML
-  auto applying = apply(std::move(applied), flow);
+  auto applying = apply(std::move(applied), flow, r.deployed_ms);
   r.state = co_await std::move(applying);
   co_return r;
 }
@@ -114,7 +118,7 @@ io::task<control_reply> control_plane::remove(std::string name) {
   auto publishing = _store.publish(std::move(c), 0);
   auto published = co_await std::move(publishing);
   if (!published) co_return store_error(name, published.error());
-  auto applying = apply(*published, nullptr);
+  auto applying = apply(*published, nullptr, 0);
   co_await std::move(applying);
   control_reply r;
   r.result = outcome::deleted;
@@ -141,7 +145,7 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
   r.result = outcome::changed;
   r.name = name;
   r.revision = applied.revision;
-  auto applying = apply(std::move(applied), nullptr);
+  auto applying = apply(std::move(applied), nullptr, 0);
   r.state = co_await std::move(applying);
   co_return r;
 }
@@ -164,7 +168,7 @@ io::task<std::vector<std::string>> control_plane::restore() {
     std::shared_ptr<const compiled_flow> flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
     c.name = flow->name;
     c.source.clear();
-    auto applying = apply(std::move(c), flow);
+    auto applying = apply(std::move(c), flow, core::unix_ms_now());
     co_await std::move(applying);
     co_await io::yield();
   }

@@ -41,6 +41,10 @@ struct control_reply {
   std::vector<flow_error> errors; // invalid: every problem of the flow
   uint64_t revision = 0;
   core::pipeline_state state = core::pipeline_state::running;  // after the change, over every shard
+  // deploy: what this change installed. A reply describes its own change even
+  // when a later deploy has replaced it by the time the reply is written.
+  std::shared_ptr<const compiled_flow> flow;
+  uint64_t deployed_ms = 0;
 
   bool ok() const { return result <= outcome::changed; }
 };
@@ -67,7 +71,8 @@ class control_plane {
  private:
   // Installs a published change on every shard and answers with the state the
   // shards are in afterwards.
-  io::task<core::pipeline_state> apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow);
+  io::task<core::pipeline_state> apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow,
+                                       uint64_t deployed_ms);
 
   core::pipeline_store& _store;
   io::sharded<engine>& _engines;

@@ -191,7 +191,8 @@ void engine::redelivered(core::delivery d) {
   _waiting[t.pipeline].push_back(std::move(rt));
 }
 
-pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state) {
+pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state,
+                               uint64_t deployed_ms) {
   ASSERT(flow);
   std::string name = flow->name;
   auto [it, fresh] = _pipelines.try_emplace(name);
@@ -204,7 +205,7 @@ pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64
          static_cast<unsigned long long>(revision), static_cast<unsigned long long>(p->revision));
   p->flow = std::move(flow);
   p->revision = revision;
-  p->deployed_ms = core::unix_ms_now();
+  p->deployed_ms = deployed_ms;
   // Recovered traces that waited for this pipeline (or for a trigger it now has).
   if (auto w = _waiting.find(name); w != _waiting.end()) {
     std::vector<recovered_trace> still;

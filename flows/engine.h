@@ -151,7 +151,8 @@ class engine {
   // a compiled flow at `revision` (a new pipeline starts in `state`), and
   // resumes the redelivered traces that waited for it. Returns the pipeline's
   // state on this shard.
-  pipeline_state install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state);
+  pipeline_state install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state,
+                         uint64_t deployed_ms);
   bool remove(std::string_view name);
   // Returns the state this shard is in afterwards (a drain with traces in flight
   // stays draining until they end), or nullopt for an unknown pipeline.

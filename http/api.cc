@@ -234,13 +234,20 @@ io::task<response> validate_pipeline(std::string yaml) {
 
 // ---- pipeline changes, through the control plane on shard 0 ----
 
-// The rendered pipeline with every shard's counters, from the control shard.
-io::task<response> pipeline_reply(ctx_t ctx, std::string name, int status) {
-  auto counting = counters_everywhere(ctx, name);
+// A deploy's answer: the version it installed (a later deploy may already have
+// replaced it) with every shard's counters as they are now.
+io::task<response> deploy_reply(ctx_t ctx, flows::control_reply r) {
+  auto counting = counters_everywhere(ctx, r.name);
   auto counters = co_await std::move(counting);
-  const flows::pipeline* p = here(ctx) ? here(ctx)->find(name) : nullptr;
-  if (!p) co_return pipeline_not_found(name);
-  co_return json_ok(status, pipeline_json(*p, &counters[name], true));
+  flows::pipeline installed;
+  installed.flow = r.flow;
+  installed.revision = r.revision;
+  installed.state = r.state;
+  installed.deployed_ms = r.deployed_ms;
+  pipeline_counters& c = counters[r.name];
+  c.state = r.state;
+  int status = r.result == flows::control_reply::outcome::updated ? 200 : 201;
+  co_return json_ok(status, pipeline_json(installed, &c, true));
 }
 
 // A refused change as the API shows it.
@@ -265,7 +272,7 @@ io::task<response> control_deploy(ctx_t ctx, flows::deploy_request req) {
   auto deploying = ctx->control.deploy(std::move(req));
   flows::control_reply r = co_await std::move(deploying);
   if (!r.ok()) co_return control_error(r);
-  auto replying = pipeline_reply(ctx, r.name, r.result == flows::control_reply::outcome::updated ? 200 : 201);
+  auto replying = deploy_reply(ctx, std::move(r));
   co_return co_await std::move(replying);
 }
 

@@ -90,7 +90,7 @@ io::task<uint64_t> run_here(mode m, std::shared_ptr<const flows::compiled_flow> 
   // Shared: as the control plane installs it (one object, a count per shard).
   std::shared_ptr<const flows::compiled_flow> flow = m == mode::shared_flow ? flows::local_handle(shared) : compile(yaml);
   s.flow = flow;
-  s.engine->install(flow, 1, core::pipeline_state::running);
+  s.engine->install(flow, 1, core::pipeline_state::running, core::unix_ms_now());
   uint64_t end = io::monotonic_ns() + duration_ns;
   std::vector<io::task<uint64_t>> clients;
   for (unsigned i = 0; i < concurrency; ++i) clients.push_back(client(&s, m, end));
