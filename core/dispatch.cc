@@ -45,6 +45,7 @@ std::optional<pipeline_state> parse_pipeline_state(std::string_view s) {
 
 void encode(std::string& out, const admission& a) {
   out.clear();
+  out.reserve(16 + 8 + 4 * 4 + a.pipeline.size() + a.version.size() + a.trigger.size() + a.input.size());
   record_writer w{out};
   w.id(a.id);
   w.u64(a.created_ms);

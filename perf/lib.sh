@@ -127,11 +127,13 @@ repeat_noisy_run() {
   repeated_runs=$((repeated_runs + 1))
 }
 
-# Prints a free TCP port on this machine (a random one from 20000..59999).
+# Prints a free TCP port on this machine: a random one from 20000..32767, below
+# the kernel's ephemeral range (32768..60999 by default), so that no client
+# connection of another run holds it as its local port.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12768))
     [[ -z $(ss -Hltn "sport = :$p" 2>/dev/null) ]] && { echo "$p"; return; }
   done
 }

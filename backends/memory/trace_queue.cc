@@ -49,15 +49,18 @@ trace_queue::~trace_queue() {
   g_depth.add(-int64_t(_total.ready));
 }
 
-void trace_queue::count(std::string_view pipeline, int64_t ready, int64_t in_flight) {
+trace_queue::pipeline_slot& trace_queue::slot(std::string_view pipeline) {
   auto it = _by_pipeline.find(pipeline);
   if (it == _by_pipeline.end()) it = _by_pipeline.emplace(std::string(pipeline), core::queue_depth{}).first;
-  it->second.ready += ready;
-  it->second.in_flight += in_flight;
+  return *it;
+}
+
+void trace_queue::count(pipeline_slot& p, int64_t ready, int64_t in_flight) {
+  p.second.ready += ready;
+  p.second.in_flight += in_flight;
   _total.ready += ready;
   _total.in_flight += in_flight;
   g_depth.add(ready);
-  // Entries stay (one per pipeline name seen): no allocation per trace.
 }
 
 core::queue_depth trace_queue::depth(std::string_view pipeline) const {
@@ -66,17 +69,16 @@ core::queue_depth trace_queue::depth(std::string_view pipeline) const {
 }
 
 io::result<core::dispatch_ticket> trace_queue::admit(const core::admission& a) {
-  core::encode(_scratch, a);
-  entry e{a.id, std::string(a.pipeline), {}, 1, 0, {}};
+  entry e{a.id, &slot(a.pipeline), {}, 1, 0, {}};
+  core::encode(e.record, a);
   uint64_t lsn = 0;
   if (_wal) {
-    if (_scratch.size() > core::wal_record_max) return core::make_error_code(core::dispatch_errc::too_large);
-    lsn = _wal->append(core::wal_type_admission, _scratch);
+    if (e.record.size() > core::wal_record_max) return core::make_error_code(core::dispatch_errc::too_large);
+    lsn = _wal->append(core::wal_type_admission, e.record);
     if (lsn == 0) return core::make_error_code(core::dispatch_errc::unavailable);
     e.segment = _wal->active_segment();
     _wal->trace_started(e.segment);
   }
-  e.record = _scratch;
   push_ready(std::move(e), false);
   return lsn;
 }
@@ -96,7 +98,7 @@ std::unique_ptr<core::trace_consumer> trace_queue::consume(std::string name) {
 }
 
 void trace_queue::push_ready(entry e, bool front) {
-  count(e.pipeline, 1, 0);
+  count(*e.pipeline, 1, 0);
   if (front) _ready.push_front(std::move(e));
   else _ready.push_back(std::move(e));
   _arrived.notify();
@@ -108,13 +110,13 @@ std::vector<core::delivery> trace_queue::pop_ready(size_t max, const std::string
   while (!_ready.empty() && out.size() < max) {
     entry e = std::move(_ready.front());
     _ready.pop_front();
-    count(e.pipeline, -1, 1);
+    count(*e.pipeline, -1, 1);
     e.holder = holder;
     auto [it, fresh] = _in_flight.emplace(key_of(e.id), std::move(e));
     ASSERT(fresh, "trace %s taken twice", it->second.id.to_string().c_str());
     // Views into the in-flight entry (map nodes do not move): valid until acked.
     const entry& held = it->second;
-    out.push_back(core::delivery{held.id, held.pipeline, held.record, held.attempt});
+    out.push_back(core::delivery{held.id, held.pipeline->first, held.record, held.attempt});
   }
   return out;
 }
@@ -133,7 +135,7 @@ io::result<core::dispatch_ticket> trace_queue::ack(const std::string& holder, co
     auto h = core::decode_final_header(rec);
     _wal->trace_finished(it->second.segment, h ? h->finished_ms : core::unix_ms_now());
   }
-  count(it->second.pipeline, 0, -1);
+  count(*it->second.pipeline, 0, -1);
   _in_flight.erase(it);
   return lsn;
 }
@@ -146,7 +148,7 @@ size_t trace_queue::take_over(std::string_view dead) {
   for (auto it = moved.rbegin(); it != moved.rend(); ++it) {
     auto node = _in_flight.extract(*it);
     entry e = std::move(node.mapped());
-    count(e.pipeline, 0, -1);
+    count(*e.pipeline, 0, -1);
     e.holder.clear();
     ++e.attempt;
     push_ready(std::move(e), true);
@@ -158,7 +160,7 @@ void trace_queue::replay(const core::wal_record& r) {
   if (r.type == core::wal_type_admission) {
     auto a = core::decode_admission(r.payload);
     if (!a) return;  // the engine reports records that do not decode
-    entry e{a->id, std::move(a->pipeline), std::string(r.payload), 1, r.segment, {}};
+    entry e{a->id, &slot(a->pipeline), std::string(r.payload), 1, r.segment, {}};
     auto [it, fresh] = _replayed.emplace(key_of(e.id), std::move(e));
     if (fresh) _replay_order.push_back(it->first);
   } else if (r.type == core::wal_type_final) {

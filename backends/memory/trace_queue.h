@@ -47,9 +47,12 @@ class trace_queue final : public core::trace_queue {
 
  private:
   class consumer;
+  // A pipeline's name and depth. One per name ever seen, never erased: entries
+  // point at theirs, so counting and delivering need no lookup or copy per trace.
+  using pipeline_slot = std::pair<const std::string, core::queue_depth>;
   struct entry {
     core::trace_id id;
-    std::string pipeline;
+    pipeline_slot* pipeline = nullptr;
     std::string record;  // the encoded admission; deliveries point into it
     uint32_t attempt = 1;
     uint64_t segment = 0;  // WAL segment of the admission
@@ -58,19 +61,19 @@ class trace_queue final : public core::trace_queue {
   using key = std::pair<uint64_t, uint64_t>;
   static key key_of(const core::trace_id& id) { return {id.hi, id.lo}; }
 
+  pipeline_slot& slot(std::string_view pipeline);
   void push_ready(entry e, bool front);
   std::vector<core::delivery> pop_ready(size_t max, const std::string& holder);
   io::result<core::dispatch_ticket> ack(const std::string& holder, const core::trace_id& id, std::string_view rec);
   size_t take_over(std::string_view dead);
-  void count(std::string_view pipeline, int64_t ready, int64_t in_flight);
+  void count(pipeline_slot& p, int64_t ready, int64_t in_flight);
 
   core::wal* _wal;
   std::deque<entry> _ready;
   std::map<key, entry> _in_flight;
-  std::map<std::string, core::queue_depth, std::less<>> _by_pipeline;
+  std::map<std::string, core::queue_depth, std::less<>> _by_pipeline;  // map nodes do not move
   core::queue_depth _total;
   io::event _arrived;
-  std::string _scratch;
   // Recovery: admissions seen in the log, in log order, until their end, and
   // the (segment, finish time) of the traces that ended, accounted to the WAL
   // in end_replay() (the WAL does not exist yet while it replays).
