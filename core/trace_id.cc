@@ -14,10 +14,18 @@ uint64_t unix_ms_now() {
 }
 
 std::string trace_id::to_string() const {
-  char buf[40];
-  snprintf(buf, sizeof buf, "%08x-%04x-%04x-%04x-%04x%08x", unsigned(hi >> 32), unsigned((hi >> 16) & 0xffff),
-           unsigned(hi & 0xffff), unsigned(lo >> 48), unsigned((lo >> 32) & 0xffff), unsigned(lo & 0xffffffff));
-  return buf;
+  // By hand, not snprintf: a request formats its trace id several times.
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out(36, '-');
+  auto put = [&out](size_t at, uint64_t v, int digits) {
+    for (int i = digits - 1; i >= 0; --i, v >>= 4) out[at + size_t(i)] = hex[v & 15];
+  };
+  put(0, hi >> 32, 8);
+  put(9, (hi >> 16) & 0xffff, 4);
+  put(14, hi & 0xffff, 4);
+  put(19, lo >> 48, 4);
+  put(24, lo & 0xffff'ffff'ffff, 12);
+  return out;
 }
 
 std::optional<trace_id> trace_id::parse(std::string_view s) {

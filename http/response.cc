@@ -2,6 +2,7 @@
 
 #include <time.h>
 
+#include <charconv>
 #include <cstdio>
 
 #include "io/strings.h"
@@ -59,10 +60,13 @@ std::string_view http_date() {
 }
 
 void append_head(std::string& out, const response& r, bool keep_alive) {
-  char line[64];
-  int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\n", r.status, reason_phrase(r.status));
-  out.append(line, static_cast<size_t>(n));
-  out += "Date: ";
+  // to_chars, not snprintf: this runs for every response.
+  char digits[24];
+  out += "HTTP/1.1 ";
+  out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, r.status).ptr - digits));
+  out += ' ';
+  out += reason_phrase(r.status);
+  out += "\r\nDate: ";
   out += http_date();
   out += "\r\nServer: xerv\r\n";
   if (!r.content_type.empty()) {
@@ -73,8 +77,9 @@ void append_head(std::string& out, const response& r, bool keep_alive) {
   if (r.streamer) {
     out += "Transfer-Encoding: chunked\r\n";
   } else {
-    n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", r.body.size());
-    out.append(line, static_cast<size_t>(n));
+    out += "Content-Length: ";
+    out.append(digits, size_t(std::to_chars(digits, digits + sizeof digits, r.body.size()).ptr - digits));
+    out += "\r\n";
   }
   if (!keep_alive) out += "Connection: close\r\n";
   for (const auto& [k, v] : r.headers) {

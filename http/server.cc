@@ -1,5 +1,7 @@
 #include "http/server.h"
 
+#include <charconv>
+
 #include "core/metrics.h"
 #include "io/log.h"
 #include "io/ops.h"
@@ -27,10 +29,10 @@ std::string_view method_label(std::string_view m) {
   return m.empty() ? std::string_view("UNKNOWN") : m;
 }
 
-const char* code_label(int status) {
+std::string_view code_label(int status) {
   thread_local char buf[8];
-  snprintf(buf, sizeof buf, "%d", status);
-  return buf;
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, status);
+  return {buf, size_t(end - buf)};
 }
 
 }  // namespace
