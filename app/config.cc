@@ -84,6 +84,12 @@ core::settings declare_settings(config& c) {
          core::parse_duration_ms(&c.trace_retention_ms, 1000, 30ull * 24 * 3'600'000)});
   s.add({"trace_store_max", "XERV_TRACE_STORE_MAX", "--trace-store-max", "10000",
          "finished traces kept per shard (the oldest go first)", core::parse_uint(&c.traces_kept_max, 1, 10'000'000)});
+  s.add({"circuit_open", "XERV_CIRCUIT_OPEN", "--circuit-open", "30s",
+         "how long an open circuit breaker refuses a pipeline's traces before it admits trial traces (half-open)",
+         core::parse_duration_ms(&c.circuit_open_ms, 10, 24ull * 3'600'000)});
+  s.add({"circuit_window", "XERV_CIRCUIT_WINDOW", "--circuit-window", "60s",
+         "the period over which a circuit breaker counts failed traces",
+         core::parse_duration_ms(&c.circuit_window_ms, 100, 24ull * 3'600'000)});
   s.add({"dispatch_backend", "XERV_DISPATCH_BACKEND", "--dispatch-backend", "memory",
          "where traces are queued and dispatched: memory (this process; raft, redis and nats are not built yet)",
          [&c](std::string_view t) -> std::string {

@@ -36,6 +36,8 @@ struct config {
   bool debug_routes = false;
   uint64_t trace_retention_ms = 3'600'000;
   uint64_t traces_kept_max = 10'000;
+  uint64_t circuit_open_ms = 30'000;
+  uint64_t circuit_window_ms = 60'000;
   std::string dispatch_backend = "memory";
 };
 

@@ -317,6 +317,9 @@ void start_shard() {
   eo.shard_count = io::shard_count();
   eo.trace_retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
   eo.traces_kept_max = g_cfg.traces_kept_max;
+  eo.circuit.open_ms = g_cfg.circuit_open_ms;
+  eo.circuit.window_ms = g_cfg.circuit_window_ms;
+  eo.circuit_judge = g_control.get();
   svc->engine = std::make_unique<flows::engine>(eo);
   svc->engine->expect_recovery();  // admissions wait for the WAL
   if (auto held = io::this_reactor().hold_until_teardown(g_lock_fd); !held)

@@ -150,6 +150,36 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
   co_return r;
 }
 
+io::task<void> control_plane::report(circuit_event e) {
+  auto job = io::submit_to(control_shard, [this, e = std::move(e)] { return decide_circuit(e); });
+  co_await std::move(job);
+}
+
+io::task<void> control_plane::decide_circuit(circuit_event e) {
+  auto held = co_await _circuit_lock.lock();
+  if (!_engines.local_or_null()) co_return;  // stopping
+  io::sharded<engine>* engines = &_engines;
+  uint64_t now = core::unix_ms_now();
+  circuit_counts summed;
+  if (!e.trial) {
+    // Closed: the failure ratio is over every shard's window.
+    auto gathering = io::invoke_on_all([engines, name = e.pipeline, now] {
+      engine* here = engines->local_or_null();
+      return here ? here->circuit_window(name, now) : circuit_counts{};
+    });
+    auto parts = co_await std::move(gathering);
+    for (const auto& c : parts) summed.add(c);
+  }
+  engine* here = _engines.local_or_null();
+  if (!here) co_return;
+  auto d = here->circuit_decide(e, summed, now);
+  if (!d) co_return;
+  auto applying = io::invoke_on_all([engines, name = e.pipeline, d = *d] {
+    if (engine* there = engines->local_or_null()) there->apply_circuit(name, d);
+  });
+  co_await std::move(applying);
+}
+
 io::task<std::vector<std::string>> control_plane::restore() {
   auto held = co_await _lock.lock();
   std::vector<std::string> problems;

@@ -55,7 +55,10 @@ struct control_reply {
 // shard that will use it.
 std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const compiled_flow>& shared);
 
-class control_plane {
+// Also the circuit breakers' decider (flows/circuit.h): shards report
+// failures and half-open trials here; the decision is applied on every shard
+// before the report completes.
+class control_plane final : public circuit_reporter {
  public:
   control_plane(core::pipeline_store& store, io::sharded<engine>& engines) : _store(store), _engines(engines) {}
   control_plane(const control_plane&) = delete;
@@ -67,8 +70,11 @@ class control_plane {
   // At start, before the API listens: installs what the store holds (already
   // stored, so not published again); invalid stored flows are reported.
   io::task<std::vector<std::string>> restore();
+  // Any shard.
+  io::task<void> report(circuit_event e) override;
 
  private:
+  io::task<void> decide_circuit(circuit_event e);
   // Installs a published change on every shard and answers with the state the
   // shards are in afterwards.
   io::task<core::pipeline_state> apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow,
@@ -77,6 +83,7 @@ class control_plane {
   core::pipeline_store& _store;
   io::sharded<engine>& _engines;
   io::fifo_lock _lock;
+  io::fifo_lock _circuit_lock;  // one decision at a time, not behind a deploy's compile
 };
 
 }  // namespace xerv::flows

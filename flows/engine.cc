@@ -15,6 +15,9 @@ core::counter g_failed{"xerv_failed_traces_total", "Traces that failed or timed 
 core::counter g_nodes{"xerv_nodes_executed_total", "Node executions finished (completed or failed)"};
 core::gauge g_active{"xerv_active_traces", "Traces running now"};
 core::gauge g_pending{"xerv_pending_traces", "Traces admitted and waiting for a pipeline slot"};
+// Set by shard 0 alone (a scrape sums the shards): 0 closed, 1 open, 2 half-open.
+core::gauge g_circuit{"xerv_circuit_state", "Circuit breaker per pipeline: 0 closed, 1 open, 2 half-open", {"pipeline"}};
+core::counter g_circuit_opened{"xerv_circuit_opened_total", "Times a pipeline's circuit breaker opened", {"pipeline"}};
 core::gauge g_waiting{"xerv_traces_waiting_for_pipeline",
                       "Recovered traces waiting for their pipeline (or trigger) to be deployed again"};
 core::histogram g_trace_seconds{"xerv_trace_duration_seconds", "Trace duration from start to end",
@@ -125,7 +128,7 @@ io::task<void> engine::take_loop() {
     std::vector<core::delivery> batch = co_await std::move(taking);
     for (auto& d : batch) {
       ++_held;
-      deliver(std::move(d));
+      deliver(std::move(d), nullptr);
     }
     if (batch.size() == take_batch_max) co_await io::yield();
   }
@@ -136,11 +139,16 @@ void engine::released() {
   if (_held-- == _opts.in_flight_max) _room.notify();
 }
 
-void engine::deliver(core::delivery d) {
-  auto it = _traces.find(std::make_pair(d.id.hi, d.id.lo));
-  if (it == _traces.end() || !it->second->undelivered) return redelivered(std::move(d));
-  // Admitted here: the engine has the trace already.
-  std::shared_ptr<trace_record> t = it->second;
+void engine::deliver(core::delivery d, const std::shared_ptr<trace_record>& admitted) {
+  std::shared_ptr<trace_record> t;
+  // The trace just admitted needs no lookup among the thousands kept.
+  if (admitted && admitted->id == d.id) {
+    t = admitted;
+  } else {
+    auto it = _traces.find(std::make_pair(d.id.hi, d.id.lo));
+    if (it == _traces.end() || !it->second->undelivered) return redelivered(std::move(d));
+    t = it->second;  // admitted here earlier: the engine has the trace already
+  }
   t->undelivered = false;
   std::shared_ptr<pipeline> p = t->owner.lock();
   if (!p) return end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
@@ -225,6 +233,7 @@ bool engine::remove(std::string_view name) {
   if (it == _pipelines.end()) return false;
   std::shared_ptr<pipeline> p = std::move(it->second);
   _pipelines.erase(it);  // running traces keep their flow; their slots end with this deployment
+  if (_opts.shard == 0) g_circuit.set(0, {name});
   for (auto& t : std::exchange(p->pending, {})) {
     g_pending.add(-1);
     end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
@@ -288,6 +297,15 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   const trigger_def* trig = p.flow->find_trigger(trigger_id);
   if (!trig) return {admit_error::trigger_not_found, {}, nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
+  uint64_t now = core::unix_ms_now();
+  circuit_state breaker = p.breaker.at(now);
+  if (breaker == circuit_state::open) {
+    uint64_t secs = (p.breaker.decided.open_until_ms - now + 999) / 1000;
+    return {admit_error::circuit_open, std::to_string(secs), nullptr};
+  }
+  // Half-open: a few trial traces at a time; the rest retry once they end.
+  if (breaker == circuit_state::half_open && p.breaker.trials >= _opts.circuit.probes)
+    return {admit_error::circuit_open, "1", nullptr};
   // Every trace of this deployment the shard holds, delivered or not, counts.
   if (p.active + p.pending.size() + p.undelivered >= share(p) + _opts.pending_max)
     return {admit_error::queue_full, {}, nullptr};
@@ -306,7 +324,7 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->trigger = trig->id;
   t->flow = p.flow;
   t->trigger_vertex = trig->vertex;
-  t->created_ms = core::unix_ms_now();
+  t->created_ms = now;
   t->input = std::move(input);
   auto ticket = _opts.queue->admit(
       core::admission{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
@@ -316,6 +334,9 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
     return {admit_error::unavailable, "the dispatch backend cannot take it (" + ticket.error().message() + ")", nullptr};
   }
   t->admitted = *ticket;
+  t->circuit_generation = p.breaker.decided.generation;
+  t->circuit_trial = breaker == circuit_state::half_open;
+  if (t->circuit_trial) ++p.breaker.trials;
   t->ack = ack_state::waiting;
   t->undelivered = true;
   t->owner = owner;
@@ -323,18 +344,18 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
   evict();
-  take_ready();
+  take_ready(t);
   return {admit_error::none, {}, t};
 }
 
 // What the backend has ready now, taken in this turn (the memory backend has
 // the admission just made): a local trace starts as it is admitted, with no
 // hop through take_loop.
-void engine::take_ready() {
+void engine::take_ready(const std::shared_ptr<trace_record>& admitted) {
   if (_held >= _opts.in_flight_max || _stop_taking.cancelled()) return;
   for (auto& d : _consumer->poll(std::min(_opts.in_flight_max - _held, take_batch_max))) {
     ++_held;
-    deliver(std::move(d));
+    deliver(std::move(d), admitted);
   }
 }
 
@@ -429,17 +450,78 @@ io::task<void> engine::run(std::shared_ptr<trace_record> t) {
     co_return;
   }
   g_trace_seconds.observe(double(io::monotonic_ns() - t0) / 1e9, {flow->name});
+  uint64_t finished_ms = core::unix_ms_now();
+  // Before the trace shows its end (a waiter woken by a log line may look any
+  // time now): a failure that opens the breaker has opened it on every shard
+  // by the time anyone hears of the failure and can send the next trace.
+  if (auto event = circuit_outcome(*t, out.status, finished_ms)) {
+    if (_opts.circuit_judge) {
+      auto reporting = _opts.circuit_judge->report(std::move(*event));
+      co_await std::move(reporting);
+    } else if (auto d = circuit_decide(*event, circuit_window(event->pipeline, finished_ms), finished_ms)) {
+      apply_circuit(event->pipeline, *d);
+    }
+  }
   t->status = out.status;
   t->output = std::move(out.output);
   t->error_node = std::move(out.error_node);
   t->error_code = std::move(out.error_code);
   t->error_message = std::move(out.error_message);
-  t->finished_ms = core::unix_ms_now();
+  t->finished_ms = finished_ms;
   if (flow->settings.debug || t->status != trace_status::completed)
     XLOG(debug, "trace %s of %s: %s %s", t->id.to_string().c_str(), flow->name.c_str(), to_string(t->status),
          t->error_message.c_str());
   journal_end(*t);
   finished(*t);
+}
+
+std::optional<circuit_event> engine::circuit_outcome(trace_record& t, trace_status status, uint64_t now_ms) {
+  std::shared_ptr<pipeline> p = t.owner.lock();
+  if (!p) return std::nullopt;  // deleted: its breaker went with it
+  circuit& c = p->breaker;
+  bool ok = status == trace_status::completed;
+  if (t.circuit_trial) return circuit_event{p->flow->name, t.circuit_generation, true, ok};
+  if (t.circuit_generation != c.decided.generation) return std::nullopt;  // decided since it was admitted
+  c.window.add(ok, now_ms, _opts.circuit.window_ms);
+  if (ok) return std::nullopt;
+  return circuit_event{p->flow->name, t.circuit_generation, false, false};
+}
+
+circuit_counts engine::circuit_window(std::string_view name, uint64_t now_ms) const {
+  const pipeline* p = find(name);
+  return p ? p->breaker.window.total(now_ms, _opts.circuit.window_ms) : circuit_counts{};
+}
+
+std::optional<circuit_decision> engine::circuit_decide(const circuit_event& e, circuit_counts summed, uint64_t now_ms) {
+  auto it = _pipelines.find(e.pipeline);
+  if (it == _pipelines.end()) return std::nullopt;
+  pipeline& p = *it->second;
+  return decide(p.breaker, e, summed, p.flow->settings.circuit_breaker_threshold, _opts.circuit, now_ms);
+}
+
+void engine::apply_circuit(std::string_view name, const circuit_decision& d) {
+  auto it = _pipelines.find(name);
+  if (it == _pipelines.end()) return;
+  it->second->breaker.apply(d);
+  if (_opts.shard != 0) return;
+  bool open = d.state == circuit_state::open;
+  g_circuit.set(open ? 1 : 0, {name});
+  if (!open) {
+    XLOG(info, "pipeline %.*s: circuit breaker closed", int(name.size()), name.data());
+    return;
+  }
+  g_circuit_opened.inc({name});
+  XLOG(warn, "pipeline %.*s: circuit breaker open for %llu ms (too many failed traces)", int(name.size()), name.data(),
+       static_cast<unsigned long long>(_opts.circuit.open_ms));
+  auto spawned = io::spawn(_timers, half_open_gauge(std::string(name), d.generation, _opts.circuit.open_ms));
+  (void)spawned;  // refused only after stop(): the gauge no longer matters
+}
+
+io::task<void> engine::half_open_gauge(std::string name, uint64_t generation, uint64_t open_ms) {
+  auto r = co_await io::sleep_for(std::chrono::milliseconds(open_ms), &_stop_taking);
+  if (!r) co_return;
+  auto it = _pipelines.find(name);
+  if (it != _pipelines.end() && it->second->breaker.decided.generation == generation) g_circuit.set(2, {name});
 }
 
 void engine::finished(trace_record& t) {
@@ -458,6 +540,7 @@ void engine::finished(trace_record& t) {
   if (p) {
     ASSERT(p->active > 0, "pipeline %s: a trace ended with no slot taken", p->flow->name.c_str());
     --p->active;
+    if (t.circuit_trial) --p->breaker.trials;
     bool taking = p->state == pipeline_state::running || p->state == pipeline_state::draining;
     if (taking && !p->pending.empty() && !_running.closed()) start_next(*p);
     else if (p->state == pipeline_state::draining && p->active == 0 && p->pending.empty() && p->undelivered == 0)
@@ -519,6 +602,7 @@ io::task<void> engine::stop(std::chrono::milliseconds grace) {
   // Admitted traces not taken yet stay with the backend (and in the WAL).
   _stop_taking.cancel(io::errc::closed);
   co_await _taking.close();
+  co_await _timers.close();
   for (auto& [name, p] : _pipelines) p->state = pipeline_state::draining;
   if (_running.count() && grace.count() > 0) {
     XLOG(info, "waiting up to %lld ms for %zu running traces", static_cast<long long>(grace.count()), _running.count());

@@ -40,6 +40,7 @@
 #include "core/json.h"
 #include "core/trace_id.h"
 #include "core/wal.h"
+#include "flows/circuit.h"
 #include "flows/executor.h"
 #include "flows/flow.h"
 #include "flows/journal.h"
@@ -61,6 +62,8 @@ struct engine_options {
   size_t logs_per_trace_max = 1'000;
   size_t pending_max = 10'000;             // queued traces per pipeline per shard
   size_t in_flight_max = 100'000;          // traces taken from the backend and not ended, per shard
+  circuit_options circuit;
+  circuit_reporter* circuit_judge = nullptr;  // decides for every shard; null: this shard decides alone
   core::trace_queue* queue = nullptr;      // the dispatch backend (required)
   core::wal* wal = nullptr;                // null: nodes are not journaled
   core::arena* arena = nullptr;            // null: values on the heap
@@ -99,6 +102,8 @@ struct trace_record {
   bool undelivered = false;        // admitted here, not yet taken back from the backend
   size_t logs_journaled = 0;       // lines already in a record
   bool recovered = false;
+  uint64_t circuit_generation = 0;  // the breaker's decision it was admitted under
+  bool circuit_trial = false;       // admitted while the breaker was half-open
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
   // Until the trace ends: the version it runs on, the trigger that fired, and the
   // deployment whose slot or queue it holds (gone once that pipeline is deleted).
@@ -122,14 +127,15 @@ struct pipeline {
   uint64_t started = 0, completed = 0, failed = 0;  // this shard's counters
   uint32_t active = 0;
   uint32_t undelivered = 0;  // admitted here, still in the backend's queue
+  circuit breaker;           // kept across updates; a deleted pipeline's goes with it
   std::deque<std::shared_ptr<trace_record>> pending;
 };
 
-enum class admit_error { none, pipeline_not_found, trigger_not_found, not_running, queue_full, unavailable };
+enum class admit_error { none, pipeline_not_found, trigger_not_found, not_running, circuit_open, queue_full, unavailable };
 
 struct admission {
   admit_error error = admit_error::none;
-  std::string detail;  // the pipeline state for not_running
+  std::string detail;  // the pipeline state for not_running; seconds to wait for circuit_open
   std::shared_ptr<trace_record> trace;
 };
 
@@ -162,6 +168,13 @@ class engine {
   const std::map<std::string, std::shared_ptr<pipeline>, std::less<>>& pipelines() const { return _pipelines; }
   // A webhook trigger bound to this method and exact path: {pipeline, trigger}.
   std::optional<std::pair<std::string, std::string>> find_webhook(std::string_view method, std::string_view path) const;
+
+  // The circuit breaker (flows/circuit.h). This shard's outcomes of `name` in
+  // the window; the deciding shard's next decision after `e`; a decision
+  // applied here.
+  circuit_counts circuit_window(std::string_view name, uint64_t now_ms) const;
+  std::optional<circuit_decision> circuit_decide(const circuit_event& e, circuit_counts summed, uint64_t now_ms);
+  void apply_circuit(std::string_view name, const circuit_decision& d);
 
   // Admits a trace on this shard; it starts now or waits in the pipeline's queue.
   admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input);
@@ -211,8 +224,9 @@ class engine {
     std::vector<node_record> nodes;
   };
   io::task<void> take_loop();
-  void take_ready();
-  void deliver(core::delivery d);
+  // `admitted`: the trace admit() just made, when the caller is admit().
+  void take_ready(const std::shared_ptr<trace_record>& admitted);
+  void deliver(core::delivery d, const std::shared_ptr<trace_record>& admitted);
   void redelivered(core::delivery d);
   void released();  // a taken trace ended: room for another
   void start(pipeline& p, std::shared_ptr<trace_record> t);
@@ -223,6 +237,9 @@ class engine {
   // Ends a trace that never ran (or waited): journaled, woken, kept in the store.
   void end_unrun(trace_record& t, std::string code, std::string message);
   void journal_end(trace_record& t);
+  // Counts a trace's outcome in its pipeline's breaker; the event to report, if any.
+  std::optional<circuit_event> circuit_outcome(trace_record& t, trace_status status, uint64_t now_ms);
+  io::task<void> half_open_gauge(std::string name, uint64_t generation, uint64_t open_ms);
   // A recovered trace continues on `p` when `p` has its trigger; else it waits.
   bool resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt);
   void evict();
@@ -238,6 +255,7 @@ class engine {
   std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<trace_record>> _traces;  // by id: time order
   std::deque<core::trace_id> _finished;  // finished traces in the store, in the order they finished
   io::gate _running;
+  io::gate _timers;  // breaker gauge updates; end at stop()
   io::cancel_source _shutdown;
   // Unfinished traces replayed from the WAL, until the backend delivers them.
   std::map<std::pair<uint64_t, uint64_t>, recovered_trace> _recovering;

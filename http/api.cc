@@ -71,6 +71,7 @@ struct pipeline_counters {
   uint64_t started = 0, completed = 0, failed = 0, active = 0, pending = 0;
   // Draining on any shard is draining; otherwise every shard is in one state.
   std::optional<flows::pipeline_state> state;
+  flows::circuit_counts window;  // the breaker's window, every shard's
 
   void add(const pipeline_counters& o) {
     started += o.started;
@@ -79,6 +80,7 @@ struct pipeline_counters {
     active += o.active;
     pending += o.pending;
     if (!state || o.state == flows::pipeline_state::draining) state = o.state;
+    window.add(o.window);
   }
 };
 
@@ -86,9 +88,11 @@ struct pipeline_counters {
 std::vector<std::pair<std::string, pipeline_counters>> local_counters(ctx_t ctx, std::string only) {
   std::vector<std::pair<std::string, pipeline_counters>> out;
   if (!here(ctx)) return out;  // the shard has stopped
+  uint64_t now = core::unix_ms_now();
   for (const auto& [name, p] : here(ctx)->pipelines()) {
     if (!only.empty() && name != only) continue;
-    pipeline_counters c{p->started, p->completed, p->failed, p->active, p->pending.size() + p->undelivered, p->state};
+    pipeline_counters c{p->started, p->completed, p->failed, p->active, p->pending.size() + p->undelivered, p->state,
+                        here(ctx)->circuit_window(name, now)};
     out.emplace_back(name, c);
   }
   return out;
@@ -138,6 +142,17 @@ std::string pipeline_json(const flows::pipeline& p, const pipeline_counters* c, 
   }
   out += ']';
   if (details) {
+    uint64_t now = core::unix_ms_now();
+    const flows::circuit& b = p.breaker;
+    key(out, "circuit");
+    out += '{';
+    field(out, "state", flows::to_string(b.at(now)));
+    if (b.at(now) == flows::circuit_state::open) field(out, "retry_after_secs", (b.decided.open_until_ms - now + 999) / 1000);
+    if (c) {
+      field(out, "window_failed", c->window.failed);
+      field(out, "window_traces", c->window.ok + c->window.failed);
+    }
+    out += '}';
     key(out, "nodes");
     out += '[';
     for (const auto& v : f.vertices) {
@@ -244,6 +259,7 @@ io::task<response> deploy_reply(ctx_t ctx, flows::control_reply r) {
   installed.revision = r.revision;
   installed.state = r.state;
   installed.deployed_ms = r.deployed_ms;
+  if (const flows::pipeline* now = here(ctx) ? here(ctx)->find(r.name) : nullptr) installed.breaker = now->breaker;
   pipeline_counters& c = counters[r.name];
   c.state = r.state;
   int status = r.result == flows::control_reply::outcome::updated ? 200 : 201;
@@ -632,6 +648,16 @@ response admission_error(const flows::admission& a, std::string_view pipeline, s
       field(details, "state", a.detail);
       details += '}';
       return json_error(503, "pipeline_not_running", "pipeline '" + std::string(pipeline) + "' is " + a.detail, details);
+    case flows::admit_error::circuit_open: {
+      field_raw(details, "retry_after_secs", a.detail);
+      details += '}';
+      response r = json_error(503, "circuit_open",
+                              "pipeline '" + std::string(pipeline) +
+                                  "' failed too often: its circuit breaker is open; retry in " + a.detail + " s",
+                              details);
+      r.headers.emplace_back("Retry-After", a.detail);
+      return r;
+    }
     case flows::admit_error::queue_full:
       details += '}';
       return json_error(503, "unavailable", "too many traces queued for this pipeline; retry later", details);
