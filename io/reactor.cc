@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "io/log.h"
@@ -66,6 +67,8 @@ reactor::reactor(runtime& rt, unsigned id, const runtime_options& opts, const ri
   _ready.reserve(256);
   _running.reserve(256);
   _timers.reserve(256);
+  _turn_end.reserve(16);
+  _turn_end_running.reserve(16);
 }
 
 reactor::~reactor() {
@@ -196,6 +199,25 @@ void reactor::fire_timers() {
     remove_timer(t);
     t->fire(t);
   }
+}
+
+void reactor::cancel_turn_end(turn_hook* h) {
+  if (!h->queued) return;
+  h->queued = false;
+  std::erase(_turn_end, h);
+  std::replace(_turn_end_running.begin(), _turn_end_running.end(), h, static_cast<turn_hook*>(nullptr));
+}
+
+void reactor::run_turn_end() {
+  // A hook queued by a hook runs in the next turn.
+  std::swap(_turn_end, _turn_end_running);
+  for (size_t i = 0; i < _turn_end_running.size(); ++i) {
+    turn_hook* h = _turn_end_running[i];
+    if (!h) continue;  // cancelled by an earlier hook
+    h->queued = false;
+    h->run(h);
+  }
+  _turn_end_running.clear();
 }
 
 void reactor::run_ready() {
@@ -354,9 +376,10 @@ void reactor::run() {
     poll_messages();
     run_ready();
     fire_timers();
+    run_turn_end();
     flush_messages();
     flush_log();
-    if (_ready.empty()) wait_for_events();
+    if (_ready.empty() && _turn_end.empty()) wait_for_events();
     else io_uring_submit_and_get_events(&_ring);
     reap();
   }

@@ -52,6 +52,14 @@ struct completion {
   void (*on_complete)(completion* self, int res, uint32_t flags) = nullptr;
 };
 
+// Work deferred to the end of the current loop turn: it runs after the turn's
+// ready coroutines, timers and completions, before the loop decides whether to
+// sleep. For wake-ups that only matter if their condition still holds then.
+struct turn_hook {
+  void (*run)(turn_hook*) = nullptr;
+  bool queued = false;
+};
+
 struct timer_entry {
   uint64_t deadline_ns = 0;
   uint64_t seq = 0;
@@ -77,6 +85,15 @@ class reactor {
   // Never null: a full submission queue is flushed first.
   io_uring_sqe* get_sqe();
   void schedule(std::coroutine_handle<> h) { _ready.push_back(h); }
+
+  // Runs `h` once at the end of this turn; a no-op when it is already queued.
+  void at_turn_end(turn_hook* h) {
+    if (h->queued) return;
+    h->queued = true;
+    _turn_end.push_back(h);
+  }
+  // Unqueues `h` (its owner is going away).
+  void cancel_turn_end(turn_hook* h);
 
   void add_timer(timer_entry* t, uint64_t deadline_ns);
   void remove_timer(timer_entry* t);
@@ -122,6 +139,7 @@ class reactor {
   void arm_eventfd();
   void run_ready();
   void fire_timers();
+  void run_turn_end();
   bool poll_messages();
   void flush_messages();
   void wake(unsigned target);
@@ -139,6 +157,7 @@ class reactor {
   const ring_features _features;
   io_uring _ring{};
   std::vector<std::coroutine_handle<>> _ready, _running;
+  std::vector<turn_hook*> _turn_end, _turn_end_running;
   std::vector<timer_entry*> _timers;  // binary min-heap on (deadline, seq)
   uint64_t _timer_seq = 0;
 

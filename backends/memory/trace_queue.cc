@@ -42,9 +42,16 @@ class trace_queue::consumer final : public core::trace_consumer {
   std::string _name;
 };
 
-trace_queue::trace_queue(core::wal* wal) : _wal(wal) {}
+trace_queue::trace_queue(core::wal* wal) : _wal(wal) {
+  _wake.q = this;
+  _wake.run = [](io::turn_hook* h) {
+    trace_queue& q = *static_cast<wake_hook*>(h)->q;
+    if (!q._ready.empty()) q._arrived.notify();
+  };
+}
 
 trace_queue::~trace_queue() {
+  if (_wake.queued) io::this_reactor().cancel_turn_end(&_wake);
   ASSERT(!_arrived.has_waiters(), "trace queue destroyed while a consumer waits on it");
   g_depth.add(-int64_t(_total.ready));
 }
@@ -101,7 +108,7 @@ void trace_queue::push_ready(entry e, bool front) {
   count(*e.pipeline, 1, 0);
   if (front) _ready.push_front(std::move(e));
   else _ready.push_back(std::move(e));
-  _arrived.notify();
+  if (_arrived.has_waiters()) io::this_reactor().at_turn_end(&_wake);
 }
 
 std::vector<core::delivery> trace_queue::pop_ready(size_t max, const std::string& holder) {

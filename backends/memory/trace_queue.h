@@ -74,6 +74,12 @@ class trace_queue final : public core::trace_queue {
   std::map<std::string, core::queue_depth, std::less<>> _by_pipeline;  // map nodes do not move
   core::queue_depth _total;
   io::event _arrived;
+  // Waiters are woken at the end of the turn, and only if traces are still
+  // ready then: the engine takes its own admissions in the same turn, so a
+  // wake-up per admission would cost a loop turn for nothing.
+  struct wake_hook : io::turn_hook {
+    trace_queue* q = nullptr;
+  } _wake;
   // Recovery: admissions seen in the log, in log order, until their end, and
   // the (segment, finish time) of the traces that ended, accounted to the WAL
   // in end_replay() (the WAL does not exist yet while it replays).

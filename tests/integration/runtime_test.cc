@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "io/event.h"
 #include "io/file.h"
 #include "io/gate.h"
 #include "io/net.h"
@@ -55,6 +56,60 @@ io::task<int> submit_basics() {
   co_return 0;
 }
 TEST(submit_to, runs_on_the_target_and_returns_home) { EXPECT_EQ(run_on(2, submit_basics()), 0); }
+
+// ---------- turn-end hooks ----------
+
+struct counting_hook : io::turn_hook {
+  int runs = 0;
+  int requeue = 0;  // queue itself again this many times
+  io::event* done = nullptr;
+};
+
+void count_run(io::turn_hook* h) {
+  auto* c = static_cast<counting_hook*>(h);
+  ++c->runs;
+  if (c->requeue > 0) {
+    --c->requeue;
+    io::this_reactor().at_turn_end(c);
+  } else if (c->done) {
+    c->done->notify();
+  }
+}
+
+io::task<int> turn_hooks() {
+  co_await io::yield();  // into the loop: the main task starts before it
+  io::reactor& r = io::this_reactor();
+  counting_hook once;
+  once.run = &count_run;
+  r.at_turn_end(&once);
+  r.at_turn_end(&once);  // already queued: still one run
+  EXPECT_EQ(once.runs, 0);  // not before the turn ends
+  co_await io::yield();
+  EXPECT_EQ(once.runs, 1);
+  EXPECT_FALSE(once.queued);
+
+  counting_hook cancelled;
+  cancelled.run = &count_run;
+  r.at_turn_end(&cancelled);
+  r.cancel_turn_end(&cancelled);
+  co_await io::yield();
+  EXPECT_EQ(cancelled.runs, 0);
+
+  // A hook queued by a hook runs in a later turn, and the loop does not sleep
+  // while one is queued: nothing else would wake this shard (no timers, no I/O).
+  io::event done;
+  io::cancel_source never;
+  counting_hook chain;
+  chain.run = &count_run;
+  chain.requeue = 3;
+  chain.done = &done;
+  r.at_turn_end(&chain);
+  auto finished = done.wait(never);
+  co_await finished;
+  EXPECT_EQ(chain.runs, 4);
+  co_return 0;
+}
+TEST(reactor, turn_end_hooks_run_once_per_queueing_before_the_loop_sleeps) { EXPECT_EQ(run_on(1, turn_hooks()), 0); }
 
 // ---------- 1,000,000 ordered messages per pair ----------
 
