@@ -90,6 +90,12 @@ core::settings declare_settings(config& c) {
   s.add({"circuit_window", "XERV_CIRCUIT_WINDOW", "--circuit-window", "60s",
          "the period over which a circuit breaker counts failed traces",
          core::parse_duration_ms(&c.circuit_window_ms, 100, 24ull * 3'600'000)});
+  s.add({"idempotency_ttl", "XERV_IDEMPOTENCY_TTL", "--idempotency-ttl", "24h",
+         "how long an Idempotency-Key keeps answering with the trace it started (durable across restarts)",
+         core::parse_duration_ms(&c.idempotency_ttl_ms, 1000, 30ull * 24 * 3'600'000)});
+  s.add({"idempotency_keys_max", "XERV_IDEMPOTENCY_KEYS_MAX", "--idempotency-keys-max", "100000",
+         "idempotency keys kept per shard (the oldest are forgotten first)",
+         core::parse_uint(&c.idempotency_keys_max, 1, 100'000'000)});
   s.add({"dispatch_backend", "XERV_DISPATCH_BACKEND", "--dispatch-backend", "memory",
          "where traces are queued and dispatched: memory (this process; raft, redis and nats are not built yet)",
          [&c](std::string_view t) -> std::string {

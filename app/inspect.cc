@@ -22,6 +22,7 @@ struct history {
   std::optional<flows::started_record> start;
   std::vector<flows::node_record> nodes;
   std::optional<flows::ended_record> end;
+  std::optional<flows::idempotency_record> key;  // the newest record of the key that started it
 };
 
 void field(std::string& out, const char* key) {
@@ -64,6 +65,10 @@ std::string render(const history& h) {
   num_field(out, "created_at_ms", s.created_ms);
   str_field(out, "status", h.end ? flows::to_string(flows::trace_status(h.end->status)) : "unfinished");
   value_field(out, "input", s.input);
+  if (h.key) {
+    str_field(out, "idempotency_key", h.key->key);
+    num_field(out, "idempotency_expires_at_ms", h.key->expires_ms);
+  }
   field(out, "nodes");
   out += '[';
   std::vector<flows::log_line> logs;
@@ -127,6 +132,7 @@ std::map<std::pair<uint64_t, uint64_t>, history> read_histories(const std::vecto
             if (auto n = flows::decode_node(r.payload)) h.nodes.push_back(std::move(*n));
             break;
           case flows::journal_type::ended: h.end = flows::decode_ended(r.payload); break;
+          case flows::journal_type::idempotency: h.key = flows::decode_idempotency(r.payload); break;
         }
       });
       if (scan.corrupt)

@@ -521,6 +521,12 @@ io::task<void> wal::delete_old_segments() {
     const segment_info& s = it->second;
     if (it->first >= _file_segment || it->first >= _active.segment) break;
     if (s.unfinished || s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
+    if (_retire) {
+      uint64_t before = _next_lsn;
+      _retire(it->first);
+      if (_next_lsn != before) _retire_lsn = _next_lsn - 1;
+    }
+    if (_retire_lsn > _durable_lsn) break;  // the next sweep deletes it, once they are written
     std::string path = s.path;
     if (auto r = co_await _storage.remove(path); !r) {
       XLOG(warn, "%s: cannot delete an expired WAL segment: %s", path.c_str(), r.error().message().c_str());

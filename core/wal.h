@@ -140,6 +140,10 @@ class wal {
   void trace_started(uint64_t segment);
   void trace_finished(uint64_t segment, uint64_t end_unix_ms);
   void start_sweeping() { _sweeping = true; }
+  // Called on the shard right before an expired segment is deleted; records it
+  // appends (state that must outlive the segment, written again) are durable
+  // before the segment goes.
+  void on_retire(std::function<void(uint64_t segment)> fn) { _retire = std::move(fn); }
 
   const wal_stats& stats() const { return _stats; }
   const wal_options& options() const { return _opts; }
@@ -198,6 +202,8 @@ class wal {
   std::unique_ptr<wal_file> _file;
   uint64_t _file_segment = 0;   // 0: none open
   std::unique_ptr<wal_file> _spare;  // the next segment, prepared ahead
+  std::function<void(uint64_t)> _retire;
+  uint64_t _retire_lsn = 0;  // the last record _retire appended
   uint64_t _spare_segment = 0;  // 0: none
   bool _preparing = false;
   std::coroutine_handle<> _prepare_waiter;

@@ -100,7 +100,7 @@ void trace_record::wake_all() {
   for (auto h : std::exchange(waiters, {})) io::this_reactor().schedule(h);
 }
 
-engine::engine(engine_options opts) : _opts(opts) {
+engine::engine(engine_options opts) : _opts(opts), _idempotency(opts.idempotency) {
   ASSERT(_opts.queue, "an engine needs a dispatch backend");
   ASSERT(_opts.in_flight_max > 0);
   _consumer = _opts.queue->consume("shard-" + std::to_string(_opts.shard));
@@ -289,15 +289,33 @@ uint32_t engine::share(const pipeline& p) const {
   return std::max<uint32_t>(1, (limit + _opts.shard_count - 1) / _opts.shard_count);
 }
 
-admission engine::admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input) {
+void engine::attach_storage(core::wal* wal, core::arena* arena) {
+  _opts.wal = wal;
+  _opts.arena = arena;
+  if (wal) wal->on_retire([this](uint64_t segment) { _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
+}
+
+admission engine::admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
+                        std::string_view idempotency_key) {
   auto it = _pipelines.find(pipeline_name);
   if (it == _pipelines.end()) return {admit_error::pipeline_not_found, {}, nullptr};
   const std::shared_ptr<pipeline>& owner = it->second;
   pipeline& p = *owner;
   const trigger_def* trig = p.flow->find_trigger(trigger_id);
   if (!trig) return {admit_error::trigger_not_found, {}, nullptr};
-  if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   uint64_t now = core::unix_ms_now();
+  // A key seen before answers with its trace whatever the pipeline's state now.
+  if (!idempotency_key.empty())
+    if (auto seen = _idempotency.find(pipeline_name, idempotency_key, now)) {
+      admission a{admit_error::none, {}, find_trace(*seen)};
+      // An admission the WAL failed to write never ran: the key is free again.
+      if (!a.trace || a.trace->ack != ack_state::refused) {
+        a.replayed = true;
+        a.replayed_id = *seen;
+        return a;
+      }
+    }
+  if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   circuit_state breaker = p.breaker.at(now);
   if (breaker == circuit_state::open) {
     uint64_t secs = (p.breaker.decided.open_until_ms - now + 999) / 1000;
@@ -326,9 +344,12 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->trigger_vertex = trig->vertex;
   t->created_ms = now;
   t->input = std::move(input);
+  // The key's record goes first: the admission's durability then covers it.
+  if (!idempotency_key.empty()) _idempotency.insert(t->pipeline, idempotency_key, t->id, now, _opts.wal);
   auto ticket = _opts.queue->admit(
       core::admission{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
   if (!ticket) {
+    if (!idempotency_key.empty()) _idempotency.erase(t->pipeline, idempotency_key);
     if (ticket.error() == core::dispatch_errc::too_large)
       return {admit_error::unavailable, "the input is larger than the dispatch backend can hold", nullptr};
     return {admit_error::unavailable, "the dispatch backend cannot take it (" + ticket.error().message() + ")", nullptr};
@@ -625,6 +646,9 @@ namespace xerv::flows {
 void engine::replay(const core::wal_record& r) {
   auto key = [](const core::trace_id& id) { return std::make_pair(id.hi, id.lo); };
   switch (journal_type(r.type)) {
+    case journal_type::idempotency:
+      if (_idempotency.replay(r, core::unix_ms_now())) return;
+      break;
     case journal_type::started: {
       auto rec = decode_started(r.payload);
       if (!rec) break;

@@ -43,6 +43,7 @@
 #include "flows/circuit.h"
 #include "flows/executor.h"
 #include "flows/flow.h"
+#include "flows/idempotency.h"
 #include "flows/journal.h"
 #include "io/cancel.h"
 #include "io/event.h"
@@ -63,6 +64,7 @@ struct engine_options {
   size_t pending_max = 10'000;             // queued traces per pipeline per shard
   size_t in_flight_max = 100'000;          // traces taken from the backend and not ended, per shard
   circuit_options circuit;
+  idempotency_options idempotency;
   circuit_reporter* circuit_judge = nullptr;  // decides for every shard; null: this shard decides alone
   core::trace_queue* queue = nullptr;      // the dispatch backend (required)
   core::wal* wal = nullptr;                // null: nodes are not journaled
@@ -136,7 +138,11 @@ enum class admit_error { none, pipeline_not_found, trigger_not_found, not_runnin
 struct admission {
   admit_error error = admit_error::none;
   std::string detail;  // the pipeline state for not_running; seconds to wait for circuit_open
-  std::shared_ptr<trace_record> trace;
+  std::shared_ptr<trace_record> trace;  // null for a replayed key whose trace left the store
+  // The idempotency key was seen: `replayed_id` is the trace it started, and
+  // nothing new was admitted.
+  bool replayed = false;
+  core::trace_id replayed_id;
 };
 
 class engine {
@@ -148,10 +154,8 @@ class engine {
 
   const engine_options& options() const { return _opts; }
   // Journals into `wal` and keeps values in `arena` from now on (before replay()).
-  void attach_storage(core::wal* wal, core::arena* arena) {
-    _opts.wal = wal;
-    _opts.arena = arena;
-  }
+  // Idempotency keys recorded in a segment the WAL retires are written again.
+  void attach_storage(core::wal* wal, core::arena* arena);
 
   // Installs (or updates: in-flight and queued traces finish on their version)
   // a compiled flow at `revision` (a new pipeline starts in `state`), and
@@ -177,7 +181,11 @@ class engine {
   void apply_circuit(std::string_view name, const circuit_decision& d);
 
   // Admits a trace on this shard; it starts now or waits in the pipeline's queue.
-  admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input);
+  // With an idempotency key (call on idempotency_owner's shard), a key seen
+  // within its ttl answers the trace it started instead.
+  admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
+                  std::string_view idempotency_key = {});
+  size_t idempotency_keys() const { return _idempotency.size(); }
   // Completes when the start record of an admitted trace is durable (true), or
   // when the WAL failed to write it (false: the trace will not run).
   io::task<bool> wait_acknowledged(std::shared_ptr<trace_record> t);
@@ -264,6 +272,7 @@ class engine {
   size_t _waiting_count = 0;
   bool _recovery_pending = false;
   size_t _recovered = 0;
+  idempotency_table _idempotency;
   std::string _scratch;  // record encoding buffer
 };
 

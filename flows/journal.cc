@@ -119,6 +119,27 @@ std::optional<ended_record> decode_ended(std::string_view p) {
   return r;
 }
 
+void encode(std::string& out, const core::trace_id& id, uint64_t expires_ms, std::string_view pipeline,
+            std::string_view key) {
+  out.clear();
+  core::record_writer w{out};
+  w.id(id);
+  w.u64(expires_ms);
+  w.str(pipeline);
+  w.str(key);
+}
+
+std::optional<idempotency_record> decode_idempotency(std::string_view p) {
+  core::record_reader rd{p};
+  idempotency_record r;
+  r.id = rd.id();
+  r.expires_ms = rd.u64();
+  r.pipeline = rd.str();
+  r.key = rd.str();
+  if (!rd.done() || r.key.empty()) return std::nullopt;
+  return r;
+}
+
 std::optional<core::trace_id> record_trace(std::string_view p) { return core::record_trace_id(p); }
 
 }  // namespace xerv::flows

@@ -21,7 +21,12 @@
 
 namespace xerv::flows {
 
-enum class journal_type : uint32_t { started = core::wal_type_admission, node = 2, ended = core::wal_type_final };
+enum class journal_type : uint32_t {
+  started = core::wal_type_admission,
+  node = 2,
+  ended = core::wal_type_final,
+  idempotency = 4,  // an Idempotency-Key and the trace it started (flows/idempotency.h)
+};
 
 struct log_line {
   uint64_t unix_ms;
@@ -71,6 +76,12 @@ struct ended_view {
   std::string_view error_code;
 };
 
+struct idempotency_record {
+  core::trace_id id;
+  uint64_t expires_ms = 0;
+  std::string pipeline, key;
+};
+
 // Encoders replace the content of `out`, so one buffer serves every record.
 void encode(std::string& out, const started_view& r);
 void encode(std::string& out, const node_view& r);
@@ -78,11 +89,14 @@ void encode(std::string& out, const ended_view& r);
 void encode(std::string& out, const started_record& r);
 void encode(std::string& out, const node_record& r);
 void encode(std::string& out, const ended_record& r);
+void encode(std::string& out, const core::trace_id& id, uint64_t expires_ms, std::string_view pipeline,
+            std::string_view key);  // an idempotency record
 
 // Decoders refuse (nullopt) anything truncated or with trailing bytes.
 std::optional<started_record> decode_started(std::string_view p);
 std::optional<node_record> decode_node(std::string_view p);
 std::optional<ended_record> decode_ended(std::string_view p);
+std::optional<idempotency_record> decode_idempotency(std::string_view p);
 
 // The trace a record belongs to (every payload starts with it).
 std::optional<core::trace_id> record_trace(std::string_view p);

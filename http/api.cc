@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "core/trace_id.h"
+#include "flows/idempotency.h"
 #include "io/log.h"
 #include "io/strings.h"
 #include "io/when_all.h"
@@ -714,21 +715,29 @@ response trace_result(const flows::trace_record& t, bool wrapped) {
   return r;
 }
 
-response accepted(const flows::trace_record& t) {
+response accepted(const core::trace_id& id) {
   std::string out = "{";
-  field(out, "trace_id", t.id.to_string());
+  field(out, "trace_id", id.to_string());
   out += '}';
   response r = json_ok(202, std::move(out));
-  r.headers.emplace_back("X-Xerv-Trace-Id", t.id.to_string());
+  r.headers.emplace_back("X-Xerv-Trace-Id", id.to_string());
   return r;
 }
 
-io::task<response> start_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
-                               bool wrapped) {
-  flows::engine* e = here(ctx);
-  if (!e) co_return unavailable("xerv is stopping");
-  flows::admission a = e->admit(pipeline, trigger, std::move(input));
-  if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
+// The Idempotency-Key header: absent (empty), or a usable key; a bad one is 400.
+std::optional<response> idempotency_key(request& req, std::string& out) {
+  std::string_view k = req.header("Idempotency-Key");
+  if (k.empty()) return std::nullopt;
+  if (!flows::valid_idempotency_key(k))
+    return json_error(400, "invalid_payload", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+  out = std::string(k);
+  return std::nullopt;
+}
+
+// After admission: the 202, or for `wait` the trace's result (SPEC §5).
+io::task<response> answer(flows::engine* e, flows::admission a, std::string_view pipeline, std::string_view trigger,
+                          bool wait, bool wrapped) {
+  if (a.replayed && !a.trace) co_return accepted(a.replayed_id);  // its result left the store
   // Acknowledge only what a crash cannot lose (SPEC §6).
   // (Tasks bound to names first: GCC 12 and temporaries in co_await, docs/runtime.md.)
   auto acked = e->wait_acknowledged(a.trace);
@@ -737,7 +746,7 @@ io::task<response> start_trace(ctx_t ctx, std::string pipeline, std::string trig
     a.detail = "the write-ahead log could not write the trace (disk full?)";
     co_return admission_error(a, pipeline, trigger);
   }
-  if (!wait) co_return accepted(*a.trace);
+  if (!wait) co_return accepted(a.trace->id);
   auto done = e->wait_finished(a.trace);
   if (!co_await std::move(done)) {
     response r = json_error(503, "unavailable",
@@ -750,7 +759,35 @@ io::task<response> start_trace(ctx_t ctx, std::string pipeline, std::string trig
   co_return trace_result(*a.trace, wrapped);
 }
 
+io::task<response> admit_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
+                               bool wrapped, std::string key) {
+  flows::engine* e = here(ctx);
+  if (!e) co_return unavailable("xerv is stopping");
+  flows::admission a = e->admit(pipeline, trigger, std::move(input), key);
+  if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
+  bool replayed = a.replayed;
+  auto answering = answer(e, std::move(a), pipeline, trigger, wait, wrapped);
+  response r = co_await std::move(answering);
+  if (replayed) r.headers.emplace_back("Idempotency-Replayed", "true");
+  co_return r;
+}
+
+// A keyed admission runs on the key's owner shard, where the key is recorded.
+io::task<response> start_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
+                               bool wrapped, std::string key) {
+  if (key.empty()) co_return co_await admit_trace(ctx, std::move(pipeline), std::move(trigger), std::move(input), wait,
+                                                   wrapped, {});
+  // (core::value owns plain heap bytes: it may move to another shard.)
+  unsigned owner = flows::idempotency_owner(pipeline, key, io::shard_count());
+  auto job = io::submit_to(owner, [ctx, pipeline, trigger, input = std::move(input), wait, wrapped, key]() mutable {
+    return admit_trace(ctx, std::move(pipeline), std::move(trigger), std::move(input), wait, wrapped, std::move(key));
+  });
+  co_return co_await std::move(job);
+}
+
 io::task<response> post_trace(ctx_t ctx, request& req) {
+  std::string key;
+  if (auto bad = idempotency_key(req, key)) co_return std::move(*bad);
   core::value body;
   if (auto err = parse_input(ctx, req.body(), body)) co_return std::move(*err);
   core::value_ref b = body.ref();
@@ -775,19 +812,22 @@ io::task<response> post_trace(ctx_t ctx, request& req) {
   if (auto in = b.find("input")) input = core::value(std::string(in->bytes()));
   bool wait = false;
   if (auto w = b.find("wait"); w && w->type() == core::json_type::boolean) wait = w->as_bool();
-  co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), wait, true);
+  co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), wait, true, std::move(key));
 }
 
 io::task<response> fire_trigger(ctx_t ctx, request& req) {
   std::string id(req.param("id"));
   size_t dot = id.find('.');
   if (dot == std::string::npos) co_return json_error(404, "trigger_not_found", "trigger ids are pipeline.trigger");
+  std::string key;
+  if (auto bad = idempotency_key(req, key)) co_return std::move(*bad);
   core::value body;
   if (auto err = parse_input(ctx, req.body(), body)) co_return std::move(*err);
   core::value payload;
   if (body.ref().type() == core::json_type::object)
     if (auto p = body.ref().find("payload")) payload = core::value(std::string(p->bytes()));
-  co_return co_await start_trace(ctx, id.substr(0, dot), id.substr(dot + 1), std::move(payload), false, true);
+  co_return co_await start_trace(ctx, id.substr(0, dot), id.substr(dot + 1), std::move(payload), false, true,
+                                 std::move(key));
 }
 
 io::task<response> list_triggers(ctx_t ctx) {
@@ -805,14 +845,15 @@ io::task<response> list_triggers(ctx_t ctx) {
   co_return json_ok(200, std::move(out));
 }
 
-io::task<response> webhook_trace(ctx_t ctx, std::string pipeline, std::string trigger, std::string body) {
+io::task<response> webhook_trace(ctx_t ctx, std::string pipeline, std::string trigger, std::string body,
+                                 std::string key) {
   const flows::pipeline* p = here(ctx) ? here(ctx)->find(pipeline) : nullptr;
   if (!p) co_return pipeline_not_found(pipeline);
   const flows::trigger_def* t = p->flow->find_trigger(trigger);
   bool sync = t && t->respond == flows::respond_mode::sync;
   core::value input;
   if (auto err = parse_input(ctx, body, input)) co_return std::move(*err);
-  co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), sync, false);
+  co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), sync, false, std::move(key));
 }
 
 io::task<response> post_pipeline(ctx_t ctx, request& req, bool update) {
@@ -832,6 +873,8 @@ io::task<response> post_pipeline(ctx_t ctx, request& req, bool update) {
   co_return co_await std::move(job);
 }
 
+io::task<response> answer_now(response r) { co_return r; }
+
 }  // namespace
 
 std::optional<io::task<response>> webhook(const api_context& c, request& req) {
@@ -841,7 +884,9 @@ std::optional<io::task<response>> webhook(const api_context& c, request& req) {
   auto hit = e->find_webhook(req.method(), req.path());
   if (!hit) return std::nullopt;
   req.route = "webhook";
-  return webhook_trace(ctx, hit->first, hit->second, std::string(req.body()));
+  std::string key;
+  if (auto bad = idempotency_key(req, key)) return answer_now(std::move(*bad));
+  return webhook_trace(ctx, hit->first, hit->second, std::string(req.body()), std::move(key));
 }
 
 void add_api_routes(router& r, const api_context& c) {

@@ -460,3 +460,131 @@ settings: {execution_timeout_ms: 120000}
 }
 
 }  // namespace
+
+namespace {
+
+const char* k_keyed_flows[][2] = {
+    {"keyed.yaml", R"(name: keyed
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /hooks/keyed, method: POST}}
+nodes:
+  note: {type: std::log, config: {message: "keyed"}}
+edges:
+  - {from: hook, to: note}
+)"},
+    {"keyed_sync.yaml", R"(name: keyed_sync
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /hooks/keyed_sync, method: POST, respond: sync}}
+nodes:
+  note: {type: std::log, config: {message: "sync"}}
+edges:
+  - {from: hook, to: note}
+)"}};
+
+std::string key_header(const std::string& k) { return "Idempotency-Key: " + k + "\r\n"; }
+
+size_t oldest_segment(const fs::path& shard_dir) {
+  size_t oldest = SIZE_MAX;
+  for (const auto& e : fs::directory_iterator(shard_dir))
+    if (e.path().extension() == ".wal") oldest = std::min<size_t>(oldest, std::stoull(e.path().stem().string()));
+  return oldest;
+}
+
+// The same Idempotency-Key never starts a second trace: on any connection
+// (whatever shard takes it), concurrently, after kill -9, and after the WAL
+// segment that first recorded it was deleted by retention (the key is written
+// again before the segment goes).
+TEST(crash, an_idempotency_key_keeps_its_trace_across_kill_9_and_segment_deletion) {
+  tmp_dir root("xerv-idem");
+  fs::create_directories(root.path / "flows");
+  for (auto& [file, yaml] : k_keyed_flows) std::ofstream(root.path / "flows" / file) << yaml;
+  auto env = serve_env(root.path / "data", root.path / "flows");
+  env.push_back("XERV_TRACE_RETENTION=1s");
+  std::string first, sync_first, sync_body;
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    auto r = request(port, "POST", "/hooks/keyed", R"({"n":1})", 3000, key_header("order-1"));
+    ASSERT_EQ(r.status, 202) << r.body;
+    first = r.headers["x-xerv-trace-id"];
+    EXPECT_EQ(r.headers.count("idempotency-replayed"), 0u);
+    for (int i = 0; i < 8; ++i) {  // fresh connections: both shards answer
+      auto again = request(port, "POST", "/hooks/keyed", R"({"n":2})", 3000, key_header("order-1"));
+      EXPECT_EQ(again.status, 202) << again.body;
+      EXPECT_EQ(again.headers["x-xerv-trace-id"], first);
+      EXPECT_EQ(again.headers["idempotency-replayed"], "true");
+    }
+    // Same key, other pipeline: its own trace. Sync: the original result.
+    auto s = request(port, "POST", "/hooks/keyed_sync", R"({"n":3})", 3000, key_header("order-1"));
+    ASSERT_EQ(s.status, 200) << s.body;
+    sync_first = s.headers["x-xerv-trace-id"];
+    sync_body = s.body;
+    EXPECT_NE(sync_first, first);
+    auto s2 = request(port, "POST", "/hooks/keyed_sync", R"({"n":4})", 3000, key_header("order-1"));
+    EXPECT_EQ(s2.status, 200);
+    EXPECT_EQ(s2.headers["x-xerv-trace-id"], sync_first);
+    EXPECT_EQ(s2.body, sync_body);
+    // A bad key is refused, not ignored.
+    EXPECT_EQ(request(port, "POST", "/hooks/keyed", "{}", 3000, key_header(std::string(300, 'k'))).status, 400);
+    // Concurrent requests with one new key: one trace.
+    std::mutex mu;
+    std::set<std::string> ids;
+    std::vector<std::thread> racers;
+    for (int c = 0; c < 12; ++c)
+      racers.emplace_back([&] {
+        auto q = request(port, "POST", "/hooks/keyed", R"({"n":5})", 5000, key_header("race"));
+        std::lock_guard lock(mu);
+        ids.insert(q.status == 202 ? q.headers["x-xerv-trace-id"] : "status " + std::to_string(q.status));
+      });
+    for (auto& t : racers) t.join();
+    EXPECT_EQ(ids.size(), 1u) << *ids.begin();
+    auto listed = request(port, "GET", "/api/v1/traces?pipeline_id=keyed&limit=1000", "", 3000);
+    // order-1 and race: two traces, whatever the requests.
+    EXPECT_NE(listed.body.find("\"total\":2"), std::string::npos) << listed.body.substr(0, 400);
+    // Enough unkeyed traces to fill several 256 KiB segments per shard, then
+    // past retention: the segments holding the keys' first records go.
+    // (Connections land on either shard: a dozen of them reach both.)
+    for (int conn = 0; conn < 12; ++conn) {
+      client c(port);
+      for (int i = 0; i < 1000; ++i) {
+        std::string body = R"({"n":)" + std::to_string(i) + "}";
+        ASSERT_TRUE(c.send("POST /hooks/keyed HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n" + body));
+        ASSERT_EQ(c.read_response(5000).status, 202);
+      }
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while ((oldest_segment(root.path / "data" / "wal" / "shard-0") == 1 ||
+            oldest_segment(root.path / "data" / "wal" / "shard-1") == 1) &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_GT(oldest_segment(root.path / "data" / "wal" / "shard-0"), 1u);
+    ASSERT_GT(oldest_segment(root.path / "data" / "wal" / "shard-1"), 1u);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the relogged records' write
+    p.signal(SIGKILL);
+    ASSERT_TRUE(p.wait_exit(std::chrono::milliseconds(5000)).has_value());
+  }
+  xerv_process p(env);
+  uint16_t port = p.wait_ready();
+  ASSERT_NE(port, 0) << p.log();
+  for (int i = 0; i < 4; ++i) {
+    auto r = request(port, "POST", "/hooks/keyed", R"({"n":9})", 3000, key_header("order-1"));
+    EXPECT_EQ(r.status, 202) << r.body;
+    EXPECT_EQ(r.headers["x-xerv-trace-id"], first);
+    EXPECT_EQ(r.headers["idempotency-replayed"], "true");
+    auto s = request(port, "POST", "/hooks/keyed_sync", R"({"n":9})", 3000, key_header("order-1"));
+    EXPECT_EQ(s.headers["x-xerv-trace-id"], sync_first);
+    EXPECT_EQ(s.headers["idempotency-replayed"], "true");
+  }
+  auto fresh = request(port, "POST", "/hooks/keyed", R"({"n":9})", 3000, key_header("order-2"));
+  EXPECT_EQ(fresh.status, 202);
+  EXPECT_NE(fresh.headers["x-xerv-trace-id"], first);
+  EXPECT_EQ(fresh.headers.count("idempotency-replayed"), 0u);
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
+}
+
+}  // namespace

@@ -224,6 +224,42 @@ TEST(api, triggers_list_and_fire) {
   EXPECT_EQ(s.post("/api/v1/triggers/greet.nothing/fire", "{}").status, 404);
 }
 
+// Idempotency-Key on POST /traces (with wait: the original result) and on a
+// trigger fire; a key is per pipeline and per endpoint's pipeline alike.
+TEST(api, idempotency_key_on_post_traces_and_trigger_fire) {
+  api s;
+  ASSERT_EQ(s.post("/api/v1/pipelines", flow()).status, 201);
+  auto post = [&](const std::string& body, const std::string& key) {
+    return s.call(xerv::testing::post("/api/v1/traces", body, "Idempotency-Key: " + key + "\r\n"));
+  };
+  auto first = post(R"({"pipeline_id":"greet","input":{"name":"cy"},"wait":true})", "t-1");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.headers.count("idempotency-replayed"), 0u);
+  auto again = post(R"({"pipeline_id":"greet","input":{"name":"other"},"wait":true})", "t-1");
+  EXPECT_EQ(again.status, 200);
+  EXPECT_EQ(again.body, first.body);  // the original result, not a run with the new input
+  EXPECT_EQ(again.headers["idempotency-replayed"], "true");
+  auto async = post(R"({"pipeline_id":"greet","input":{"name":"x"}})", "t-1");
+  EXPECT_EQ(async.status, 202);
+  EXPECT_EQ(json_field(async.body, "trace_id"), json_field(first.body, "trace_id"));
+  auto fire = [&](const std::string& key) {
+    return s.call(xerv::testing::post("/api/v1/triggers/greet.manual/fire", R"({"payload":{"name":"fay"}})",
+                                      "Idempotency-Key: " + key + "\r\n"));
+  };
+  auto f1 = fire("f-1");
+  ASSERT_EQ(f1.status, 202) << f1.body;
+  auto f2 = fire("f-1");
+  EXPECT_EQ(json_field(f2.body, "trace_id"), json_field(f1.body, "trace_id"));
+  EXPECT_EQ(f2.headers["idempotency-replayed"], "true");
+  EXPECT_NE(json_field(fire("f-2").body, "trace_id"), json_field(f1.body, "trace_id"));
+  auto bad = s.call(xerv::testing::post("/api/v1/traces", R"({"pipeline_id":"greet"})", "Idempotency-Key: a b\r\n"));
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(json_field(bad.body, "error"), "invalid_payload");
+  // Three traces in all: t-1, f-1, f-2.
+  auto listed = s.get("/api/v1/traces?pipeline_id=greet");
+  EXPECT_NE(listed.body.find("\"total\":3"), std::string::npos) << listed.body.substr(0, 300);
+}
+
 TEST(api, failed_sync_webhook_is_500_execution_failed) {
   api s;
   std::string f = R"(name: fails

@@ -312,12 +312,13 @@ inline std::string post(std::string_view path, std::string_view body, std::strin
 }
 
 // One request on a fresh connection; `complete` is false when the server is gone.
+// `headers`: extra header lines, each ending in \r\n.
 inline client::response request(uint16_t port, const std::string& method, const std::string& path,
-                                 const std::string& body = "", int ms = 10000) {
+                                 const std::string& body = "", int ms = 10000, const std::string& headers = "") {
   client c(port);
   if (!c.connected()) return {};
-  c.send(method + " " + path + " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body);
+  c.send(method + " " + path + " HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n" + headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
   return c.read_response(ms);
 }
 
