@@ -139,7 +139,7 @@ segment_scan scan_segment(std::string_view b, uint64_t segment, uint64_t prev_ls
     }
     // Check what was checked before the write, after the read too.
     ASSERT(h->length <= wal_record_max);
-    on_record({h->lsn, h->type, segment, b.substr(off + hs, h->length)});
+    on_record({h->lsn, h->type, segment, b.substr(off + hs, h->length), off});
     s.last_lsn = h->lsn;
     off += pad8(hs + h->length);
   }
@@ -321,12 +321,41 @@ uint64_t wal::append(uint32_t type, std::string_view payload) {
   std::memset(p + hs + payload.size(), 0, n - hs - payload.size());
   h.crc = crc32c(p + 4, hs - 4 + payload.size());
   std::memcpy(p, &h.crc, 4);
+  _last = {_active.segment, _active.file_off + _active.len, uint32_t(payload.size()), h.lsn};
   _active.len += n;
   if (!_active.first_lsn) _active.first_lsn = h.lsn;
   _active.last_lsn = h.lsn;
   ++_active.records;
   notify();
   return h.lsn;
+}
+
+io::task<io::result<std::string>> wal::read(wal_location at) {
+  constexpr size_t hs = sizeof(wal_record_header);
+  std::string bytes(hs + at.length, '\0');
+  bool copied = false;
+  // Not written yet (or being written): the bytes are in a buffer.
+  for (const buffer* b : {&_active, &_flushing})
+    if (b->len && b->segment == at.segment && at.offset >= b->file_off &&
+        at.offset + bytes.size() <= b->file_off + b->len && b->first_lsn && at.lsn >= b->first_lsn &&
+        at.lsn <= b->last_lsn) {
+      std::memcpy(bytes.data(), b->data + (at.offset - b->file_off), bytes.size());
+      copied = true;
+      break;
+    }
+  if (!copied) {
+    auto opened = co_await _storage.open(segment_path(at.segment), wal_open::existing);
+    if (!opened) co_return opened.error();
+    std::unique_ptr<wal_file> f = std::move(*opened);
+    auto n = co_await f->read_at(at.offset, bytes);
+    co_await f->close();
+    if (!n) co_return n.error();
+    if (*n != bytes.size()) co_return io::from_errno(EBADMSG);
+  }
+  auto h = record_at(bytes, 0, 0, false, nullptr);
+  if (!h || h->lsn != at.lsn || h->length != at.length) co_return io::from_errno(EBADMSG);
+  bytes.erase(0, hs);
+  co_return bytes;
 }
 
 struct wal::wait_op {

@@ -76,6 +76,18 @@ struct wal_record {
   uint32_t type;
   uint64_t segment;  // sequence number of the segment file holding it
   std::string_view payload;
+  uint64_t offset = 0;  // of its header in the segment file
+};
+
+// Where a record is, to read it back later (wal::read).
+struct wal_location {
+  uint64_t segment = 0;
+  uint64_t offset = 0;  // of its header
+  uint32_t length = 0;  // of its payload
+  uint64_t lsn = 0;
+  static wal_location of(const wal_record& r) {
+    return {r.segment, r.offset, uint32_t(r.payload.size()), r.lsn};
+  }
 };
 
 // The result of decoding one segment's bytes.
@@ -116,6 +128,12 @@ class wal {
   // Appends a record; returns its LSN, or 0 when refused (the disk has been
   // refusing writes and the buffer is full). Never suspends.
   uint64_t append(uint32_t type, std::string_view payload);
+  // Where the last record append() took is (and will stay).
+  wal_location last_location() const { return _last; }
+  // Reads back the payload of a record appended or replayed earlier, checked
+  // (CRC, LSN); the caller keeps its segment from being deleted (trace_started).
+  // From memory while it is not written yet, else from its segment file.
+  io::task<io::result<std::string>> read(wal_location at);
   // Completes when `lsn` is durable as the sync mode defines it: always: written
   // and synced; batch: written (fdatasync follows within batch_delay); none: at once.
   // Fails when the write carrying it failed (disk full: it is retried later), and
@@ -202,6 +220,7 @@ class wal {
   std::unique_ptr<wal_file> _file;
   uint64_t _file_segment = 0;   // 0: none open
   std::unique_ptr<wal_file> _spare;  // the next segment, prepared ahead
+  wal_location _last;
   std::function<void(uint64_t)> _retire;
   uint64_t _retire_lsn = 0;  // the last record _retire appended
   uint64_t _spare_segment = 0;  // 0: none
