@@ -552,10 +552,12 @@ io::task<void> wal::delete_old_segments() {
     if (s.unfinished || s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
     if (_retire) {
       uint64_t before = _next_lsn;
-      _retire(it->first);
+      bool kept = _retire(it->first);
       if (_next_lsn != before) _retire_lsn = _next_lsn - 1;
+      if (!kept) break;
     }
-    if (_retire_lsn > _durable_lsn) break;  // the next sweep deletes it, once they are written
+    // The next sweep deletes it, once what _retire wrote again is durable.
+    if (_retire_lsn > (_opts.sync == wal_sync::batch ? _synced_lsn : _durable_lsn)) break;
     std::string path = s.path;
     if (auto r = co_await _storage.remove(path); !r) {
       XLOG(warn, "%s: cannot delete an expired WAL segment: %s", path.c_str(), r.error().message().c_str());
@@ -644,7 +646,7 @@ io::task<void> wal::flusher() {
       _synced_lsn = written;
       set_failing({});
     }
-    if (_sweeping && now - last_sweep_ns >= 1'000'000'000) {
+    if (_sweeping && !_closing && now - last_sweep_ns >= 1'000'000'000) {
       last_sweep_ns = now;
       co_await delete_old_segments();
     }

@@ -160,8 +160,9 @@ class wal {
   void start_sweeping() { _sweeping = true; }
   // Called on the shard right before an expired segment is deleted; records it
   // appends (state that must outlive the segment, written again) are durable
-  // before the segment goes.
-  void on_retire(std::function<void(uint64_t segment)> fn) { _retire = std::move(fn); }
+  // (synced, with sync=batch) before the segment goes. It returns false when an
+  // append was refused: the segment stays.
+  void on_retire(std::function<bool(uint64_t segment)> fn) { _retire = std::move(fn); }
 
   const wal_stats& stats() const { return _stats; }
   const wal_options& options() const { return _opts; }
@@ -221,7 +222,7 @@ class wal {
   uint64_t _file_segment = 0;   // 0: none open
   std::unique_ptr<wal_file> _spare;  // the next segment, prepared ahead
   wal_location _last;
-  std::function<void(uint64_t)> _retire;
+  std::function<bool(uint64_t)> _retire;
   uint64_t _retire_lsn = 0;  // the last record _retire appended
   uint64_t _spare_segment = 0;  // 0: none
   bool _preparing = false;

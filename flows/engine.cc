@@ -292,7 +292,8 @@ uint32_t engine::share(const pipeline& p) const {
 void engine::attach_storage(core::wal* wal, core::arena* arena) {
   _opts.wal = wal;
   _opts.arena = arena;
-  if (wal) wal->on_retire([this](uint64_t segment) { _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
+  if (wal)
+    wal->on_retire([this](uint64_t segment) { return _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
 }
 
 admission engine::admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
@@ -308,12 +309,9 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   if (!idempotency_key.empty())
     if (auto seen = _idempotency.find(pipeline_name, idempotency_key, now)) {
       admission a{admit_error::none, {}, find_trace(*seen)};
-      // An admission the WAL failed to write never ran: the key is free again.
-      if (!a.trace || a.trace->ack != ack_state::refused) {
-        a.replayed = true;
-        a.replayed_id = *seen;
-        return a;
-      }
+      a.replayed = true;
+      a.replayed_id = *seen;
+      return a;
     }
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   circuit_state breaker = p.breaker.at(now);
@@ -345,7 +343,10 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->created_ms = now;
   t->input = std::move(input);
   // The key's record goes first: the admission's durability then covers it.
-  if (!idempotency_key.empty()) _idempotency.insert(t->pipeline, idempotency_key, t->id, now, _opts.wal);
+  if (!idempotency_key.empty()) {
+    _idempotency.insert(t->pipeline, idempotency_key, t->id, now, _opts.wal);
+    t->idempotency_key = std::string(idempotency_key);
+  }
   auto ticket = _opts.queue->admit(
       core::admission{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
   if (!ticket) {
@@ -412,7 +413,11 @@ io::task<bool> engine::wait_acknowledged(std::shared_ptr<trace_record> t) {
     auto r = co_await std::move(durable);
     // The first answer wins: a later retry may write the record, but whoever
     // heard "refused" already answered 503, so the trace must not run.
-    if (t->ack == ack_state::waiting) t->ack = r ? ack_state::durable : ack_state::refused;
+    if (t->ack == ack_state::waiting) {
+      t->ack = r ? ack_state::durable : ack_state::refused;
+      // Never admitted: the key is free again (a retry starts a trace).
+      if (!r && !t->idempotency_key.empty()) _idempotency.erase(t->pipeline, t->idempotency_key);
+    }
   }
   co_return t->ack == ack_state::durable;
 }
@@ -682,6 +687,7 @@ void engine::replay(const core::wal_record& r) {
 }
 
 size_t engine::resume_recovered() {
+  _idempotency.end_replay([this](const core::trace_id& id) { return _recovering.count({id.hi, id.lo}) > 0; });
   size_t unfinished = 0;
   uint64_t now = core::unix_ms_now();
   for (auto it = _recovering.begin(); it != _recovering.end();) {

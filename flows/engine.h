@@ -104,6 +104,7 @@ struct trace_record {
   bool undelivered = false;        // admitted here, not yet taken back from the backend
   size_t logs_journaled = 0;       // lines already in a record
   bool recovered = false;
+  std::string idempotency_key;      // the key it was admitted with, if any
   uint64_t circuit_generation = 0;  // the breaker's decision it was admitted under
   bool circuit_trial = false;       // admitted while the breaker was half-open
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done

@@ -51,9 +51,8 @@ std::optional<core::trace_id> idempotency_table::find(std::string_view pipeline,
 void idempotency_table::insert(std::string_view pipeline, std::string_view key, const core::trace_id& id,
                                uint64_t now_ms, core::wal* wal) {
   std::string k = joined(pipeline, key);
-  uint64_t expires = now_ms + uint64_t(_opts.ttl.count());
-  put(k, id, expires, 0);
-  if (wal) append(*wal, k, _keys.at(k));
+  put(k, entry{id, now_ms + uint64_t(_opts.ttl.count()), 0, false});
+  if (wal) append(*wal, k, _keys.at(k), false);
 }
 
 void idempotency_table::erase(std::string_view pipeline, std::string_view key) { _keys.erase(joined(pipeline, key)); }
@@ -62,25 +61,28 @@ bool idempotency_table::replay(const core::wal_record& r, uint64_t now_ms) {
   auto rec = decode_idempotency(r.payload);
   if (!rec) return false;
   // A later record of the same key (a relog) replaces the earlier one.
-  if (rec->expires_ms > now_ms) put(joined(rec->pipeline, rec->key), rec->id, rec->expires_ms, r.segment);
+  if (rec->expires_ms > now_ms)
+    put(joined(rec->pipeline, rec->key), entry{rec->id, rec->expires_ms, r.segment, !rec->relogged});
   return true;
 }
 
-void idempotency_table::relog(uint64_t segment, core::wal& wal, uint64_t now_ms) {
+bool idempotency_table::relog(uint64_t segment, core::wal& wal, uint64_t now_ms) {
   trim(now_ms);
+  bool all = true;
   for (auto& [k, e] : _keys)
-    if (e.segment == segment && e.expires_ms > now_ms) append(wal, k, e);
+    if (e.segment == segment && e.expires_ms > now_ms) all = append(wal, k, e, true) && all;
+  return all;
 }
 
-void idempotency_table::put(std::string k, const core::trace_id& id, uint64_t expires_ms, uint64_t segment) {
+void idempotency_table::put(std::string k, const entry& e) {
   if (auto it = _keys.find(k); it != _keys.end()) {
-    bool same_expiry = it->second.expires_ms == expires_ms;
-    it->second = entry{id, expires_ms, segment};
+    bool same_expiry = it->second.expires_ms == e.expires_ms;
+    it->second = e;
     if (same_expiry) return;  // its place in _order stands
   } else {
-    _keys.emplace(k, entry{id, expires_ms, segment});
+    _keys.emplace(k, e);
   }
-  _order.emplace_back(expires_ms, std::move(k));
+  _order.emplace_back(e.expires_ms, std::move(k));
   while (_keys.size() > _opts.max) {
     auto& [exp, oldest] = _order.front();
     if (auto o = _keys.find(oldest); o != _keys.end() && o->second.expires_ms == exp) _keys.erase(o);
@@ -88,12 +90,22 @@ void idempotency_table::put(std::string k, const core::trace_id& id, uint64_t ex
   }
 }
 
-void idempotency_table::append(core::wal& wal, std::string_view k, entry& e) {
+bool idempotency_table::append(core::wal& wal, std::string_view k, entry& e, bool relogged) {
   auto [pipeline, key] = split(k);
-  encode(_scratch, e.id, e.expires_ms, pipeline, key);
+  encode(_scratch, idempotency_record{e.id, e.expires_ms, std::string(pipeline), std::string(key), relogged});
   // A refused append (the disk refuses writes) leaves the key in memory only;
   // the admission that follows it is refused the same way.
-  if (wal.append(uint32_t(journal_type::idempotency), _scratch)) e.segment = wal.active_segment();
+  if (!wal.append(uint32_t(journal_type::idempotency), _scratch)) return false;
+  e.segment = wal.active_segment();
+  return true;
+}
+
+// After recovery: records replay in log order, not expiry order (a relog keeps
+// its key's expiry), and the front of _order must be the next to expire.
+void idempotency_table::sort_order() {
+  _order.clear();
+  for (const auto& [k, e] : _keys) _order.emplace_back(e.expires_ms, k);
+  std::sort(_order.begin(), _order.end());
 }
 
 void idempotency_table::trim(uint64_t now_ms) {

@@ -14,6 +14,7 @@
 // forgotten key starts a new trace). Memory per key: the pipeline name and the
 // key, plus about 100 bytes.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -54,11 +55,19 @@ class idempotency_table {
               core::wal* wal);
   // The admission failed: the key names no trace.
   void erase(std::string_view pipeline, std::string_view key);
-  // Recovery: a journal_type::idempotency record (false: it does not decode).
+  // Recovery: a journal_type::idempotency record (false: it does not decode)...
   bool replay(const core::wal_record& r, uint64_t now_ms);
+  // ...then, after the log: a key whose first record is not followed by its
+  // trace's admission (a torn tail cut between them, or a refused admission)
+  // is dropped; `admitted` says whether the log holds a trace's start.
+  template <class Admitted>
+  void end_replay(Admitted admitted) {
+    std::erase_if(_keys, [&](const auto& kv) { return kv.second.unconfirmed && !admitted(kv.second.id); });
+    sort_order();
+  }
   // The WAL is about to delete `segment`: live keys recorded there move to the
-  // active segment.
-  void relog(uint64_t segment, core::wal& wal, uint64_t now_ms);
+  // active segment. False when the WAL refused one (the segment must stay).
+  bool relog(uint64_t segment, core::wal& wal, uint64_t now_ms);
 
   size_t size() const { return _keys.size(); }
   const idempotency_options& options() const { return _opts; }
@@ -67,11 +76,13 @@ class idempotency_table {
   struct entry {
     core::trace_id id;
     uint64_t expires_ms = 0;
-    uint64_t segment = 0;  // where its newest record is (0: not journaled)
+    uint64_t segment = 0;      // where its newest record is (0: not journaled)
+    bool unconfirmed = false;  // recovery: only its first record seen so far
   };
-  void put(std::string k, const core::trace_id& id, uint64_t expires_ms, uint64_t segment);
-  void append(core::wal& wal, std::string_view k, entry& e);
+  void put(std::string k, const entry& e);
+  bool append(core::wal& wal, std::string_view k, entry& e, bool relogged);
   void trim(uint64_t now_ms);
+  void sort_order();
 
   idempotency_options _opts;
   std::unordered_map<std::string, entry> _keys;  // pipeline '\0' key

@@ -119,14 +119,14 @@ std::optional<ended_record> decode_ended(std::string_view p) {
   return r;
 }
 
-void encode(std::string& out, const core::trace_id& id, uint64_t expires_ms, std::string_view pipeline,
-            std::string_view key) {
+void encode(std::string& out, const idempotency_record& r) {
   out.clear();
   core::record_writer w{out};
-  w.id(id);
-  w.u64(expires_ms);
-  w.str(pipeline);
-  w.str(key);
+  w.id(r.id);
+  w.u64(r.expires_ms);
+  w.str(r.pipeline);
+  w.str(r.key);
+  w.u8(r.relogged);
 }
 
 std::optional<idempotency_record> decode_idempotency(std::string_view p) {
@@ -136,7 +136,9 @@ std::optional<idempotency_record> decode_idempotency(std::string_view p) {
   r.expires_ms = rd.u64();
   r.pipeline = rd.str();
   r.key = rd.str();
-  if (!rd.done() || r.key.empty()) return std::nullopt;
+  uint8_t relogged = rd.u8();
+  r.relogged = relogged == 1;
+  if (!rd.done() || r.key.empty() || relogged > 1) return std::nullopt;
   return r;
 }
 

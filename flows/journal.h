@@ -80,6 +80,7 @@ struct idempotency_record {
   core::trace_id id;
   uint64_t expires_ms = 0;
   std::string pipeline, key;
+  bool relogged = false;  // written again as its segment retired (not next to its trace's start)
 };
 
 // Encoders replace the content of `out`, so one buffer serves every record.
@@ -89,8 +90,7 @@ void encode(std::string& out, const ended_view& r);
 void encode(std::string& out, const started_record& r);
 void encode(std::string& out, const node_record& r);
 void encode(std::string& out, const ended_record& r);
-void encode(std::string& out, const core::trace_id& id, uint64_t expires_ms, std::string_view pipeline,
-            std::string_view key);  // an idempotency record
+void encode(std::string& out, const idempotency_record& r);
 
 // Decoders refuse (nullopt) anything truncated or with trailing bytes.
 std::optional<started_record> decode_started(std::string_view p);

@@ -734,10 +734,19 @@ std::optional<response> idempotency_key(request& req, std::string& out) {
   return std::nullopt;
 }
 
-// After admission: the 202, or for `wait` the trace's result (SPEC §5).
-io::task<response> answer(flows::engine* e, flows::admission a, std::string_view pipeline, std::string_view trigger,
-                          bool wait, bool wrapped) {
-  if (a.replayed && !a.trace) co_return accepted(a.replayed_id);  // its result left the store
+// Admits on this shard; answers 202, or for `wait` the trace's result. A
+// replayed idempotency key answers for the trace it started.
+io::task<response> admit_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
+                               bool wrapped, std::string key) {
+  flows::engine* e = here(ctx);
+  if (!e) co_return unavailable("xerv is stopping");
+  flows::admission a = e->admit(pipeline, trigger, std::move(input), key);
+  if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
+  auto replay_marked = [&a](response r) {
+    if (a.replayed) r.headers.emplace_back("Idempotency-Replayed", "true");
+    return r;
+  };
+  if (a.replayed && !a.trace) co_return replay_marked(accepted(a.replayed_id));  // its result left the store
   // Acknowledge only what a crash cannot lose (SPEC §6).
   // (Tasks bound to names first: GCC 12 and temporaries in co_await, docs/runtime.md.)
   auto acked = e->wait_acknowledged(a.trace);
@@ -746,7 +755,7 @@ io::task<response> answer(flows::engine* e, flows::admission a, std::string_view
     a.detail = "the write-ahead log could not write the trace (disk full?)";
     co_return admission_error(a, pipeline, trigger);
   }
-  if (!wait) co_return accepted(a.trace->id);
+  if (!wait) co_return replay_marked(accepted(a.trace->id));
   auto done = e->wait_finished(a.trace);
   if (!co_await std::move(done)) {
     response r = json_error(503, "unavailable",
@@ -756,33 +765,21 @@ io::task<response> answer(flows::engine* e, flows::admission a, std::string_view
     r.headers.emplace_back("X-Xerv-Trace-Id", a.trace->id.to_string());
     co_return r;
   }
-  co_return trace_result(*a.trace, wrapped);
-}
-
-io::task<response> admit_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
-                               bool wrapped, std::string key) {
-  flows::engine* e = here(ctx);
-  if (!e) co_return unavailable("xerv is stopping");
-  flows::admission a = e->admit(pipeline, trigger, std::move(input), key);
-  if (a.error != flows::admit_error::none) co_return admission_error(a, pipeline, trigger);
-  bool replayed = a.replayed;
-  auto answering = answer(e, std::move(a), pipeline, trigger, wait, wrapped);
-  response r = co_await std::move(answering);
-  if (replayed) r.headers.emplace_back("Idempotency-Replayed", "true");
-  co_return r;
+  co_return replay_marked(trace_result(*a.trace, wrapped));
 }
 
 // A keyed admission runs on the key's owner shard, where the key is recorded.
+// (Not a coroutine: the unkeyed path costs no extra frame.)
 io::task<response> start_trace(ctx_t ctx, std::string pipeline, std::string trigger, core::value input, bool wait,
                                bool wrapped, std::string key) {
-  if (key.empty()) co_return co_await admit_trace(ctx, std::move(pipeline), std::move(trigger), std::move(input), wait,
-                                                   wrapped, {});
+  if (key.empty())
+    return admit_trace(ctx, std::move(pipeline), std::move(trigger), std::move(input), wait, wrapped, {});
   // (core::value owns plain heap bytes: it may move to another shard.)
   unsigned owner = flows::idempotency_owner(pipeline, key, io::shard_count());
-  auto job = io::submit_to(owner, [ctx, pipeline, trigger, input = std::move(input), wait, wrapped, key]() mutable {
+  return io::submit_to(owner, [ctx, pipeline = std::move(pipeline), trigger = std::move(trigger),
+                               input = std::move(input), wait, wrapped, key = std::move(key)]() mutable {
     return admit_trace(ctx, std::move(pipeline), std::move(trigger), std::move(input), wait, wrapped, std::move(key));
   });
-  co_return co_await std::move(job);
 }
 
 io::task<response> post_trace(ctx_t ctx, request& req) {

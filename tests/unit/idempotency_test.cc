@@ -49,23 +49,46 @@ TEST(idempotency, beyond_max_the_oldest_key_is_forgotten) {
   EXPECT_EQ(t.find("p", "k5", 10), tid(5));
 }
 
+core::wal_record record(std::string& buf, const idempotency_record& r, uint64_t lsn, uint64_t segment) {
+  encode(buf, r);
+  return core::wal_record{lsn, uint32_t(journal_type::idempotency), segment, buf};
+}
+
 TEST(idempotency, replay_keeps_the_newest_record_and_skips_expired_ones) {
   auto t = table(1000, 10);
-  std::string rec;
-  encode(rec, tid(7), 9000, "orders", "k");
-  core::wal_record r{1, uint32_t(journal_type::idempotency), 1, rec};
-  EXPECT_TRUE(t.replay(r, 1000));
+  std::string a, b, c;
+  EXPECT_TRUE(t.replay(record(a, {tid(7), 9000, "orders", "k", false}, 1, 1), 1000));
   EXPECT_EQ(t.find("orders", "k", 1000), tid(7));
-  // A relog of the same key in a later segment: same trace, same expiry.
-  r.segment = 4;
-  EXPECT_TRUE(t.replay(r, 1000));
+  // Its relog in a later segment: same trace, same expiry, one key.
+  EXPECT_TRUE(t.replay(record(b, {tid(7), 9000, "orders", "k", true}, 9, 4), 1000));
   EXPECT_EQ(t.size(), 1u);
-  std::string old;
-  encode(old, tid(8), 500, "orders", "gone");
-  EXPECT_TRUE(t.replay(core::wal_record{2, uint32_t(journal_type::idempotency), 1, old}, 1000));
+  EXPECT_TRUE(t.replay(record(c, {tid(8), 500, "orders", "gone", false}, 2, 1), 1000));
   EXPECT_FALSE(t.find("orders", "gone", 1000));
   EXPECT_FALSE(t.replay(core::wal_record{3, uint32_t(journal_type::idempotency), 1, "short"}, 1000));
-  EXPECT_FALSE(decode_idempotency(rec.substr(0, rec.size() - 1)));
+  EXPECT_FALSE(decode_idempotency(a.substr(0, a.size() - 1)));
+  auto back = decode_idempotency(b);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(back->relogged);
+  EXPECT_EQ(back->key, "k");
+  EXPECT_EQ(back->expires_ms, 9000u);
+}
+
+// A key record whose admission is not in the log (a torn tail cut between
+// them) names no trace: recovery drops it. A relogged key stays, its trace's
+// start long deleted by retention.
+TEST(idempotency, end_replay_drops_keys_whose_admission_is_missing) {
+  auto t = table(100'000, 10);
+  std::string a, b, c;
+  t.replay(record(a, {tid(1), 50'000, "p", "admitted", false}, 1, 1), 1000);
+  t.replay(record(b, {tid(2), 50'000, "p", "torn", false}, 3, 1), 1000);
+  t.replay(record(c, {tid(3), 40'000, "p", "old", true}, 5, 2), 1000);
+  t.end_replay([](const core::trace_id& id) { return id == tid(1); });
+  EXPECT_EQ(t.find("p", "admitted", 1000), tid(1));
+  EXPECT_FALSE(t.find("p", "torn", 1000));
+  EXPECT_EQ(t.find("p", "old", 1000), tid(3));
+  // The expiry order is rebuilt: "old" (40 s) goes before "admitted" (50 s).
+  EXPECT_FALSE(t.find("p", "old", 45'000));
+  EXPECT_EQ(t.find("p", "admitted", 45'000), tid(1));
 }
 
 TEST(idempotency, owner_is_stable_and_spreads_keys) {
