@@ -339,6 +339,10 @@ class compiler {
         error(type, "node '" + v.name + "': unknown node type '" + type.Scalar() + "' (known: " + known + ")");
         continue;
       }
+      if (v.type->shape == node_shape::wait && !_limits.suspensions) {
+        error(type, "node '" + v.name + "': std::wait is not available yet (suspensions are not kept durably)");
+        continue;
+      }
       v.ports = v.type->ports;
       v.ports.push_back("error");
       _node_defs[idx] = def;
@@ -601,6 +605,11 @@ class compiler {
                              : "leaves the body of '" + vs[_flow->regions[from_r].owner].name + "'";
       _errors.push_back({e.line, 1, "edge " + vs[e.from].name + " -> " + vs[e.to].name + " " + what});
     }
+    // A suspension parks the whole trace: only top-level nodes may wait.
+    for (uint32_t v = 0; v < vs.size(); ++v)
+      if (vs[v].type && vs[v].type->shape == node_shape::wait && vs[v].region != 0)
+        _errors.push_back({vs[v].line, 1, "node '" + vs[v].name + "': std::wait cannot run inside the body of '" +
+                                              vs[_flow->regions[vs[v].region].owner].name + "'"});
     for (uint32_t r = 0; r < _flow->regions.size(); ++r) {
       region_def& reg = _flow->regions[r];
       for (uint32_t v : reg.members) {

@@ -20,6 +20,7 @@ const char* to_string(trace_status s) {
     case trace_status::completed: return "completed";
     case trace_status::failed: return "failed";
     case trace_status::timed_out: return "timed_out";
+    case trace_status::suspended: return "suspended";
   }
   return "unknown";
 }
@@ -31,6 +32,7 @@ const char* to_string(node_status s) {
     case node_status::completed: return "completed";
     case node_status::skipped: return "skipped";
     case node_status::failed: return "failed";
+    case node_status::suspended: return "suspended";
   }
   return "unknown";
 }
@@ -100,6 +102,7 @@ struct trace_ctx {
   std::deque<region_exec*> slot_waiters;
   bool failed = false;
   std::string error_node, error_code, error_message;
+  std::optional<suspension> suspended;
 
   void fail_trace(std::string node, const node_failure& why) {
     if (failed) return;
@@ -203,6 +206,7 @@ class region_exec : public selector_source {
   void complete(uint32_t v, uint16_t port, core::value out, bool replayed = false, uint64_t ended_ns = 0);
   void skip(uint32_t v);
   void node_failed(uint32_t v, const node_failure& why);
+  void park(uint32_t v, const core::value& input);
   core::value_ref value_of(uint32_t from) const {  // an active input of a node in this region
     return from == _region.owner ? _entry_input : output_of(st(from));
   }
@@ -341,6 +345,30 @@ void region_exec::node_failed(uint32_t v, const node_failure& why) {
   _t.fail_trace(vx.name, why);
 }
 
+// A wait node routes nothing: the trace runs on until nothing else can, then
+// ends its run suspended; a resume continues it with the decision as the port.
+void region_exec::park(uint32_t v, const core::value& input) {
+  st(v).status = node_status::suspended;
+  if (_t.suspended) return;
+  auto* w = static_cast<const nodes::wait_impl*>(_flow.vertices[v].impl.get());
+  suspension sp;
+  sp.vertex = v;
+  if (w->hook_id) w->hook_id->render_text(sp.hook_id, *this);
+  if (sp.hook_id.empty()) sp.hook_id = _t.trace_id;
+  core::value_builder b;
+  b.begin_object();
+  for (const auto& [key, path] : w->metadata_fields)
+    if (auto x = path.resolve(input.ref())) {
+      b.key(key);
+      b.add(*x);
+    }
+  b.end();
+  sp.metadata = b.finish();
+  sp.timeout_ms = w->timeout_secs * 1000;
+  sp.timeout_action = uint8_t(w->timeout_action);
+  _t.suspended = std::move(sp);
+}
+
 core::value region_exec::input_for(uint32_t v) {
   const state& s = st(v);
   const vertex& vx = _flow.vertices[v];
@@ -374,8 +402,12 @@ bool region_exec::start(uint32_t v) {
       return true;
     }
   }
-  if (_t.observer) _t.observer->node_started(v);
   core::value input = input_for(v);
+  if (shape == node_shape::wait) {
+    park(v, input);
+    return true;
+  }
+  if (_t.observer) _t.observer->node_started(v);
   if (!container && !vx.impl->is_async() && vx.retry.backoff_ms == 0) {
     // Synchronous nodes run inline: no coroutine, no allocation beyond the output.
     env e(*this, v, &_t.cancel);
@@ -573,6 +605,9 @@ io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value inp
   trace_outcome o;
   if (!out && t.cancel.reason() == io::errc::closed) {
     o.aborted = true;
+  } else if (out && t.suspended) {
+    o.status = trace_status::suspended;
+    o.suspended = std::move(t.suspended);
   } else if (out) {
     o.status = trace_status::completed;
     o.output = std::move(*out);

@@ -9,6 +9,7 @@
 // nodes (recovery) are not reported again.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,8 +21,9 @@
 
 namespace xerv::flows {
 
-enum class trace_status : uint8_t { pending, running, completed, failed, timed_out };
-enum class node_status : uint8_t { pending, running, completed, skipped, failed };
+// (Values are journaled: new ones go last.)
+enum class trace_status : uint8_t { pending, running, completed, failed, timed_out, suspended };
+enum class node_status : uint8_t { pending, running, completed, skipped, failed, suspended };
 
 const char* to_string(trace_status s);
 const char* to_string(node_status s);
@@ -50,6 +52,17 @@ struct execution_options {
   io::cancel_source* shutdown = nullptr;   // fires: stop without an outcome (aborted)
 };
 
+// Where a trace parked (SPEC §5): the first std::wait it reached. Another wait
+// node that became ready meanwhile is parked too (node_status::suspended) but
+// waits for the run after the resume.
+struct suspension {
+  uint32_t vertex = no_index;
+  std::string hook_id;         // rendered; the trace id when the node names none
+  core::value metadata;        // the input fields metadata_fields names
+  uint64_t timeout_ms = 0;     // 0: no expiry
+  uint8_t timeout_action = 1;  // the port expiry takes (nodes::wait_decision)
+};
+
 struct trace_outcome {
   trace_status status = trace_status::completed;
   bool aborted = false;       // stopped by `shutdown`: status means nothing, resume later
@@ -57,6 +70,7 @@ struct trace_outcome {
   std::string error_node;     // failed / timed_out: the node that failed, if any
   std::string error_code;     // failed / timed_out: machine-readable (docs/flows.md), e.g. node_failed, timeout
   std::string error_message;
+  std::optional<suspension> suspended;  // status suspended: where and why
 };
 
 // `flow` must outlive the returned task. `trigger_vertex` is the trigger that fired.

@@ -31,6 +31,9 @@ struct flow_limits {
   size_t nodes_max = 1000;
   size_t edges_max = 10000;
   size_t depth_max = 64;
+  // std::wait: the executor parks traces, but the engine does not keep
+  // suspensions yet (issue 11), so deploys refuse it unless a test asks.
+  bool suspensions = false;
 };
 
 struct flow_settings {

@@ -1,6 +1,6 @@
 #pragma once
 // Node types. A node type has a name ("std::log"), output ports (every node also
-// has `error`), a shape the executor treats specially (merge, split, loop) or not,
+// has `error`), a shape the executor treats specially (merge, split, loop, wait) or not,
 // and a compile function that checks the node's YAML config and returns an
 // immutable implementation. Adding a node type is one file in flows/nodes/ plus
 // one line in flows/nodes/all.cc.
@@ -118,7 +118,7 @@ class node_impl {
   virtual io::task<node_result> run_async(core::value input, node_env& env) const;
 };
 
-enum class node_shape { plain, merge, split, loop };
+enum class node_shape { plain, merge, split, loop, wait };
 
 struct node_type {
   std::string name;

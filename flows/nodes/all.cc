@@ -15,6 +15,7 @@ std::vector<node_type> standard_node_types() {
       aggregate_node(),
       json_dynamic_node(),
       http_node(),
+      wait_node(),
   };
 }
 

@@ -21,5 +21,6 @@ node_type concat_node();
 node_type aggregate_node();
 node_type json_dynamic_node();
 node_type http_node();
+node_type wait_node();
 
 }  // namespace xerv::flows::nodes

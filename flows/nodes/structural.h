@@ -1,5 +1,5 @@
 #pragma once
-// Configs of the node types the executor runs itself (merge, split, loop): their
+// Configs of the node types the executor runs itself (merge, split, loop, wait): their
 // node_impl only carries the compiled config.
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 
 #include "flows/expr.h"
 #include "flows/node.h"
+#include "flows/path.h"
 
 namespace xerv::flows::nodes {
 
@@ -34,6 +35,19 @@ struct loop_impl : node_impl {
   std::optional<field_path> until_true;  // stop when the body output has this field true
   // until_expression: evaluated on the body output (flows/expr.h), when set.
   std::shared_ptr<const flows::expression> until_expression;
+};
+
+// What decides a std::wait: a resume's decision, or timeout_action at expiry.
+// The value is the node's port (out, rejected, escalated).
+enum class wait_decision : uint8_t { approve = 0, reject = 1, escalate = 2 };
+const char* to_string(wait_decision d);
+std::optional<wait_decision> parse_wait_decision(std::string_view s);
+
+struct wait_impl : node_impl {
+  std::optional<template_string> hook_id;  // absent: the trace id
+  uint64_t timeout_secs = 0;               // 0: no expiry
+  wait_decision timeout_action = wait_decision::reject;
+  std::vector<std::pair<std::string, field_path>> metadata_fields;  // {key in metadata, path in the input}
 };
 
 }  // namespace xerv::flows::nodes
