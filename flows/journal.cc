@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/codec.h"
+#include "flows/executor.h"
 #include "io/assert.h"
 
 namespace xerv::flows {
@@ -41,6 +42,7 @@ std::vector<log_line> get_logs(core::record_reader& rd) {
 }
 
 constexpr uint8_t ended_has_code = 0x80;
+static_assert(suspended_status == uint8_t(trace_status::suspended));
 
 }  // namespace
 
@@ -106,6 +108,7 @@ std::optional<ended_record> decode_ended(std::string_view p) {
   r.status = rd.u8();
   bool has_code = r.status & ended_has_code;
   r.status &= uint8_t(~ended_has_code);
+  if (r.status == suspended_status) return std::nullopt;  // decode_suspended's
   r.finished_ms = rd.u64();
   r.error_node = rd.str();
   r.error_message = rd.str();
@@ -139,6 +142,72 @@ std::optional<idempotency_record> decode_idempotency(std::string_view p) {
   uint8_t relogged = rd.u8();
   r.relogged = relogged == 1;
   if (!rd.done() || r.key.empty() || relogged > 1) return std::nullopt;
+  return r;
+}
+
+void encode(std::string& out, const suspended_record& r) {
+  out.clear();
+  core::record_writer w{out};
+  const started_record& a = r.start;
+  w.id(a.id);
+  w.u8(suspended_status);
+  w.u64(r.suspended_ms);
+  w.u64(a.created_ms);
+  w.u64(r.started_ms);
+  w.str(a.pipeline);
+  w.str(a.version);
+  w.str(a.trigger);
+  w.str(a.input);
+  w.str(r.hook_id);
+  w.str(r.node);
+  w.str(r.metadata);
+  w.u64(r.expires_ms);
+  w.u8(r.timeout_action);
+  w.u64(r.nodes.size());
+  for (const auto& n : r.nodes) {
+    w.str(n.node);
+    w.str(n.port);
+    w.u64(n.finished_ms);
+    w.u64(n.duration_us);
+    w.str(n.output);
+  }
+  put_logs(w, r.logs);
+}
+
+std::optional<suspended_record> decode_suspended(std::string_view p) {
+  core::record_reader rd{p};
+  suspended_record r;
+  started_record& a = r.start;
+  a.id = rd.id();
+  if (rd.u8() != suspended_status) return std::nullopt;
+  r.suspended_ms = rd.u64();
+  a.created_ms = rd.u64();
+  r.started_ms = rd.u64();
+  a.pipeline = rd.str();
+  a.version = rd.str();
+  a.trigger = rd.str();
+  a.input = rd.str();
+  r.hook_id = rd.str();
+  r.node = rd.str();
+  r.metadata = rd.str();
+  r.expires_ms = rd.u64();
+  r.timeout_action = rd.u8();
+  uint64_t n = rd.u64();
+  // Each node takes at least 36 bytes: a count beyond that is damage.
+  if (!rd.ok || n > rd.in.size() / 36 || r.timeout_action > 2) return std::nullopt;
+  r.nodes.reserve(n);
+  for (uint64_t i = 0; i < n && rd.ok; ++i) {
+    node_record nr;
+    nr.id = a.id;
+    nr.node = rd.str();
+    nr.port = rd.str();
+    nr.finished_ms = rd.u64();
+    nr.duration_us = rd.u64();
+    nr.output = rd.str();
+    r.nodes.push_back(std::move(nr));
+  }
+  r.logs = get_logs(rd);
+  if (!rd.done() || r.hook_id.empty() || r.node.empty()) return std::nullopt;
   return r;
 }
 

@@ -83,6 +83,23 @@ struct idempotency_record {
   bool relogged = false;  // written again as its segment retired (not next to its trace's start)
 };
 
+// The final record of a run that ended in a std::wait (SPEC §5): a final
+// record (id, status `suspended`, the suspension time) holding everything the
+// resume needs, so a waiting trace keeps no memory and no earlier record alive
+// (its admission and node records may go with retention).
+inline constexpr uint8_t suspended_status = 5;  // trace_status::suspended
+struct suspended_record {
+  started_record start;  // id, created time, pipeline, version, trigger, input
+  uint64_t suspended_ms = 0;
+  uint64_t started_ms = 0;
+  std::string hook_id, node;
+  std::string metadata;     // encoded value
+  uint64_t expires_ms = 0;  // 0: no expiry
+  uint8_t timeout_action = 1;
+  std::vector<node_record> nodes;  // completed top-level nodes (no id, no logs: those are in `logs`)
+  std::vector<log_line> logs;
+};
+
 // Encoders replace the content of `out`, so one buffer serves every record.
 void encode(std::string& out, const started_view& r);
 void encode(std::string& out, const node_view& r);
@@ -91,12 +108,14 @@ void encode(std::string& out, const started_record& r);
 void encode(std::string& out, const node_record& r);
 void encode(std::string& out, const ended_record& r);
 void encode(std::string& out, const idempotency_record& r);
+void encode(std::string& out, const suspended_record& r);
 
 // Decoders refuse (nullopt) anything truncated or with trailing bytes.
 std::optional<started_record> decode_started(std::string_view p);
 std::optional<node_record> decode_node(std::string_view p);
 std::optional<ended_record> decode_ended(std::string_view p);
 std::optional<idempotency_record> decode_idempotency(std::string_view p);
+std::optional<suspended_record> decode_suspended(std::string_view p);
 
 // The trace a record belongs to (every payload starts with it).
 std::optional<core::trace_id> record_trace(std::string_view p);

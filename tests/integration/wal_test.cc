@@ -1481,4 +1481,65 @@ TEST(journal, ended_round_trips_and_refuses_truncation_and_trailing_bytes) {
   EXPECT_FALSE(flows::decode_node(p));
 }
 
+TEST(journal, suspended_round_trips_is_a_final_record_and_refuses_damage) {
+  flows::suspended_record r;
+  r.start.id = some_id();
+  r.start.created_ms = 1700000000100;
+  r.start.pipeline = "approval";
+  r.start.version = "2";
+  r.start.trigger = "hook";
+  r.start.input = "encoded input";
+  r.suspended_ms = 1700000000200;
+  r.started_ms = 1700000000150;
+  r.hook_id = "approve-1";
+  r.node = "gate";
+  r.metadata = "meta";
+  r.expires_ms = 1700000060200;
+  r.timeout_action = 2;
+  for (const char* n : {"prep", "side"}) {
+    flows::node_record nr;
+    nr.node = n;
+    nr.port = "out";
+    nr.finished_ms = 1700000000190;
+    nr.duration_us = 12;
+    nr.output = std::string("out of ") + n;
+    r.nodes.push_back(nr);
+  }
+  r.logs = some_logs();
+  std::string p;
+  flows::encode(p, r);
+  auto d = flows::decode_suspended(p);
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->start.id, r.start.id);
+  EXPECT_EQ(d->start.created_ms, r.start.created_ms);
+  EXPECT_EQ(d->start.pipeline, "approval");
+  EXPECT_EQ(d->start.version, "2");
+  EXPECT_EQ(d->start.trigger, "hook");
+  EXPECT_EQ(d->start.input, r.start.input);
+  EXPECT_EQ(d->suspended_ms, r.suspended_ms);
+  EXPECT_EQ(d->started_ms, r.started_ms);
+  EXPECT_EQ(d->hook_id, "approve-1");
+  EXPECT_EQ(d->node, "gate");
+  EXPECT_EQ(d->metadata, "meta");
+  EXPECT_EQ(d->expires_ms, r.expires_ms);
+  EXPECT_EQ(d->timeout_action, 2);
+  ASSERT_EQ(d->nodes.size(), 2u);
+  EXPECT_EQ(d->nodes[1].node, "side");
+  EXPECT_EQ(d->nodes[1].output, "out of side");
+  EXPECT_EQ(d->nodes[1].id, r.start.id);
+  EXPECT_EQ(d->logs.size(), r.logs.size());
+  expect_strict(p, [](std::string_view s) { return flows::decode_suspended(s).has_value(); });
+  // The backend sees a final record: the trace's run ended, suspended.
+  auto h = core::decode_final_header(p);
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->id, r.start.id);
+  EXPECT_EQ(h->status, flows::suspended_status);
+  EXPECT_EQ(h->finished_ms, r.suspended_ms);
+  EXPECT_FALSE(flows::decode_ended(p));
+  EXPECT_FALSE(flows::decode_started(p));
+  std::string bad = p;
+  bad[16] = 3;  // any other status: not a suspension
+  EXPECT_FALSE(flows::decode_suspended(bad));
+}
+
 }  // namespace
