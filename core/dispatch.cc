@@ -45,7 +45,8 @@ std::optional<pipeline_state> parse_pipeline_state(std::string_view s) {
 
 void encode(std::string& out, const admission& a) {
   out.clear();
-  out.reserve(16 + 8 + 4 * 4 + a.pipeline.size() + a.version.size() + a.trigger.size() + a.input.size());
+  out.reserve(16 + 8 + 5 * 4 + a.pipeline.size() + a.version.size() + a.trigger.size() + a.input.size() +
+              a.continuation.size());
   record_writer w{out};
   w.id(a.id);
   w.u64(a.created_ms);
@@ -53,6 +54,8 @@ void encode(std::string& out, const admission& a) {
   w.str(a.version);
   w.str(a.trigger);
   w.str(a.input);
+  // Last and only when present: admissions written before resumes existed read the same.
+  if (!a.continuation.empty()) w.str(a.continuation);
 }
 
 std::optional<admission_record> decode_admission(std::string_view bytes) {
@@ -64,6 +67,10 @@ std::optional<admission_record> decode_admission(std::string_view bytes) {
   r.version = rd.str();
   r.trigger = rd.str();
   r.input = rd.str();
+  if (rd.ok && !rd.in.empty()) {
+    r.continuation = rd.str();
+    if (r.continuation.empty()) return std::nullopt;  // never written empty
+  }
   if (!rd.done()) return std::nullopt;
   return r;
 }

@@ -47,16 +47,20 @@ std::optional<pipeline_state> parse_pipeline_state(std::string_view s);
 // ---- traces ----
 
 // What is admitted: the trace, the pipeline id and version it was admitted to,
-// the trigger that fired and the input (an encoded core::value).
+// the trigger that fired and the input (an encoded core::value). A trace
+// resumed after a suspension is admitted again under its id with a
+// continuation (opaque to backends: the engine's record of where it goes on).
 struct admission {
   trace_id id;
   uint64_t created_ms = 0;
   std::string_view pipeline, version, trigger, input;
+  std::string_view continuation = {};  // empty: a new trace
 };
 struct admission_record {
   trace_id id;
   uint64_t created_ms = 0;
   std::string pipeline, version, trigger, input;
+  std::string continuation;
 };
 // The one binary form of an admission (the WAL's `started` record, a Raft entry,
 // a stream entry): replaces the content of `out`.

@@ -76,7 +76,7 @@ void encode(std::string& out, const ended_view& r) {
 
 void encode(std::string& out, const started_view& r) { core::encode(out, r); }
 void encode(std::string& out, const started_record& r) {
-  core::encode(out, started_view{r.id, r.created_ms, r.pipeline, r.version, r.trigger, r.input});
+  core::encode(out, started_view{r.id, r.created_ms, r.pipeline, r.version, r.trigger, r.input, r.continuation});
 }
 void encode(std::string& out, const node_record& r) {
   encode(out, node_view{r.id, r.node, r.port, r.finished_ms, r.duration_us, r.output, r.logs});

@@ -1400,6 +1400,24 @@ TEST(journal, started_round_trips_and_refuses_truncation_and_trailing_bytes) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->pipeline, "");
   EXPECT_EQ(e->input, "");
+  EXPECT_EQ(e->continuation, "");
+  // A resumed trace's admission carries its continuation, last; one without
+  // reads as before it existed.
+  r.continuation = "where it goes on";
+  std::string with;
+  flows::encode(with, r);
+  auto c = flows::decode_started(with);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->continuation, "where it goes on");
+  EXPECT_EQ(c->input, r.input);
+  flows::started_record plain = r;
+  plain.continuation.clear();
+  std::string without;
+  flows::encode(without, plain);
+  EXPECT_EQ(with.substr(0, without.size()), without);  // the same bytes, then the continuation
+  for (size_t cut = with.size() - r.continuation.size() - 3; cut < with.size(); ++cut) {
+    EXPECT_FALSE(flows::decode_started(std::string_view(with).substr(0, cut))) << cut;
+  }
 }
 
 TEST(journal, node_round_trips_with_logs_and_refuses_damage) {
