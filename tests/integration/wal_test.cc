@@ -358,6 +358,13 @@ TEST(wal, records_across_many_segments_replay_in_order) {
   EXPECT_EQ(run_on(1, many_segments(d.path())), 0);
 }
 
+// Whether `at` reads back as `want`.
+io::task<bool> reads_back(core::wal& w, core::wal_location at, std::string want) {
+  auto reading = w.read(at);
+  io::result<std::string> r = co_await std::move(reading);
+  co_return r && *r == want;
+}
+
 // wal::read gives back what append() took, from the buffer before it is
 // written and from its segment file after, in this process and the next one;
 // a location that names another record, or a damaged record, is an error.
@@ -374,9 +381,8 @@ io::task<int> read_back(std::string dir) {
       EXPECT_EQ(a.w->last_location().length, p.size());
       put.emplace_back(a.w->last_location(), p);
       if (i % 7 == 0) {  // not written yet: from memory
-        auto reading = a.w->read(put.back().first);
-        io::result<std::string> r = co_await std::move(reading);
-        EXPECT_TRUE(r && *r == p) << "record " << i << " before its write";
+        auto reading = reads_back(*a.w, put.back().first, p);
+        EXPECT_TRUE(co_await std::move(reading)) << "record " << i << " before its write";
       }
       if (i % 50 == 49) {
         auto waiting = wait_ok(*a.w, lsn);
@@ -385,9 +391,8 @@ io::task<int> read_back(std::string dir) {
     }
     EXPECT_GE(put.back().first.segment, 3u);  // several segments, the older ones closed
     for (size_t i = 0; i < put.size(); i += 3) {
-      auto reading = a.w->read(put[i].first);
-      io::result<std::string> r = co_await std::move(reading);
-      EXPECT_TRUE(r && *r == put[i].second) << "record " << i;
+      auto reading = reads_back(*a.w, put[i].first, put[i].second);
+      EXPECT_TRUE(co_await std::move(reading)) << "record " << i;
     }
     core::wal_location wrong = put[10].first;
     wrong.lsn += 1;
@@ -407,9 +412,8 @@ io::task<int> read_back(std::string dir) {
     EXPECT_EQ(b.records[i].offset, put[i].first.offset);
   }
   for (size_t i = 1; i < put.size(); i += 5) {
-    auto reading = b.w->read(put[i].first);
-    io::result<std::string> r = co_await std::move(reading);
-    EXPECT_TRUE(r && *r == put[i].second) << "record " << i << " after reopening";
+    auto reading = reads_back(*b.w, put[i].first, put[i].second);
+    EXPECT_TRUE(co_await std::move(reading)) << "record " << i << " after reopening";
   }
   auto closing = close_wal(*b.w);
   co_await std::move(closing);
@@ -436,9 +440,8 @@ io::task<int> read_damaged(std::string dir) {
   auto reading = a.w->read(at);
   io::result<std::string> r = co_await std::move(reading);
   EXPECT_FALSE(r) << "a damaged record must not read back";
-  auto reading_first = a.w->read(first);
-  io::result<std::string> f = co_await std::move(reading_first);
-  EXPECT_TRUE(f && *f == "first");
+  auto reading_first = reads_back(*a.w, first, "first");
+  EXPECT_TRUE(co_await std::move(reading_first));
   auto closing = close_wal(*a.w);
   co_await std::move(closing);
   co_return 0;
