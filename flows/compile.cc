@@ -339,10 +339,7 @@ class compiler {
         error(type, "node '" + v.name + "': unknown node type '" + type.Scalar() + "' (known: " + known + ")");
         continue;
       }
-      if (v.type->shape == node_shape::wait && !_limits.suspensions) {
-        error(type, "node '" + v.name + "': std::wait is not available yet (suspensions are not kept durably)");
-        continue;
-      }
+      if (v.type->shape == node_shape::wait) _flow->has_wait = true;
       v.ports = v.type->ports;
       v.ports.push_back("error");
       _node_defs[idx] = def;

@@ -1,5 +1,7 @@
 #include "flows/engine.h"
 
+#include "flows/nodes/structural.h"
+
 #include "core/metrics.h"
 #include "io/log.h"
 #include "io/ops.h"
@@ -20,6 +22,11 @@ core::gauge g_circuit{"xerv_circuit_state", "Circuit breaker per pipeline: 0 clo
 core::counter g_circuit_opened{"xerv_circuit_opened_total", "Times a pipeline's circuit breaker opened", {"pipeline"}};
 core::gauge g_waiting{"xerv_traces_waiting_for_pipeline",
                       "Recovered traces waiting for their pipeline (or trigger) to be deployed again"};
+core::gauge g_suspended{"xerv_suspended_traces", "Traces waiting in a std::wait", {"pipeline"}};
+core::counter g_resumes{"xerv_resumes_total", "Suspended traces resumed, by decision (expiries included)",
+                        {"decision"}};
+core::counter g_expiries{"xerv_suspension_expiries_total", "Suspensions that expired (timeout_action decided)",
+                         {"pipeline"}};
 core::histogram g_trace_seconds{"xerv_trace_duration_seconds", "Trace duration from start to end",
                                 core::latency_buckets(), {"pipeline"}};
 core::histogram g_node_seconds{"xerv_node_execution_seconds", "Node execution time", core::latency_buckets(),
@@ -36,6 +43,25 @@ std::shared_ptr<trace_record> recovered_record(core::admission_record a) {
   t->created_ms = a.created_ms;
   t->input = core::value(std::move(a.input));
   t->recovered = true;
+  return t;
+}
+
+// A trace as its suspended record left it: admitted, its completed top-level
+// nodes (outputs included) and its logs.
+std::shared_ptr<trace_record> from_snapshot(suspended_record& s, std::vector<node_record>& nodes) {
+  auto t = recovered_record(std::move(s.start));
+  t->started_ms = s.started_ms;
+  for (const auto& n : s.nodes) {
+    node_run& run = t->nodes[n.node];
+    run.status = node_status::completed;
+    run.port = n.port;
+    run.duration_us = n.duration_us;
+    run.started_ms = n.finished_ms - std::min(n.finished_ms, n.duration_us / 1000);
+    run.runs = 1;
+  }
+  t->logs = std::move(s.logs);
+  t->logs_journaled = t->logs.size();
+  nodes = std::move(s.nodes);
   return t;
 }
 
@@ -72,6 +98,9 @@ class recorder final : public trace_observer {
       // big: the node then runs again after a restart (at-least-once).
       if (_scratch.size() <= core::wal_record_max) (void)_wal->append(uint32_t(journal_type::node), _scratch);
     }
+    if (_flow.has_wait && s == node_status::completed && vx.region == 0 && !vx.is_trigger)
+      _t.done.push_back(node_record{_t.id, vx.name, n.port, core::unix_ms_now(), n.duration_us,
+                                    std::string(output.bytes()), {}});
     if (!vx.is_trigger && s != node_status::skipped) {
       g_nodes.inc();
       g_node_seconds.observe(double(duration_ns) / 1e9, {vx.type->name});
@@ -165,9 +194,12 @@ void engine::deliver(core::delivery d, const std::shared_ptr<trace_record>& admi
 void engine::redelivered(core::delivery d) {
   auto key = std::make_pair(d.id.hi, d.id.lo);
   recovered_trace rt;
-  if (auto r = _recovering.find(key); r != _recovering.end()) {
+  if (auto r = _resumed.find(key); r != _resumed.end()) {
     rt = std::move(r->second);
-    _recovering.erase(r);
+    _resumed.erase(r);
+  } else if (auto r2 = _recovering.find(key); r2 != _recovering.end()) {
+    rt = std::move(r2->second);
+    _recovering.erase(r2);
   } else if (auto known = _traces.find(key); known != _traces.end()) {
     // Held already (a duplicate delivery), or finished while the backend did not
     // hear it: acknowledge the end again.
@@ -176,12 +208,15 @@ void engine::redelivered(core::delivery d) {
     return;
   } else {
     auto a = core::decode_admission(d.record);
-    if (!a) {
+    std::optional<recovered_trace> c;
+    if (a && !a->continuation.empty()) c = continued(std::move(*a));
+    if (!a || (!a->continuation.empty() && !c)) {
       XLOG(error, "trace %s: its admission does not decode; it is dropped", d.id.to_string().c_str());
       released();
       return;
     }
-    rt.trace = recovered_record(std::move(*a));
+    if (c) rt = std::move(*c);
+    else rt.trace = recovered_record(std::move(*a));
     _traces.emplace(key, rt.trace);
     ++_recovered;  // one this shard's WAL did not hold
   }
@@ -480,6 +515,12 @@ io::task<void> engine::run(std::shared_ptr<trace_record> t) {
   // Before the trace shows its end (a waiter woken by a log line may look any
   // time now): a failure that opens the breaker has opened it on every shard
   // by the time anyone hears of the failure and can send the next trace.
+  if (out.status == trace_status::suspended) {
+    t->finished_ms = finished_ms;
+    suspend(*t, *flow, std::move(*out.suspended));
+    finished(*t);
+    co_return;
+  }
   if (auto event = circuit_outcome(*t, out.status, finished_ms)) {
     if (_opts.circuit_judge) {
       auto reporting = _opts.circuit_judge->report(std::move(*event));
@@ -560,8 +601,10 @@ void engine::finished(trace_record& t) {
   if (!aborted) {
     _finished.push_back(t.id);
     bool ok = t.status == trace_status::completed;
-    (ok ? g_completed : g_failed).inc();
-    if (p) ++(ok ? p->completed : p->failed);
+    if (t.status != trace_status::suspended) {
+      (ok ? g_completed : g_failed).inc();
+      if (p) ++(ok ? p->completed : p->failed);
+    }
   }
   if (p) {
     ASSERT(p->active > 0, "pipeline %s: a trace ended with no slot taken", p->flow->name.c_str());
@@ -584,10 +627,14 @@ void engine::evict() {
   uint64_t max_age = uint64_t(_opts.trace_retention.count());
   while (!_finished.empty()) {
     auto it = _traces.find(std::make_pair(_finished.front().hi, _finished.front().lo));
-    ASSERT(it != _traces.end() && it->second->finished(), "finished trace missing from the store");
+    if (it == _traces.end() || !it->second->finished()) {  // resumed since it was suspended
+      _finished.pop_front();
+      continue;
+    }
     bool too_many = _finished.size() > _opts.traces_kept_max;
     bool too_old = now - it->second->finished_ms > max_age;
     if (!too_many && !too_old) break;
+    unindex_hook(*it->second);
     _traces.erase(it);
     _finished.pop_front();
   }
@@ -657,7 +704,14 @@ void engine::replay(const core::wal_record& r) {
     case journal_type::started: {
       auto rec = decode_started(r.payload);
       if (!rec) break;
-      _recovering[key(rec->id)].trace = recovered_record(std::move(*rec));
+      recovered_trace& rt = _recovering[key(rec->id)];
+      if (rec->continuation.empty()) {
+        rt = recovered_trace{recovered_record(std::move(*rec)), {}, {}, {}};
+        return;
+      }
+      auto c = continued(std::move(*rec));  // a resume: it goes on from its suspension
+      if (!c) break;
+      rt = std::move(*c);
       return;
     }
     case journal_type::node: {
@@ -668,6 +722,24 @@ void engine::replay(const core::wal_record& r) {
       return;
     }
     case journal_type::ended: {
+      if (auto h = core::decode_final_header(r.payload); h && h->status == suspended_status) {
+        auto sr = decode_suspended(r.payload);
+        if (!sr) break;
+        // Self-contained: its admission may have gone with retention.
+        recovered_trace& rt = _recovering[key(sr->start.id)];
+        rt = recovered_trace{};
+        rt.trace = from_snapshot(*sr, rt.nodes);
+        rt.trace->status = trace_status::suspended;
+        rt.trace->finished_ms = sr->suspended_ms;
+        rt.trace->hook_id = sr->hook_id;
+        rt.trace->nodes[sr->node].status = node_status::suspended;
+        rt.suspended_at = core::wal_location::of(r);
+        sr->nodes.clear();
+        sr->logs.clear();
+        sr->start.input.clear();
+        rt.suspension = std::move(*sr);
+        return;
+      }
       auto rec = decode_ended(r.payload);
       if (!rec) break;
       auto it = _recovering.find(key(rec->id));
@@ -706,6 +778,19 @@ size_t engine::resume_recovered() {
     for (auto& l : t.logs) logs.push_back(std::move(l));
     t.logs = std::move(logs);
     t.logs_journaled = t.logs.size();
+    if (t.status == trace_status::suspended && it->second.suspension) {
+      const suspended_record& sr = *it->second.suspension;
+      suspended_entry e;
+      e.info = {t.id, sr.hook_id, t.pipeline, sr.node, sr.suspended_ms, sr.expires_ms, core::value(sr.metadata)};
+      e.timeout_action = sr.timeout_action;
+      e.at = *it->second.suspended_at;
+      if (_opts.wal) _opts.wal->trace_started(e.at.segment);  // held until the resume
+      add_suspension(std::move(e));
+      _finished.push_back(t.id);
+      _traces.emplace(it->first, std::move(it->second.trace));
+      it = _recovering.erase(it);
+      continue;
+    }
     if (t.finished()) {
       if (now - t.finished_ms <= uint64_t(_opts.trace_retention.count())) {
         _finished.push_back(t.id);
@@ -722,6 +807,8 @@ size_t engine::resume_recovered() {
   _recovered += unfinished;
   _recovery_pending = false;
   evict();
+  auto spawned = io::spawn(_timers, expiry_loop());  // expiries passed while down fire now
+  (void)spawned;
   return unfinished;
 }
 
@@ -746,6 +833,7 @@ bool engine::resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt) {
     const auto& ports = f.vertices[*v].ports;
     auto port = std::find(ports.begin(), ports.end(), n.port);
     if (port == ports.end()) continue;
+    if (f.has_wait) t->done.push_back(n);  // the next suspension's snapshot holds them too
     (*t->replay)[*v] = replayed_node{uint16_t(port - ports.begin()), core::value(std::move(n.output))};
   }
   rt.nodes.clear();
@@ -785,6 +873,211 @@ io::task<size_t> engine::discard_waiting(std::string pipeline_name, std::optiona
   auto durable = _opts.queue->durable(last);
   (void)co_await std::move(durable);
   co_return n;
+}
+
+// ---- suspensions ----
+
+// The run ended in a std::wait: its final record is the suspended record, so
+// the backend is done with it and the trace holds no queue slot; the engine
+// keeps a small entry and where the record is.
+void engine::suspend(trace_record& t, const compiled_flow& flow, suspension sp) {
+  suspended_record r;
+  r.start = {t.id, t.created_ms, t.pipeline, t.version, t.trigger, std::string(t.input.bytes()), {}};
+  r.suspended_ms = t.finished_ms;
+  r.started_ms = t.started_ms;
+  r.hook_id = std::move(sp.hook_id);
+  r.node = flow.vertices[sp.vertex].name;
+  r.metadata = std::string(sp.metadata.bytes());
+  r.expires_ms = sp.timeout_ms ? t.finished_ms + sp.timeout_ms : 0;
+  r.timeout_action = sp.timeout_action;
+  r.nodes = std::move(t.done);
+  r.logs = t.logs;
+  encode(_scratch, r);
+  if (_scratch.size() > core::wal_record_max) {
+    t.status = trace_status::failed;
+    t.error_code = "output_too_large";
+    t.error_message = "the suspended trace's outputs and logs (" + std::to_string(_scratch.size()) +
+                      " bytes) exceed what a write-ahead log record can hold";
+    journal_end(t);
+    return;
+  }
+  t.status = trace_status::suspended;
+  t.hook_id = r.hook_id;
+  t.nodes[r.node].status = node_status::suspended;
+  t.logs_journaled = t.logs.size();
+  auto acked = _consumer->ack(t.id, _scratch);
+  t.end_refused = !acked;
+  t.ended = acked ? *acked : 0;
+  if (!acked) return;  // still in flight: after a restart it runs to this wait again
+  suspended_entry e;
+  e.info = {t.id, r.hook_id, t.pipeline, r.node, r.suspended_ms, r.expires_ms, core::value(std::move(r.metadata))};
+  e.timeout_action = r.timeout_action;
+  // With the memory backend the record went to this shard's WAL just now.
+  if (_opts.wal && *acked && _opts.wal->last_location().lsn == *acked) {
+    e.at = _opts.wal->last_location();
+    _opts.wal->trace_started(e.at.segment);  // held until the resume
+  } else {
+    e.record = _scratch;
+  }
+  XLOG(debug, "trace %s suspended at %s (hook %s)", t.id.to_string().c_str(), e.info.node.c_str(),
+       e.info.hook_id.c_str());
+  add_suspension(std::move(e));
+}
+
+void engine::add_suspension(suspended_entry e) {
+  key_t k{e.info.id.hi, e.info.id.lo};
+  bool indexed = false;
+  for (auto [h, end] = _hooks.equal_range(e.info.hook_id); h != end && !indexed; ++h) indexed = h->second == k;
+  if (!indexed) _hooks.emplace(e.info.hook_id, k);
+  if (e.info.expires_ms) _expiries.emplace(e.info.expires_ms, k);
+  g_suspended.add(1, {e.info.pipeline});
+  _suspended.insert_or_assign(k, std::move(e));
+}
+
+std::optional<engine::suspended_entry> engine::take_suspension(key_t k) {
+  auto it = _suspended.find(k);
+  if (it == _suspended.end()) return std::nullopt;
+  suspended_entry e = std::move(it->second);
+  _suspended.erase(it);
+  // The hook stays indexed while the trace is in the store: a second resume is
+  // then not_suspended, not not_found.
+  for (auto [x, end] = _expiries.equal_range(e.info.expires_ms); x != end; ++x)
+    if (x->second == k) {
+      _expiries.erase(x);
+      break;
+    }
+  g_suspended.add(-1, {e.info.pipeline});
+  return e;
+}
+
+std::optional<engine::recovered_trace> engine::continued(core::admission_record a) {
+  auto c = decode_continuation(a.continuation);
+  if (!c) return std::nullopt;
+  auto sr = decode_suspended(c->suspended);
+  if (!sr || sr->start.id != a.id) return std::nullopt;
+  recovered_trace rt;
+  rt.trace = from_snapshot(*sr, rt.nodes);
+  rt.trace->recovered = false;
+  rt.trace->hook_id = sr->hook_id;  // a second resume of it is not_suspended
+  // The wait node completes with the decision as its port, response_data as output.
+  static const char* const ports[] = {"out", "rejected", "escalated"};
+  node_run& w = rt.trace->nodes[sr->node];
+  w.status = node_status::completed;
+  w.port = ports[c->decision];
+  w.runs = 1;
+  rt.nodes.push_back(node_record{a.id, sr->node, ports[c->decision], core::unix_ms_now(), 0,
+                                 std::move(c->response_data), {}});
+  return rt;
+}
+
+io::task<engine::resume_error> engine::resume_suspended(core::trace_id id, uint8_t decision,
+                                                        core::value response_data) {
+  key_t k{id.hi, id.lo};
+  if (!_suspended.count(k)) co_return _traces.count(k) || _resumed.count(k) ? resume_error::not_suspended
+                                                                            : resume_error::not_found;
+  if (_recovery_pending || _running.closed() || (_opts.wal && !_opts.wal->healthy()))
+    co_return resume_error::unavailable;
+  // Taken now, before any suspension: a concurrent resume or the expiry finds
+  // it gone (not_suspended). Put back if the resume cannot be made durable.
+  suspended_entry e = std::move(*take_suspension(k));
+  std::string payload = e.record;
+  if (payload.empty()) {
+    auto reading = _opts.wal->read(e.at);
+    io::result<std::string> r = co_await std::move(reading);
+    if (!r) {
+      XLOG(error, "trace %s: cannot read its suspended record back: %s", id.to_string().c_str(),
+           r.error().message().c_str());
+      add_suspension(std::move(e));
+      co_return resume_error::unavailable;
+    }
+    payload = std::move(*r);
+  }
+  std::string cont;
+  encode(cont, continuation{payload, decision, std::string(response_data.bytes())});
+  auto sr = decode_suspended(payload);
+  std::optional<core::admission_record> a;
+  if (sr) a = core::admission_record{id, sr->start.created_ms, sr->start.pipeline, sr->start.version,
+                                     sr->start.trigger, sr->start.input, cont};
+  auto rt = a ? continued(*a) : std::nullopt;
+  auto ticket = rt ? _opts.queue->admit(core::admission{id, a->created_ms, a->pipeline, a->version, a->trigger,
+                                                        a->input, cont})
+                   : io::result<core::dispatch_ticket>(core::make_error_code(core::dispatch_errc::unavailable));
+  if (!ticket) {
+    add_suspension(std::move(e));
+    co_return resume_error::unavailable;
+  }
+  // The delivery takes it from _resumed; the store shows the trace again.
+  rt->trace->ack = ack_state::waiting;
+  rt->trace->admitted = *ticket;
+  _traces[k] = rt->trace;
+  _resumed.emplace(k, std::move(*rt));
+  g_resumes.inc({nodes::to_string(nodes::wait_decision(decision))});
+  take_ready(nullptr);
+  auto durable = _opts.queue->durable(*ticket);
+  io::result<void> done = co_await std::move(durable);
+  if (!done) co_return resume_error::unavailable;  // not admitted: still suspended after a restart
+  if (_opts.wal && !e.record.size()) _opts.wal->trace_finished(e.at.segment, core::unix_ms_now());
+  co_return resume_error::none;
+}
+
+std::vector<engine::suspension_info> engine::suspensions(std::string_view pipeline_name) const {
+  std::vector<suspension_info> out;
+  for (const auto& [k, e] : _suspended)  // by id: time order
+    if (pipeline_name.empty() || e.info.pipeline == pipeline_name) out.push_back(e.info);
+  return out;
+}
+
+engine::hook_traces engine::find_hook(std::string_view hook) const {
+  hook_traces out;
+  for (auto [h, end] = _hooks.equal_range(hook); h != end; ++h)
+    (_suspended.count(h->second) ? out.suspended : out.resumed)
+        .push_back(core::trace_id{h->second.first, h->second.second});
+  return out;
+}
+
+void engine::unindex_hook(const trace_record& t) {
+  key_t k{t.id.hi, t.id.lo};
+  if (t.hook_id.empty() || _suspended.count(k)) return;
+  for (auto [h, end] = _hooks.equal_range(t.hook_id); h != end; ++h)
+    if (h->second == k) {
+      _hooks.erase(h);
+      return;
+    }
+}
+
+// One timer per shard: wakes at the earliest expiry (and at least every
+// second, so a suspension added meanwhile is not late by more than that).
+io::task<void> engine::expiry_loop() {
+  while (!_stop_taking.cancelled()) {
+    uint64_t now = core::unix_ms_now();
+    while (!_expiries.empty() && _expiries.begin()->first <= now) {
+      key_t k = _expiries.begin()->second;
+      _expiries.erase(_expiries.begin());  // (take_suspension then finds no index entry: fine)
+      auto it = _suspended.find(k);
+      if (it == _suspended.end()) continue;  // a retry's entry, resumed since
+      g_expiries.inc({it->second.info.pipeline});
+      auto spawned = io::spawn(_timers, expire(it->second.info.id, it->second.timeout_action));
+      if (!spawned) co_return;
+    }
+    uint64_t wait_ms = _expiries.empty() ? 1000 : std::min<uint64_t>(1000, _expiries.begin()->first - now);
+    auto slept = co_await io::sleep_for(std::chrono::milliseconds(wait_ms), &_stop_taking);
+    if (!slept) co_return;
+  }
+}
+
+io::task<void> engine::expire(core::trace_id id, uint8_t action) {
+  core::value_builder b;
+  b.begin_object();
+  b.key("expired");
+  b.add_bool(true);
+  b.end();
+  auto resuming = resume_suspended(id, action, b.finish());
+  resume_error r = co_await std::move(resuming);
+  if (r != resume_error::unavailable) co_return;
+  XLOG(warn, "trace %s: its suspension expired but cannot be resumed now; retrying in a second",
+       id.to_string().c_str());
+  key_t k{id.hi, id.lo};
+  if (_suspended.count(k)) _expiries.emplace(core::unix_ms_now() + 1000, k);
 }
 
 }  // namespace xerv::flows

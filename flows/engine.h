@@ -108,6 +108,10 @@ struct trace_record {
   uint64_t circuit_generation = 0;  // the breaker's decision it was admitted under
   bool circuit_trial = false;       // admitted while the breaker was half-open
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
+  // Flows with a std::wait: the completed top-level nodes with their outputs
+  // (replayed ones included), for the suspended record.
+  std::vector<node_record> done;
+  std::string hook_id;  // suspended: the hook that resumes it
   // Until the trace ends: the version it runs on, the trigger that fired, and the
   // deployment whose slot or queue it holds (gone once that pipeline is deleted).
   std::shared_ptr<const compiled_flow> flow;
@@ -223,6 +227,28 @@ class engine {
   // After stop(): traces still unfinished will not finish in this process.
   bool stopped() const { return _shutdown.cancelled(); }
 
+  // Suspensions (SPEC §5): traces of this shard waiting in a std::wait.
+  struct suspension_info {
+    core::trace_id id;
+    std::string hook_id, pipeline, node;
+    uint64_t created_ms = 0, expires_ms = 0;  // expires 0: never
+    core::value metadata;
+  };
+  // Every one (or one pipeline's), oldest first.
+  std::vector<suspension_info> suspensions(std::string_view pipeline) const;
+  struct hook_traces {
+    std::vector<core::trace_id> suspended;
+    std::vector<core::trace_id> resumed;  // resumed (or expired) and still in the store
+  };
+  hook_traces find_hook(std::string_view hook) const;
+  size_t suspended_count() const { return _suspended.size(); }
+  enum class resume_error { none, not_found, not_suspended, unavailable };
+  // Continues a suspended trace of this shard down `decision`'s port
+  // (nodes::wait_decision) with `response_data` as the wait node's output.
+  // Completes once the resume is durable; the trace runs on after that. One
+  // resume (or the expiry) wins; the others get not_suspended.
+  io::task<resume_error> resume_suspended(core::trace_id id, uint8_t decision, core::value response_data);
+
   // Stops admissions and taking, lets running traces finish for up to `grace`,
   // then stops the rest without an end record (they resume after a restart).
   io::task<void> stop(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
@@ -231,7 +257,24 @@ class engine {
   struct recovered_trace {
     std::shared_ptr<trace_record> trace;
     std::vector<node_record> nodes;
+    std::optional<core::wal_location> suspended_at;  // replay: its run ended in this suspended record
+    std::optional<suspended_record> suspension;
   };
+  struct suspended_entry {
+    suspension_info info;
+    uint8_t timeout_action = 1;
+    core::wal_location at;  // the suspended record in this shard's WAL...
+    std::string record;     // ...or its bytes, without a WAL
+  };
+  using key_t = std::pair<uint64_t, uint64_t>;
+  void suspend(trace_record& t, const compiled_flow& flow, suspension s);
+  void add_suspension(suspended_entry e);
+  std::optional<suspended_entry> take_suspension(key_t k);
+  void unindex_hook(const trace_record& t);
+  io::task<void> expire(core::trace_id id, uint8_t action);
+  // A resumed trace from its continuation; nullopt when it does not decode.
+  static std::optional<recovered_trace> continued(core::admission_record a);
+  io::task<void> expiry_loop();
   io::task<void> take_loop();
   // `admitted`: the trace admit() just made, when the caller is admit().
   void take_ready(const std::shared_ptr<trace_record>& admitted);
@@ -274,6 +317,10 @@ class engine {
   bool _recovery_pending = false;
   size_t _recovered = 0;
   idempotency_table _idempotency;
+  std::map<key_t, suspended_entry> _suspended;
+  std::multimap<std::string, key_t, std::less<>> _hooks;  // hook id → suspended (or resumed, in the store) trace
+  std::multimap<uint64_t, key_t> _expiries;               // expiry → suspended trace
+  std::map<key_t, recovered_trace> _resumed;              // admitted by a resume, until delivered
   std::string _scratch;  // record encoding buffer
 };
 

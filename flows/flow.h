@@ -31,9 +31,6 @@ struct flow_limits {
   size_t nodes_max = 1000;
   size_t edges_max = 10000;
   size_t depth_max = 64;
-  // std::wait: the executor parks traces, but the engine does not keep
-  // suspensions yet (issue 11), so deploys refuse it unless a test asks.
-  bool suspensions = false;
 };
 
 struct flow_settings {
@@ -107,6 +104,7 @@ struct compiled_flow {
   std::vector<edge_def> edges;
   std::vector<region_def> regions;  // [0] is the root
   std::string source;               // the YAML as deployed
+  bool has_wait = false;            // a std::wait node: the engine keeps top-level outputs for its snapshot
 
   std::optional<uint32_t> find(std::string_view name) const;
   const trigger_def* find_trigger(std::string_view id) const;

@@ -211,6 +211,24 @@ std::optional<suspended_record> decode_suspended(std::string_view p) {
   return r;
 }
 
+void encode(std::string& out, const continuation& r) {
+  out.clear();
+  core::record_writer w{out};
+  w.str(r.suspended);
+  w.u8(r.decision);
+  w.str(r.response_data);
+}
+
+std::optional<continuation> decode_continuation(std::string_view p) {
+  core::record_reader rd{p};
+  continuation r;
+  r.suspended = rd.str();
+  r.decision = rd.u8();
+  r.response_data = rd.str();
+  if (!rd.done() || r.decision > 2) return std::nullopt;
+  return r;
+}
+
 std::optional<core::trace_id> record_trace(std::string_view p) { return core::record_trace_id(p); }
 
 }  // namespace xerv::flows

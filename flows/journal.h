@@ -100,6 +100,15 @@ struct suspended_record {
   std::vector<log_line> logs;
 };
 
+// A resume (the continuation of the trace's new admission, core/dispatch.h):
+// the suspended record, the decision (the wait node's port) and response_data
+// (its output, an encoded value).
+struct continuation {
+  std::string suspended;
+  uint8_t decision = 0;
+  std::string response_data;
+};
+
 // Encoders replace the content of `out`, so one buffer serves every record.
 void encode(std::string& out, const started_view& r);
 void encode(std::string& out, const node_view& r);
@@ -109,6 +118,7 @@ void encode(std::string& out, const node_record& r);
 void encode(std::string& out, const ended_record& r);
 void encode(std::string& out, const idempotency_record& r);
 void encode(std::string& out, const suspended_record& r);
+void encode(std::string& out, const continuation& r);
 
 // Decoders refuse (nullopt) anything truncated or with trailing bytes.
 std::optional<started_record> decode_started(std::string_view p);
@@ -116,6 +126,7 @@ std::optional<node_record> decode_node(std::string_view p);
 std::optional<ended_record> decode_ended(std::string_view p);
 std::optional<idempotency_record> decode_idempotency(std::string_view p);
 std::optional<suspended_record> decode_suspended(std::string_view p);
+std::optional<continuation> decode_continuation(std::string_view p);
 
 // The trace a record belongs to (every payload starts with it).
 std::optional<core::trace_id> record_trace(std::string_view p);

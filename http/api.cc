@@ -5,6 +5,7 @@
 
 #include "core/trace_id.h"
 #include "flows/idempotency.h"
+#include "flows/nodes/structural.h"
 #include "io/log.h"
 #include "io/strings.h"
 #include "io/when_all.h"
@@ -361,6 +362,7 @@ std::string trace_summary(const flows::trace_record& t) {
     out += '}';
   }
   if (!t.waiting_for.empty()) field(out, "waiting_for", t.waiting_for);
+  if (t.status == flows::trace_status::suspended) field(out, "hook_id", t.hook_id);
   out += '}';
   return out;
 }
@@ -380,6 +382,8 @@ std::string trace_details(const flows::trace_record& t) {
     if (n.started_ms) field(out, "started_at_ms", n.started_ms);
     field(out, "duration_us", n.duration_us);
     if (n.runs > 1) field(out, "runs", n.runs);
+    if (n.status == flows::node_status::suspended && t.status == flows::trace_status::suspended)
+      field(out, "hook_id", t.hook_id);
     out += '}';
   }
   out += "}}";
@@ -570,7 +574,7 @@ io::task<response> stream_trace_logs(ctx_t ctx, std::string id_text) {
 
 std::optional<flows::trace_status> parse_status(std::string_view s) {
   for (auto st : {flows::trace_status::pending, flows::trace_status::running, flows::trace_status::completed,
-                  flows::trace_status::failed, flows::trace_status::timed_out})
+                  flows::trace_status::failed, flows::trace_status::timed_out, flows::trace_status::suspended})
     if (s == flows::to_string(st)) return st;
   return std::nullopt;
 }
@@ -687,6 +691,16 @@ std::optional<response> parse_input(ctx_t ctx, std::string_view body, core::valu
 }
 
 response trace_result(const flows::trace_record& t, bool wrapped) {
+  if (t.status == flows::trace_status::suspended) {  // waits in a std::wait (SPEC §5)
+    std::string out = "{";
+    field(out, "trace_id", t.id.to_string());
+    field(out, "status", "suspended");
+    field(out, "hook_id", t.hook_id);
+    out += '}';
+    response r = json_ok(202, std::move(out));
+    r.headers.emplace_back("X-Xerv-Trace-Id", t.id.to_string());
+    return r;
+  }
   if (t.status == flows::trace_status::completed) {
     if (!wrapped) {
       response r = json_ok(200, core::to_json(t.output.ref()));
@@ -853,6 +867,135 @@ io::task<response> webhook_trace(ctx_t ctx, std::string pipeline, std::string tr
   co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), sync, false, std::move(key));
 }
 
+// ---- suspensions (SPEC §5) ----
+
+void time_field(std::string& out, std::string_view k, uint64_t unix_ms) {
+  key(out, k);
+  if (!unix_ms) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  io::append_rfc3339_ms(out, unix_ms);
+  out += '"';
+}
+
+std::vector<listed> local_suspensions(ctx_t ctx, std::string pipeline) {
+  std::vector<listed> out;
+  if (!here(ctx)) return out;
+  for (const auto& s : here(ctx)->suspensions(pipeline)) {
+    std::string j = "{";
+    field(j, "trace_id", s.id.to_string());
+    field(j, "hook_id", s.hook_id);
+    field(j, "pipeline_id", s.pipeline);
+    field(j, "node", s.node);
+    field_value(j, "metadata", s.metadata.ref());
+    time_field(j, "created_at", s.created_ms);
+    time_field(j, "expires_at", s.expires_ms);
+    j += '}';
+    out.push_back({s.created_ms, std::move(j)});
+  }
+  return out;
+}
+
+io::task<response> list_suspensions(ctx_t ctx, request& req) {
+  std::string pipeline = query_param(req.query(), "pipeline_id");
+  uint64_t limit = 100, offset = 0;
+  for (auto [name, v, max] : {std::tuple{"limit", &limit, uint64_t(1000)}, std::tuple{"offset", &offset, uint64_t(1) << 40}}) {
+    std::string t = query_param(req.query(), name);
+    if (t.empty()) continue;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), *v);
+    if (ec != std::errc() || p != t.data() + t.size() || *v > max)
+      co_return json_error(400, "invalid_payload", "limit must be 0-1000 and offset a number");
+  }
+  auto job = io::invoke_on_all([ctx, pipeline] { return local_suspensions(ctx, pipeline); });
+  auto parts = co_await std::move(job);
+  std::vector<listed> all;
+  for (auto& p : parts)
+    for (auto& l : p) all.push_back(std::move(l));
+  std::stable_sort(all.begin(), all.end(), [](const listed& a, const listed& b) { return a.created_ms < b.created_ms; });
+  std::string out = "{\"suspensions\":[";
+  for (size_t i = offset; i < all.size() && i < offset + limit; ++i) {
+    if (out.back() != '[') out += ',';
+    out += all[i].json;
+  }
+  out += "],\"count\":" + std::to_string(all.size()) + ",\"offset\":" + std::to_string(offset) +
+         ",\"limit\":" + std::to_string(limit) + "}";
+  co_return json_ok(200, std::move(out));
+}
+
+flows::engine::hook_traces local_hooks(ctx_t ctx, std::string hook) {
+  return here(ctx) ? here(ctx)->find_hook(hook) : flows::engine::hook_traces{};
+}
+
+io::task<flows::engine::resume_error> resume_here(ctx_t ctx, core::trace_id id, uint8_t decision, core::value data) {
+  if (!here(ctx)) co_return flows::engine::resume_error::unavailable;
+  auto resuming = here(ctx)->resume_suspended(id, decision, std::move(data));
+  co_return co_await std::move(resuming);
+}
+
+io::task<response> resume_suspension(ctx_t ctx, request& req) {
+  std::string target(req.param("id"));
+  core::value body;
+  if (auto err = parse_input(ctx, req.body(), body)) co_return std::move(*err);
+  auto d = body.ref().type() == core::json_type::object ? body.ref().find("decision") : std::nullopt;
+  std::optional<flows::nodes::wait_decision> decision;
+  if (d && d->type() == core::json_type::string) decision = flows::nodes::parse_wait_decision(d->as_string());
+  if (!decision) co_return json_error(400, "invalid_payload", "decision must be approve, reject or escalate");
+  core::value data;
+  if (auto rd = body.ref().find("response_data")) data = core::value(std::string(rd->bytes()));
+  else data = std::get<core::value>(core::parse_json("{}"));
+  // A trace id names its shard; a hook id is looked up on every shard.
+  std::optional<core::trace_id> id = core::trace_id::parse(target);
+  if (!id) {
+    auto job = io::invoke_on_all([ctx, target] { return local_hooks(ctx, target); });
+    auto parts = co_await std::move(job);
+    std::vector<core::trace_id> found;
+    size_t resumed = 0;
+    for (auto& p : parts) {
+      found.insert(found.end(), p.suspended.begin(), p.suspended.end());
+      resumed += p.resumed.size();
+    }
+    if (found.empty() && resumed)
+      co_return json_error(409, "not_suspended", "hook '" + target + "' was resumed already");
+    if (found.empty())
+      co_return json_error(404, "trace_not_found", "no suspended trace waits on hook '" + target + "'");
+    if (found.size() > 1) {
+      std::string details = "{\"trace_ids\":[";
+      for (const auto& f : found) {
+        if (details.back() != '[') details += ',';
+        details += '"' + f.to_string() + '"';
+      }
+      details += "]}";
+      co_return json_error(409, "conflict", "several suspended traces wait on hook '" + target +
+                                                "'; resume one by its trace id", details);
+    }
+    id = found.front();
+  }
+  if (id->shard() >= io::shard_count()) co_return trace_not_found(target);
+  uint8_t dec = uint8_t(*decision);
+  core::trace_id tid = *id;
+  auto job = io::submit_to(tid.shard(), [ctx, tid, dec, data = std::move(data)]() mutable {
+    return resume_here(ctx, tid, dec, std::move(data));
+  });
+  flows::engine::resume_error r = co_await std::move(job);
+  switch (r) {
+    case flows::engine::resume_error::none: break;
+    case flows::engine::resume_error::not_found: co_return trace_not_found(target);
+    case flows::engine::resume_error::not_suspended:
+      co_return json_error(409, "not_suspended", "trace " + tid.to_string() + " is not suspended (resumed already?)");
+    case flows::engine::resume_error::unavailable:
+      co_return unavailable("cannot resume the trace now (recovering, stopping, or the write-ahead log fails); retry");
+  }
+  std::string out = "{";
+  field(out, "trace_id", tid.to_string());
+  field(out, "decision", flows::nodes::to_string(*decision));
+  out += '}';
+  response resp = json_ok(200, std::move(out));
+  resp.headers.emplace_back("X-Xerv-Trace-Id", tid.to_string());
+  co_return resp;
+}
+
 io::task<response> post_pipeline(ctx_t ctx, request& req, bool update) {
   if (req.body().size() > ctx->opts.flow_bytes_max)
     co_return json_error(413, "payload_too_large",
@@ -909,6 +1052,8 @@ void add_api_routes(router& r, const api_context& c) {
   r.add("GET", "/api/v1/traces/{id}/logs", [ctx](request& q) { return get_logs(ctx, std::string(q.param("id"))); });
   r.add("GET", "/api/v1/traces/{id}/logs/stream",
         [ctx](request& q) { return stream_trace_logs(ctx, std::string(q.param("id"))); });
+  r.add("GET", "/api/v1/suspensions", [ctx](request& q) { return list_suspensions(ctx, q); });
+  r.add("POST", "/api/v1/suspensions/{id}/resume", [ctx](request& q) { return resume_suspension(ctx, q); });
   r.add("GET", "/api/v1/triggers", [ctx](request&) { return list_triggers(ctx); });
   r.add("POST", "/api/v1/triggers/{id}/fire", [ctx](request& q) { return fire_trigger(ctx, q); });
 }

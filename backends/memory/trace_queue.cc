@@ -193,6 +193,7 @@ void trace_queue::end_replay() {
     auto it = _replayed.find(k);
     if (it == _replayed.end()) continue;
     entry e = std::move(it->second);
+    _replayed.erase(it);  // a resumed trace's id is in _replay_order twice
     if (_wal) _wal->trace_started(e.segment);
     e.attempt = 2;  // its first owner was the process that died
     push_ready(std::move(e), false);

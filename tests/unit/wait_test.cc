@@ -26,11 +26,7 @@ struct seen : flows::trace_observer {
   void node_log(uint32_t, io::log_level, std::string_view) override {}
 };
 
-flows::compile_result compile(const std::string& yaml, bool suspensions = true) {
-  flows::flow_limits l;
-  l.suspensions = suspensions;
-  return flows::compile_flow(yaml, l);
-}
+flows::compile_result compile(const std::string& yaml) { return flows::compile_flow(yaml); }
 
 std::unique_ptr<flows::compiled_flow> compiled(const std::string& yaml) {
   auto r = compile(yaml);
@@ -181,8 +177,8 @@ edges:
   EXPECT_FALSE(out.suspended);
 }
 
-std::string errors_of(const std::string& yaml, bool suspensions = true) {
-  auto r = compile(yaml, suspensions);
+std::string errors_of(const std::string& yaml) {
+  auto r = compile(yaml);
   auto* errs = std::get_if<std::vector<flows::flow_error>>(&r);
   return errs ? flows::format_errors(*errs, "f.yaml") : "";
 }
@@ -196,8 +192,7 @@ nodes:
 )";
   std::string plain = std::string(head) + "  gate: {type: std::wait}\nedges:\n  - {from: hook, to: gate}\n";
   EXPECT_EQ(errors_of(plain), "");
-  // Not deployable until the engine keeps suspensions.
-  EXPECT_NE(errors_of(plain, false).find("std::wait is not available yet"), std::string::npos);
+  EXPECT_TRUE(std::get<std::unique_ptr<flows::compiled_flow>>(compile(plain))->has_wait);
   EXPECT_NE(errors_of(std::string(head) + R"(  gate: {type: std::wait, config: {timeout_action: later}}
 edges:
   - {from: hook, to: gate}
