@@ -588,3 +588,131 @@ TEST(crash, an_idempotency_key_keeps_its_trace_across_kill_9_and_segment_deletio
 }
 
 }  // namespace
+
+namespace {
+
+// hook → gate (std::wait) → slow (std::delay 1.5 s) → done ("effect" logged),
+// or → expired (on timeout, escalate).
+std::string wait_flow(const std::string& gate) {
+  return R"(name: waits
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /hooks/waits, method: POST}}
+nodes:
+  gate: {type: std::wait, config: )" + gate + R"(}
+  slow: {type: std::delay, config: {ms: 1500}}
+  done: {type: std::log, config: {message: "effect"}}
+  expired: {type: std::log, config: {message: "effect"}}
+edges:
+  - {from: hook, to: gate}
+  - {from: gate.out, to: slow}
+  - {from: slow, to: done}
+  - {from: gate.escalated, to: expired}
+)";
+}
+
+std::string body_field(const std::string& body, const std::string& name) {
+  std::string needle = "\"" + name + "\":\"";
+  size_t at = body.find(needle);
+  if (at == std::string::npos) return {};
+  at += needle.size();
+  return body.substr(at, body.find('"', at) - at);
+}
+
+void kill9(xerv_process& p) {
+  p.signal(SIGKILL);
+  ASSERT_TRUE(p.wait_exit(std::chrono::milliseconds(5000)).has_value());
+}
+
+// Suspensions survive kill -9; a resume answered 200 before a kill -9 is
+// neither lost nor applied twice (the trace goes on from its wait, its later
+// node runs once); a second resume after the restart is 409.
+TEST(crash, suspensions_and_acknowledged_resumes_survive_kill_9) {
+  tmp_dir root("xerv-wait");
+  fs::create_directories(root.path / "flows");
+  std::ofstream(root.path / "flows" / "waits.yaml") << wait_flow(R"({hook_id: "h-${hook.n}"})");
+  auto env = serve_env(root.path / "data", root.path / "flows");
+  std::vector<std::string> ids;
+  std::string all_logs;
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    for (int n = 0; n < 4; ++n) {
+      auto r = request(port, "POST", "/hooks/waits", R"({"n":)" + std::to_string(n) + "}", 3000);
+      ASSERT_EQ(r.status, 202) << r.body;
+      ids.push_back(body_field(r.body, "trace_id"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the suspended records are durable (202 async)
+    kill9(p);
+    all_logs += p.log();
+  }
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    auto listed = request(port, "GET", "/api/v1/suspensions", "", 3000);
+    EXPECT_NE(listed.body.find(R"("count":4)"), std::string::npos) << listed.body;
+    EXPECT_EQ(wait_status(port, ids[0], "suspended"), "suspended");
+    // Resume two (by hook and by id), then kill -9 while they sit in std::delay.
+    auto a = request(port, "POST", "/api/v1/suspensions/h-0/resume", R"({"decision":"approve"})", 3000);
+    EXPECT_EQ(a.status, 200) << a.body;
+    auto b = request(port, "POST", "/api/v1/suspensions/" + ids[1] + "/resume", R"({"decision":"approve"})", 3000);
+    EXPECT_EQ(b.status, 200) << b.body;
+    kill9(p);
+    all_logs += p.log();
+  }
+  xerv_process p(env);
+  uint16_t port = p.wait_ready();
+  ASSERT_NE(port, 0) << p.log();
+  EXPECT_EQ(wait_status(port, ids[0]), "completed");
+  EXPECT_EQ(wait_status(port, ids[1]), "completed");
+  auto listed = request(port, "GET", "/api/v1/suspensions", "", 3000);
+  EXPECT_NE(listed.body.find(R"("count":2)"), std::string::npos) << listed.body;
+  EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/" + ids[0] + "/resume", R"({"decision":"approve"})", 3000)
+                .status,
+            409);
+  // The other two resume to completion in this process.
+  EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/h-2/resume", R"({"decision":"approve"})", 3000).status, 200);
+  EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/h-3/resume", R"({"decision":"approve"})", 3000).status, 200);
+  EXPECT_EQ(wait_status(port, ids[2]), "completed");
+  EXPECT_EQ(wait_status(port, ids[3]), "completed");
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0);
+  all_logs += p.log();
+  auto fx = effects(all_logs);
+  for (const auto& id : ids) {
+    EXPECT_EQ((fx[{id, "done"}]), 1) << id;
+    EXPECT_EQ((fx[{id, "expired"}]), 0) << id;
+  }
+}
+
+// An expiry that passed while xerv was down fires right after recovery.
+TEST(crash, a_suspension_that_expired_while_down_fires_after_recovery) {
+  tmp_dir root("xerv-expire");
+  fs::create_directories(root.path / "flows");
+  std::ofstream(root.path / "flows" / "waits.yaml") << wait_flow("{timeout_secs: 1, timeout_action: escalate}");
+  auto env = serve_env(root.path / "data", root.path / "flows");
+  std::string id;
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    auto r = request(port, "POST", "/hooks/waits", R"({"n":1})", 3000);
+    ASSERT_EQ(r.status, 202);
+    id = body_field(r.body, "trace_id");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    kill9(p);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past its expiry, while down
+  xerv_process p(env);
+  uint16_t port = p.wait_ready();
+  ASSERT_NE(port, 0) << p.log();
+  EXPECT_EQ(wait_status(port, id), "completed");
+  auto t = request(port, "GET", "/api/v1/traces/" + id, "", 3000);
+  EXPECT_NE(t.body.find(R"("expired":{"status":"completed")"), std::string::npos) << t.body;
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0);
+}
+
+}  // namespace
