@@ -13,6 +13,7 @@
 #include "core/wal.h"
 #include "flows/executor.h"
 #include "flows/journal.h"
+#include "flows/nodes/structural.h"
 #include "io/strings.h"
 
 namespace xerv::app {
@@ -23,6 +24,8 @@ struct history {
   std::vector<flows::node_record> nodes;
   std::optional<flows::ended_record> end;
   std::optional<flows::idempotency_record> key;  // the newest record of the key that started it
+  std::optional<flows::suspended_record> suspended;  // its last suspension
+  std::optional<flows::continuation> resumed;        // ...and the resume that followed it
 };
 
 void field(std::string& out, const char* key) {
@@ -63,7 +66,24 @@ std::string render(const history& h) {
   str_field(out, "version", s.version);
   str_field(out, "trigger", s.trigger);
   num_field(out, "created_at_ms", s.created_ms);
-  str_field(out, "status", h.end ? flows::to_string(flows::trace_status(h.end->status)) : "unfinished");
+  const char* status = h.end                        ? flows::to_string(flows::trace_status(h.end->status))
+                       : h.suspended && !h.resumed ? "suspended"
+                                                   : "unfinished";
+  str_field(out, "status", status);
+  if (h.suspended) {
+    field(out, "suspension");
+    out += '{';
+    str_field(out, "hook_id", h.suspended->hook_id);
+    str_field(out, "node", h.suspended->node);
+    num_field(out, "suspended_at_ms", h.suspended->suspended_ms);
+    num_field(out, "expires_at_ms", h.suspended->expires_ms);
+    value_field(out, "metadata", h.suspended->metadata);
+    if (h.resumed) {
+      str_field(out, "decision", flows::nodes::to_string(flows::nodes::wait_decision(h.resumed->decision)));
+      value_field(out, "response_data", h.resumed->response_data);
+    }
+    out += '}';
+  }
   value_field(out, "input", s.input);
   if (h.key) {
     str_field(out, "idempotency_key", h.key->key);
@@ -127,11 +147,26 @@ std::map<std::pair<uint64_t, uint64_t>, history> read_histories(const std::vecto
         if (!id || (only && !(*id == *only))) return;
         history& h = out[{id->hi, id->lo}];
         switch (flows::journal_type(r.type)) {
-          case flows::journal_type::started: h.start = flows::decode_started(r.payload); break;
+          case flows::journal_type::started:
+            if (auto st = flows::decode_started(r.payload); st && !st->continuation.empty()) {
+              h.resumed = flows::decode_continuation(st->continuation);
+              if (!h.start) h.start = std::move(st);
+            } else {
+              h.start = std::move(st);
+            }
+            break;
           case flows::journal_type::node:
             if (auto n = flows::decode_node(r.payload)) h.nodes.push_back(std::move(*n));
             break;
-          case flows::journal_type::ended: h.end = flows::decode_ended(r.payload); break;
+          case flows::journal_type::ended:
+            if (auto fh = core::decode_final_header(r.payload); fh && fh->status == flows::suspended_status) {
+              h.suspended = flows::decode_suspended(r.payload);
+              h.resumed.reset();
+              if (!h.start && h.suspended) h.start = h.suspended->start;  // its admission went with retention
+              break;
+            }
+            h.end = flows::decode_ended(r.payload);
+            break;
           case flows::journal_type::idempotency: h.key = flows::decode_idempotency(r.payload); break;
         }
       });

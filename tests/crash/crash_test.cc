@@ -611,14 +611,6 @@ edges:
 )";
 }
 
-std::string body_field(const std::string& body, const std::string& name) {
-  std::string needle = "\"" + name + "\":\"";
-  size_t at = body.find(needle);
-  if (at == std::string::npos) return {};
-  at += needle.size();
-  return body.substr(at, body.find('"', at) - at);
-}
-
 void kill9(xerv_process& p) {
   p.signal(SIGKILL);
   ASSERT_TRUE(p.wait_exit(std::chrono::milliseconds(5000)).has_value());
@@ -641,12 +633,18 @@ TEST(crash, suspensions_and_acknowledged_resumes_survive_kill_9) {
     for (int n = 0; n < 4; ++n) {
       auto r = request(port, "POST", "/hooks/waits", R"({"n":)" + std::to_string(n) + "}", 3000);
       ASSERT_EQ(r.status, 202) << r.body;
-      ids.push_back(body_field(r.body, "trace_id"));
+      ids.push_back(xerv::testing::json_field(r.body, "trace_id"));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the suspended records are durable (202 async)
     kill9(p);
     all_logs += p.log();
   }
+  auto inspect = [&](const std::string& id) {
+    return run_capture(std::string(XERV_BINARY) + " inspect " + id + " --data-dir " + (root.path / "data").string());
+  };
+  std::string seen = inspect(ids[0]);
+  EXPECT_NE(seen.find(R"("status":"suspended")"), std::string::npos) << seen;
+  EXPECT_NE(seen.find(R"("suspension":{"hook_id":"h-0","node":"gate")"), std::string::npos) << seen;
   {
     xerv_process p(env);
     uint16_t port = p.wait_ready();
@@ -662,6 +660,9 @@ TEST(crash, suspensions_and_acknowledged_resumes_survive_kill_9) {
     kill9(p);
     all_logs += p.log();
   }
+  seen = inspect(ids[1]);
+  EXPECT_NE(seen.find(R"("status":"unfinished")"), std::string::npos) << seen;
+  EXPECT_NE(seen.find(R"("decision":"approve","response_data":{})"), std::string::npos) << seen;
   xerv_process p(env);
   uint16_t port = p.wait_ready();
   ASSERT_NE(port, 0) << p.log();
@@ -700,7 +701,7 @@ TEST(crash, a_suspension_that_expired_while_down_fires_after_recovery) {
     ASSERT_NE(port, 0) << p.log();
     auto r = request(port, "POST", "/hooks/waits", R"({"n":1})", 3000);
     ASSERT_EQ(r.status, 202);
-    id = body_field(r.body, "trace_id");
+    id = xerv::testing::json_field(r.body, "trace_id");
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     kill9(p);
   }

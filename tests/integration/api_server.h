@@ -57,13 +57,4 @@ struct api {
   bool keep_dir = false;
 };
 
-// The first string value of "name" in a JSON text (enough for these replies).
-inline std::string json_field(const std::string& body, const std::string& name) {
-  std::string needle = "\"" + name + "\":\"";
-  size_t at = body.find(needle);
-  if (at == std::string::npos) return {};
-  at += needle.size();
-  return body.substr(at, body.find('"', at) - at);
-}
-
 }  // namespace xerv::testing

@@ -322,4 +322,13 @@ inline client::response request(uint16_t port, const std::string& method, const 
   return c.read_response(ms);
 }
 
+// The first string value of "name" in a JSON text (enough for these replies).
+inline std::string json_field(const std::string& body, const std::string& name) {
+  std::string needle = "\"" + name + "\":\"";
+  size_t at = body.find(needle);
+  if (at == std::string::npos) return {};
+  at += needle.size();
+  return body.substr(at, body.find('"', at) - at);
+}
+
 }  // namespace xerv::testing
