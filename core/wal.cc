@@ -549,7 +549,11 @@ io::task<void> wal::delete_old_segments() {
     auto it = _segments.begin();
     const segment_info& s = it->second;
     if (it->first >= _file_segment || it->first >= _active.segment) break;
-    if (s.unfinished || s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
+    if (s.newest_end_ms + uint64_t(_opts.retention.count()) > now) break;
+    if (s.unfinished) {
+      if (_held) _held(it->first);
+      break;
+    }
     if (_retire) {
       uint64_t before = _next_lsn;
       bool kept = _retire(it->first);

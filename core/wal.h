@@ -163,6 +163,12 @@ class wal {
   // (synced, with sync=batch) before the segment goes. It returns false when an
   // append was refused: the segment stays.
   void on_retire(std::function<bool(uint64_t segment)> fn) { _retire = std::move(fn); }
+  // Called on the shard, at most once a second, while the oldest segment has
+  // expired but traces started in it are unfinished (trace_started without
+  // trace_finished), which keeps it and every later segment: a holder that can
+  // write its state again (a suspension, flows/engine.h) does so, and calls
+  // trace_finished once the copy is durable.
+  void on_held(std::function<void(uint64_t segment)> fn) { _held = std::move(fn); }
 
   const wal_stats& stats() const { return _stats; }
   const wal_options& options() const { return _opts; }
@@ -223,6 +229,7 @@ class wal {
   std::unique_ptr<wal_file> _spare;  // the next segment, prepared ahead
   wal_location _last;
   std::function<bool(uint64_t)> _retire;
+  std::function<void(uint64_t)> _held;
   uint64_t _retire_lsn = 0;  // the last record _retire appended
   uint64_t _spare_segment = 0;  // 0: none
   bool _preparing = false;

@@ -200,6 +200,11 @@ void engine::redelivered(core::delivery d) {
   } else if (auto r2 = _recovering.find(key); r2 != _recovering.end()) {
     rt = std::move(r2->second);
     _recovering.erase(r2);
+  } else if (_suspended.count(key)) {
+    // Its run ended in the suspended record the backend took as its end: a
+    // stale delivery; the resume admits it again.
+    released();
+    return;
   } else if (auto known = _traces.find(key); known != _traces.end()) {
     // Held already (a duplicate delivery), or finished while the backend did not
     // hear it: acknowledge the end again.
@@ -218,6 +223,7 @@ void engine::redelivered(core::delivery d) {
     if (c) rt = std::move(*c);
     else rt.trace = recovered_record(std::move(*a));
     _traces.emplace(key, rt.trace);
+    if (!rt.trace->hook_id.empty()) index_hook(rt.trace->hook_id, key);
     ++_recovered;  // one this shard's WAL did not hold
   }
   trace_record& t = *rt.trace;
@@ -327,8 +333,14 @@ uint32_t engine::share(const pipeline& p) const {
 void engine::attach_storage(core::wal* wal, core::arena* arena) {
   _opts.wal = wal;
   _opts.arena = arena;
-  if (wal)
-    wal->on_retire([this](uint64_t segment) { return _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
+  if (!wal) return;
+  wal->on_retire([this](uint64_t segment) { return _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
+  wal->on_held([this](uint64_t segment) {
+    if (_relogging || _stop_taking.cancelled()) return;
+    _relogging = true;
+    auto spawned = io::spawn(_timers, relog_suspensions(segment));
+    if (!spawned) _relogging = false;
+  });
 }
 
 admission engine::admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
@@ -598,10 +610,13 @@ void engine::finished(trace_record& t) {
   std::shared_ptr<pipeline> p = std::exchange(t.owner, {}).lock();
   t.flow.reset();
   bool aborted = t.status == trace_status::pending;  // at shutdown: resumes after the restart
-  if (!aborted) {
+  key_t k{t.id.hi, t.id.lo};
+  if (t.status == trace_status::suspended && _suspended.count(k)) {
+    _traces.erase(k);  // its small entry and its record stand for it now
+  } else if (!aborted) {
     _finished.push_back(t.id);
     bool ok = t.status == trace_status::completed;
-    if (t.status != trace_status::suspended) {
+    if (t.status != trace_status::suspended) {  // (a suspension whose record the backend refused)
       (ok ? g_completed : g_failed).inc();
       if (p) ++(ok ? p->completed : p->failed);
     }
@@ -659,14 +674,29 @@ std::shared_ptr<trace_record> engine::find_trace(const core::trace_id& id) const
   return it == _traces.end() ? nullptr : it->second;
 }
 
-std::vector<std::shared_ptr<trace_record>> engine::list_traces(std::string_view pipeline_name,
-                                                               std::optional<trace_status> status) const {
-  std::vector<std::shared_ptr<trace_record>> out;
-  for (auto it = _traces.rbegin(); it != _traces.rend(); ++it) {
-    const auto& t = it->second;
-    if (!pipeline_name.empty() && t->pipeline != pipeline_name) continue;
-    if (status && t->status != *status) continue;
-    out.push_back(t);
+engine::trace_page engine::list_traces(std::string_view pipeline_name, std::optional<trace_status> status,
+                                       size_t max) const {
+  trace_page out;
+  bool suspended = !status || *status == trace_status::suspended;
+  auto t = _traces.rbegin();
+  auto s = _suspended.rbegin();
+  // Both maps are by id, which is time order: merged, newest first.
+  for (;;) {
+    while (t != _traces.rend() && ((!pipeline_name.empty() && t->second->pipeline != pipeline_name) ||
+                                   (status && t->second->status != *status)))
+      ++t;
+    while (suspended && s != _suspended.rend() && !pipeline_name.empty() && s->second.info.pipeline != pipeline_name)
+      ++s;
+    bool has_t = t != _traces.rend(), has_s = suspended && s != _suspended.rend();
+    if (!has_t && !has_s) break;
+    ++out.total;
+    if (has_s && (!has_t || s->first > t->first)) {
+      if (out.newest.size() < max) out.newest.push_back(summary(s->second));
+      ++s;
+    } else {
+      if (out.newest.size() < max) out.newest.push_back(t->second);
+      ++t;
+    }
   }
   return out;
 }
@@ -725,18 +755,18 @@ void engine::replay(const core::wal_record& r) {
       if (auto h = core::decode_final_header(r.payload); h && h->status == suspended_status) {
         auto sr = decode_suspended(r.payload);
         if (!sr) break;
-        // Self-contained: its admission may have gone with retention.
+        // Self-contained: its admission may have gone with retention (and
+        // the newest copy, if it was written again, is the one that counts).
+        // Only its small entry is kept; the rest stays in the record.
         recovered_trace& rt = _recovering[key(sr->start.id)];
         rt = recovered_trace{};
-        rt.trace = from_snapshot(*sr, rt.nodes);
+        sr->start.input.clear();
+        rt.trace = recovered_record(sr->start);
         rt.trace->status = trace_status::suspended;
-        rt.trace->finished_ms = sr->suspended_ms;
-        rt.trace->hook_id = sr->hook_id;
-        rt.trace->nodes[sr->node].status = node_status::suspended;
+        rt.trace->started_ms = sr->started_ms;
         rt.suspended_at = core::wal_location::of(r);
         sr->nodes.clear();
         sr->logs.clear();
-        sr->start.input.clear();
         rt.suspension = std::move(*sr);
         return;
       }
@@ -782,17 +812,22 @@ size_t engine::resume_recovered() {
       const suspended_record& sr = *it->second.suspension;
       suspended_entry e;
       e.info = {t.id, sr.hook_id, t.pipeline, sr.node, sr.suspended_ms, sr.expires_ms, core::value(sr.metadata)};
+      e.version = t.version;
+      e.trigger = t.trigger;
+      e.trace_created_ms = t.created_ms;
+      e.started_ms = t.started_ms;
       e.timeout_action = sr.timeout_action;
       e.at = *it->second.suspended_at;
       if (_opts.wal) _opts.wal->trace_started(e.at.segment);  // held until the resume
       add_suspension(std::move(e));
-      _finished.push_back(t.id);
-      _traces.emplace(it->first, std::move(it->second.trace));
       it = _recovering.erase(it);
       continue;
     }
+    bool kept = !t.finished() || now - t.finished_ms <= uint64_t(_opts.trace_retention.count());
+    // A resumed trace answers a second resume by its hook with not_suspended.
+    if (kept && !t.hook_id.empty()) index_hook(t.hook_id, it->first);
     if (t.finished()) {
-      if (now - t.finished_ms <= uint64_t(_opts.trace_retention.count())) {
+      if (kept) {
         _finished.push_back(t.id);
         _traces.emplace(it->first, std::move(it->second.trace));
       }
@@ -878,8 +913,9 @@ io::task<size_t> engine::discard_waiting(std::string pipeline_name, std::optiona
 // ---- suspensions ----
 
 // The run ended in a std::wait: its final record is the suspended record, so
-// the backend is done with it and the trace holds no queue slot; the engine
-// keeps a small entry and where the record is.
+// the backend is done with it and the trace holds no queue slot. Once that is
+// accepted the trace leaves the store (finished()): the engine keeps a small
+// entry and where the record is.
 void engine::suspend(trace_record& t, const compiled_flow& flow, suspension sp) {
   suspended_record r;
   r.start = {t.id, t.created_ms, t.pipeline, t.version, t.trigger, std::string(t.input.bytes()), {}};
@@ -911,6 +947,10 @@ void engine::suspend(trace_record& t, const compiled_flow& flow, suspension sp) 
   if (!acked) return;  // still in flight: after a restart it runs to this wait again
   suspended_entry e;
   e.info = {t.id, r.hook_id, t.pipeline, r.node, r.suspended_ms, r.expires_ms, core::value(std::move(r.metadata))};
+  e.version = t.version;
+  e.trigger = t.trigger;
+  e.trace_created_ms = t.created_ms;
+  e.started_ms = t.started_ms;
   e.timeout_action = r.timeout_action;
   // With the memory backend the record went to this shard's WAL just now.
   if (_opts.wal && *acked && _opts.wal->last_location().lsn == *acked) {
@@ -926,9 +966,7 @@ void engine::suspend(trace_record& t, const compiled_flow& flow, suspension sp) 
 
 void engine::add_suspension(suspended_entry e) {
   key_t k{e.info.id.hi, e.info.id.lo};
-  bool indexed = false;
-  for (auto [h, end] = _hooks.equal_range(e.info.hook_id); h != end && !indexed; ++h) indexed = h->second == k;
-  if (!indexed) _hooks.emplace(e.info.hook_id, k);
+  index_hook(e.info.hook_id, k);
   if (e.info.expires_ms) _expiries.emplace(e.info.expires_ms, k);
   g_suspended.add(1, {e.info.pipeline});
   _suspended.insert_or_assign(k, std::move(e));
@@ -950,23 +988,70 @@ std::optional<engine::suspended_entry> engine::take_suspension(key_t k) {
   return e;
 }
 
+io::task<io::result<std::string>> engine::suspended_bytes(core::wal_location at, std::string kept) {
+  if (!kept.empty()) co_return kept;
+  auto reading = _opts.wal->read(at);
+  co_return co_await std::move(reading);
+}
+
+std::shared_ptr<trace_record> engine::summary(const suspended_entry& e) {
+  auto t = std::make_shared<trace_record>();
+  t->id = e.info.id;
+  t->pipeline = e.info.pipeline;
+  t->version = e.version;
+  t->trigger = e.trigger;
+  t->status = trace_status::suspended;
+  t->created_ms = e.trace_created_ms;
+  t->started_ms = e.started_ms;
+  t->finished_ms = e.info.created_ms;
+  t->hook_id = e.info.hook_id;
+  t->nodes[e.info.node].status = node_status::suspended;
+  return t;
+}
+
+io::task<std::shared_ptr<trace_record>> engine::lookup_trace(core::trace_id id) {
+  if (auto t = find_trace(id)) co_return t;
+  auto it = _suspended.find({id.hi, id.lo});
+  if (it == _suspended.end()) co_return nullptr;
+  std::shared_ptr<trace_record> t = summary(it->second);
+  auto reading = suspended_bytes(it->second.at, it->second.record);
+  io::result<std::string> bytes = co_await std::move(reading);
+  auto sr = bytes ? decode_suspended(*bytes) : std::nullopt;
+  if (!sr) {  // (resumed meanwhile, or an I/O error): what the entry knew
+    XLOG(warn, "trace %s: its suspended record cannot be read back; showing its summary", id.to_string().c_str());
+    co_return t;
+  }
+  std::vector<node_record> nodes;
+  auto full = from_snapshot(*sr, nodes);
+  full->recovered = false;
+  full->status = trace_status::suspended;
+  full->finished_ms = t->finished_ms;
+  full->hook_id = std::move(t->hook_id);
+  full->nodes[sr->node].status = node_status::suspended;
+  co_return full;
+}
+
 std::optional<engine::recovered_trace> engine::continued(core::admission_record a) {
   auto c = decode_continuation(a.continuation);
   if (!c) return std::nullopt;
   auto sr = decode_suspended(c->suspended);
   if (!sr || sr->start.id != a.id) return std::nullopt;
+  return continued(std::move(*sr), c->decision, std::move(c->response_data));
+}
+
+engine::recovered_trace engine::continued(suspended_record sr, uint8_t decision, std::string response_data) {
   recovered_trace rt;
-  rt.trace = from_snapshot(*sr, rt.nodes);
+  core::trace_id id = sr.start.id;
+  rt.trace = from_snapshot(sr, rt.nodes);
   rt.trace->recovered = false;
-  rt.trace->hook_id = sr->hook_id;  // a second resume of it is not_suspended
+  rt.trace->hook_id = sr.hook_id;  // a second resume of it is not_suspended
   // The wait node completes with the decision as its port, response_data as output.
   static const char* const ports[] = {"out", "rejected", "escalated"};
-  node_run& w = rt.trace->nodes[sr->node];
+  node_run& w = rt.trace->nodes[sr.node];
   w.status = node_status::completed;
-  w.port = ports[c->decision];
+  w.port = ports[decision];
   w.runs = 1;
-  rt.nodes.push_back(node_record{a.id, sr->node, ports[c->decision], core::unix_ms_now(), 0,
-                                 std::move(c->response_data), {}});
+  rt.nodes.push_back(node_record{id, sr.node, ports[decision], core::unix_ms_now(), 0, std::move(response_data), {}});
   return rt;
 }
 
@@ -978,71 +1063,133 @@ io::task<engine::resume_error> engine::resume_suspended(core::trace_id id, uint8
   if (_recovery_pending || _running.closed() || (_opts.wal && !_opts.wal->healthy()))
     co_return resume_error::unavailable;
   // Taken now, before any suspension: a concurrent resume or the expiry finds
-  // it gone (not_suspended). Put back if the resume cannot be made durable.
+  // it gone (not_suspended), and the store shows it pending until the resume
+  // is admitted. Put back if the resume cannot be made durable.
   suspended_entry e = std::move(*take_suspension(k));
-  std::string payload = e.record;
-  if (payload.empty()) {
-    auto reading = _opts.wal->read(e.at);
-    io::result<std::string> r = co_await std::move(reading);
-    if (!r) {
-      XLOG(error, "trace %s: cannot read its suspended record back: %s", id.to_string().c_str(),
-           r.error().message().c_str());
-      add_suspension(std::move(e));
-      co_return resume_error::unavailable;
-    }
-    payload = std::move(*r);
+  std::shared_ptr<trace_record> placeholder = summary(e);
+  placeholder->status = trace_status::pending;
+  _traces[k] = placeholder;
+  auto put_back = [&] {
+    if (auto it = _traces.find(k); it != _traces.end() && it->second == placeholder) _traces.erase(it);
+    add_suspension(std::move(e));
+    return resume_error::unavailable;
+  };
+  auto reading = suspended_bytes(e.at, e.record);
+  io::result<std::string> payload = co_await std::move(reading);
+  if (!payload) {
+    XLOG(error, "trace %s: cannot read its suspended record back: %s", id.to_string().c_str(),
+         payload.error().message().c_str());
+    co_return put_back();
+  }
+  auto sr = decode_suspended(*payload);
+  if (!sr || sr->start.id != id) {
+    XLOG(error, "trace %s: its suspended record does not decode", id.to_string().c_str());
+    co_return put_back();
   }
   std::string cont;
-  encode(cont, continuation{payload, decision, std::string(response_data.bytes())});
-  auto sr = decode_suspended(payload);
-  std::optional<core::admission_record> a;
-  if (sr) a = core::admission_record{id, sr->start.created_ms, sr->start.pipeline, sr->start.version,
-                                     sr->start.trigger, sr->start.input, cont};
-  auto rt = a ? continued(*a) : std::nullopt;
-  auto ticket = rt ? _opts.queue->admit(core::admission{id, a->created_ms, a->pipeline, a->version, a->trigger,
-                                                        a->input, cont})
-                   : io::result<core::dispatch_ticket>(core::make_error_code(core::dispatch_errc::unavailable));
-  if (!ticket) {
-    add_suspension(std::move(e));
-    co_return resume_error::unavailable;
-  }
-  // The delivery takes it from _resumed; the store shows the trace again.
-  rt->trace->ack = ack_state::waiting;
-  rt->trace->admitted = *ticket;
-  _traces[k] = rt->trace;
-  _resumed.emplace(k, std::move(*rt));
+  encode(cont, continuation{std::move(*payload), decision, std::string(response_data.bytes())});
+  const started_record& s = sr->start;
+  auto ticket = _opts.queue->admit(core::admission{id, s.created_ms, s.pipeline, s.version, s.trigger, s.input, cont});
+  if (!ticket) co_return put_back();
+  recovered_trace rt = continued(std::move(*sr), decision, std::string(response_data.bytes()));
+  // The delivery takes it from _resumed.
+  rt.trace->ack = ack_state::waiting;
+  rt.trace->admitted = *ticket;
+  _traces[k] = rt.trace;
+  _resumed.emplace(k, std::move(rt));
   g_resumes.inc({nodes::to_string(nodes::wait_decision(decision))});
   take_ready(nullptr);
   auto durable = _opts.queue->durable(*ticket);
   io::result<void> done = co_await std::move(durable);
   if (!done) co_return resume_error::unavailable;  // not admitted: still suspended after a restart
-  if (_opts.wal && !e.record.size()) _opts.wal->trace_finished(e.at.segment, core::unix_ms_now());
+  if (_opts.wal && e.record.empty()) _opts.wal->trace_finished(e.at.segment, core::unix_ms_now());
   co_return resume_error::none;
 }
 
-std::vector<engine::suspension_info> engine::suspensions(std::string_view pipeline_name) const {
-  std::vector<suspension_info> out;
-  for (const auto& [k, e] : _suspended)  // by id: time order
-    if (pipeline_name.empty() || e.info.pipeline == pipeline_name) out.push_back(e.info);
+engine::suspension_page engine::suspensions(std::string_view pipeline_name, size_t max) const {
+  std::vector<const suspension_info*> match;
+  for (const auto& [k, e] : _suspended)
+    if (pipeline_name.empty() || e.info.pipeline == pipeline_name) match.push_back(&e.info);
+  size_t n = std::min(max, match.size());
+  std::partial_sort(match.begin(), match.begin() + n, match.end(),
+                    [](const suspension_info* a, const suspension_info* b) { return a->created_ms < b->created_ms; });
+  suspension_page out;
+  out.total = match.size();
+  for (size_t i = 0; i < n; ++i) out.oldest.push_back(*match[i]);
   return out;
 }
 
 engine::hook_traces engine::find_hook(std::string_view hook) const {
   hook_traces out;
-  for (auto [h, end] = _hooks.equal_range(hook); h != end; ++h)
-    (_suspended.count(h->second) ? out.suspended : out.resumed)
-        .push_back(core::trace_id{h->second.first, h->second.second});
+  for (auto [h, end] = _hooks.equal_range(std::hash<std::string_view>{}(hook)); h != end; ++h) {
+    core::trace_id id{h->second.first, h->second.second};
+    if (auto s = _suspended.find(h->second); s != _suspended.end()) {
+      if (s->second.info.hook_id == hook) out.suspended.push_back(id);
+    } else if (auto t = _traces.find(h->second); t != _traces.end() && t->second->hook_id == hook) {
+      out.resumed.push_back(id);
+    }
+  }
   return out;
+}
+
+void engine::index_hook(std::string_view hook, key_t k) {
+  auto [h, end] = _hooks.equal_range(std::hash<std::string_view>{}(hook));
+  for (; h != end; ++h)
+    if (h->second == k) return;
+  _hooks.emplace_hint(end, std::hash<std::string_view>{}(hook), k);
 }
 
 void engine::unindex_hook(const trace_record& t) {
   key_t k{t.id.hi, t.id.lo};
   if (t.hook_id.empty() || _suspended.count(k)) return;
-  for (auto [h, end] = _hooks.equal_range(t.hook_id); h != end; ++h)
+  for (auto [h, end] = _hooks.equal_range(std::hash<std::string_view>{}(t.hook_id)); h != end; ++h)
     if (h->second == k) {
       _hooks.erase(h);
       return;
     }
+}
+
+// The oldest WAL segment has expired but suspensions recorded in it keep it
+// (and every later one): their records are written again at the end of the
+// log, and the old segment is released once the copies are durable. A
+// suspension resumed meanwhile is skipped (the resume holds its own place).
+io::task<void> engine::relog_suspensions(uint64_t segment) {
+  std::vector<key_t> keys;
+  for (const auto& [k, e] : _suspended)
+    if (e.record.empty() && e.at.segment == segment) keys.push_back(k);
+  size_t moved = 0;
+  uint64_t last = 0;
+  for (key_t k : keys) {
+    if (_stop_taking.cancelled()) break;
+    auto it = _suspended.find(k);
+    if (it == _suspended.end()) continue;
+    core::wal_location from = it->second.at;
+    auto reading = _opts.wal->read(from);
+    io::result<std::string> bytes = co_await std::move(reading);
+    if (!bytes) {
+      XLOG(warn, "WAL segment %llu: cannot read a suspended record back to write it again: %s; retrying later",
+           static_cast<unsigned long long>(segment), bytes.error().message().c_str());
+      break;
+    }
+    it = _suspended.find(k);
+    if (it == _suspended.end() || it->second.at.lsn != from.lsn) continue;  // resumed meanwhile
+    uint64_t lsn = _opts.wal->append(core::wal_type_final, *bytes);
+    if (!lsn) break;  // refused (the disk fails): the next sweep asks again
+    it->second.at = _opts.wal->last_location();
+    _opts.wal->trace_started(it->second.at.segment);
+    last = lsn;
+    ++moved;
+  }
+  if (moved) {
+    auto durable = _opts.wal->wait(last);
+    io::result<void> r = co_await std::move(durable);
+    if (r) {
+      for (size_t i = 0; i < moved; ++i) _opts.wal->trace_finished(segment, 0);
+      XLOG(info, "WAL segment %llu: %zu suspended traces written again so that it can be deleted",
+           static_cast<unsigned long long>(segment), moved);
+    }
+  }
+  _relogging = false;
 }
 
 // One timer per shard: wakes at the earliest expiry (and at least every

@@ -200,9 +200,21 @@ class engine {
   // Completes at the next change of the trace (a log line, a node, the end).
   io::task<void> wait_change(std::shared_ptr<trace_record> t);
 
+  // A trace in the store (running, queued, or finished and kept). Suspended
+  // traces are not: they keep only a small entry, and lookup_trace() builds
+  // them from their suspended record.
   std::shared_ptr<trace_record> find_trace(const core::trace_id& id) const;
-  // This shard's traces, newest first, filtered.
-  std::vector<std::shared_ptr<trace_record>> list_traces(std::string_view pipeline, std::optional<trace_status> status) const;
+  // find_trace(), or the suspended trace as its record shows it (a copy; null
+  // when the record cannot be read).
+  io::task<std::shared_ptr<trace_record>> lookup_trace(core::trace_id id);
+  // This shard's traces (suspended ones included), newest first, filtered:
+  // how many match, and the first `max` of them (a suspended one as a summary:
+  // no input, nodes or logs).
+  struct trace_page {
+    size_t total = 0;
+    std::vector<std::shared_ptr<trace_record>> newest;
+  };
+  trace_page list_traces(std::string_view pipeline, std::optional<trace_status> status, size_t max) const;
 
   // Recovery. expect_recovery() refuses admissions until resume_recovered()...
   void expect_recovery() { _recovery_pending = true; }
@@ -231,11 +243,15 @@ class engine {
   struct suspension_info {
     core::trace_id id;
     std::string hook_id, pipeline, node;
-    uint64_t created_ms = 0, expires_ms = 0;  // expires 0: never
+    uint64_t created_ms = 0, expires_ms = 0;  // when it suspended; expires 0: never
     core::value metadata;
   };
-  // Every one (or one pipeline's), oldest first.
-  std::vector<suspension_info> suspensions(std::string_view pipeline) const;
+  // How many there are (of one pipeline, or all), and the `max` oldest.
+  struct suspension_page {
+    size_t total = 0;
+    std::vector<suspension_info> oldest;
+  };
+  suspension_page suspensions(std::string_view pipeline, size_t max) const;
   struct hook_traces {
     std::vector<core::trace_id> suspended;
     std::vector<core::trace_id> resumed;  // resumed (or expired) and still in the store
@@ -260,8 +276,12 @@ class engine {
     std::optional<core::wal_location> suspended_at;  // replay: its run ended in this suspended record
     std::optional<suspended_record> suspension;
   };
+  // All a suspended trace costs in memory (docs/durability.md, perf/RESULTS.md):
+  // what the suspension list and a trace summary show, and where the record is.
   struct suspended_entry {
     suspension_info info;
+    std::string version, trigger;
+    uint64_t trace_created_ms = 0, started_ms = 0;
     uint8_t timeout_action = 1;
     core::wal_location at;  // the suspended record in this shard's WAL...
     std::string record;     // ...or its bytes, without a WAL
@@ -270,11 +290,17 @@ class engine {
   void suspend(trace_record& t, const compiled_flow& flow, suspension s);
   void add_suspension(suspended_entry e);
   std::optional<suspended_entry> take_suspension(key_t k);
+  void index_hook(std::string_view hook, key_t k);
   void unindex_hook(const trace_record& t);
+  // The suspended record's bytes (read back from the WAL, or kept).
+  io::task<io::result<std::string>> suspended_bytes(core::wal_location at, std::string kept);
+  static std::shared_ptr<trace_record> summary(const suspended_entry& e);
   io::task<void> expire(core::trace_id id, uint8_t action);
   // A resumed trace from its continuation; nullopt when it does not decode.
   static std::optional<recovered_trace> continued(core::admission_record a);
+  static recovered_trace continued(suspended_record sr, uint8_t decision, std::string response_data);
   io::task<void> expiry_loop();
+  io::task<void> relog_suspensions(uint64_t segment);
   io::task<void> take_loop();
   // `admitted`: the trace admit() just made, when the caller is admit().
   void take_ready(const std::shared_ptr<trace_record>& admitted);
@@ -318,9 +344,12 @@ class engine {
   size_t _recovered = 0;
   idempotency_table _idempotency;
   std::map<key_t, suspended_entry> _suspended;
-  std::multimap<std::string, key_t, std::less<>> _hooks;  // hook id → suspended (or resumed, in the store) trace
+  // Hash of the hook id → suspended (or resumed, in the store) trace: the id
+  // itself is in the entry or the trace (no second copy per suspension).
+  std::multimap<size_t, key_t> _hooks;
   std::multimap<uint64_t, key_t> _expiries;               // expiry → suspended trace
   std::map<key_t, recovered_trace> _resumed;              // admitted by a resume, until delivered
+  bool _relogging = false;                                // relog_suspensions() runs
   std::string _scratch;  // record encoding buffer
 };
 

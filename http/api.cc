@@ -408,14 +408,22 @@ struct owner_reply {
   std::string body;  // found: what `render` made; otherwise: why
 };
 
-// On the owner: `render(trace)`. A trace not found while its shard still replays
-// the WAL, or once it has stopped, may exist: unavailable, not not_found.
-template <class F>
-owner_reply render_local(ctx_t ctx, core::trace_id id, const F& render) {
+// A trace not found while its shard still replays the WAL, or once it has
+// stopped, may exist: unavailable, not not_found.
+owner_reply absent(ctx_t ctx) {
   if (!here(ctx)) return {owner_reply::unavailable, "xerv is stopping"};
-  if (auto t = here(ctx)->find_trace(id)) return {owner_reply::found, render(*t)};
   if (here(ctx)->recovering()) return {owner_reply::unavailable, "recovering the write-ahead log; retry shortly"};
   return {};
+}
+
+// On the owner: `render(trace)` (a suspended trace as its record shows it).
+template <class F>
+io::task<owner_reply> render_local(ctx_t ctx, core::trace_id id, F render) {
+  if (!here(ctx)) co_return absent(ctx);
+  auto looking = here(ctx)->lookup_trace(id);
+  std::shared_ptr<flows::trace_record> t = co_await std::move(looking);
+  if (!t) co_return absent(ctx);
+  co_return owner_reply{owner_reply::found, render(*t)};
 }
 
 template <class F>
@@ -462,9 +470,10 @@ io::task<response> get_logs(ctx_t ctx, std::string id_text) {
 
 // On the owner: ends the trace if it is a recovered one waiting for its pipeline.
 io::task<owner_reply> discard_local(ctx_t ctx, core::trace_id id) {
-  if (!here(ctx)) co_return owner_reply{owner_reply::unavailable, "xerv is stopping"};
-  auto t = here(ctx)->find_trace(id);
-  if (!t) co_return render_local(ctx, id, [](const flows::trace_record&) { return std::string(); });
+  if (!here(ctx)) co_return absent(ctx);
+  auto looking = here(ctx)->lookup_trace(id);
+  std::shared_ptr<flows::trace_record> t = co_await std::move(looking);
+  if (!t) co_return absent(ctx);
   if (t->waiting_for.empty())
     co_return owner_reply{owner_reply::conflict, "trace " + id.to_string() +
                                                      " is not waiting for its pipeline; only such traces can be discarded"};
@@ -520,8 +529,9 @@ struct log_batch {
 io::task<log_batch> next_logs(ctx_t ctx, core::trace_id id, size_t from) {
   log_batch b;
   if (!here(ctx)) co_return b;  // the shard is stopping
-  auto t = here(ctx)->find_trace(id);
-  if (!t) co_return b;
+  auto looking = here(ctx)->lookup_trace(id);
+  std::shared_ptr<flows::trace_record> t = co_await std::move(looking);
+  if (!t || !here(ctx)) co_return b;
   b.found = true;
   if (t->logs.size() <= from && !t->finished()) {
     auto changed = here(ctx)->wait_change(t);
@@ -586,15 +596,15 @@ struct listed {
 
 struct listed_page {
   size_t total = 0;            // every match on this shard
-  std::vector<listed> newest;  // the first `max` of them
+  std::vector<listed> first;  // the first `max` of them, in the listing's order
 };
 
 listed_page local_traces(ctx_t ctx, std::string pipeline, std::optional<flows::trace_status> status, size_t max) {
   listed_page out;
   if (!here(ctx)) return out;  // the shard has stopped
-  auto all = here(ctx)->list_traces(pipeline, status);
-  out.total = all.size();
-  for (size_t i = 0; i < all.size() && i < max; ++i) out.newest.push_back({all[i]->created_ms, trace_summary(*all[i])});
+  auto page = here(ctx)->list_traces(pipeline, status, max);
+  out.total = page.total;
+  for (const auto& t : page.newest) out.first.push_back({t->created_ms, trace_summary(*t)});
   return out;
 }
 
@@ -624,7 +634,7 @@ io::task<response> list_traces(ctx_t ctx, request& req) {
   size_t total = 0;
   for (auto& p : parts) {
     total += p.total;
-    for (auto& l : p.newest) all.push_back(std::move(l));
+    for (auto& l : p.first) all.push_back(std::move(l));
   }
   std::stable_sort(all.begin(), all.end(), [](const listed& a, const listed& b) { return a.created_ms > b.created_ms; });
   std::string out = "{\"traces\":[";
@@ -880,10 +890,12 @@ void time_field(std::string& out, std::string_view k, uint64_t unix_ms) {
   out += '"';
 }
 
-std::vector<listed> local_suspensions(ctx_t ctx, std::string pipeline) {
-  std::vector<listed> out;
+listed_page local_suspensions(ctx_t ctx, std::string pipeline, size_t max) {
+  listed_page out;
   if (!here(ctx)) return out;
-  for (const auto& s : here(ctx)->suspensions(pipeline)) {
+  auto page = here(ctx)->suspensions(pipeline, max);
+  out.total = page.total;
+  for (const auto& s : page.oldest) {
     std::string j = "{";
     field(j, "trace_id", s.id.to_string());
     field(j, "hook_id", s.hook_id);
@@ -893,7 +905,7 @@ std::vector<listed> local_suspensions(ctx_t ctx, std::string pipeline) {
     time_field(j, "created_at", s.created_ms);
     time_field(j, "expires_at", s.expires_ms);
     j += '}';
-    out.push_back({s.created_ms, std::move(j)});
+    out.first.push_back({s.created_ms, std::move(j)});
   }
   return out;
 }
@@ -908,18 +920,22 @@ io::task<response> list_suspensions(ctx_t ctx, request& req) {
     if (ec != std::errc() || p != t.data() + t.size() || *v > max)
       co_return json_error(400, "invalid_payload", "limit must be 0-1000 and offset a number");
   }
-  auto job = io::invoke_on_all([ctx, pipeline] { return local_suspensions(ctx, pipeline); });
+  size_t want = size_t(offset + limit);
+  auto job = io::invoke_on_all([ctx, pipeline, want] { return local_suspensions(ctx, pipeline, want); });
   auto parts = co_await std::move(job);
   std::vector<listed> all;
-  for (auto& p : parts)
-    for (auto& l : p) all.push_back(std::move(l));
+  size_t total = 0;
+  for (auto& p : parts) {
+    total += p.total;
+    for (auto& l : p.first) all.push_back(std::move(l));
+  }
   std::stable_sort(all.begin(), all.end(), [](const listed& a, const listed& b) { return a.created_ms < b.created_ms; });
   std::string out = "{\"suspensions\":[";
   for (size_t i = offset; i < all.size() && i < offset + limit; ++i) {
     if (out.back() != '[') out += ',';
     out += all[i].json;
   }
-  out += "],\"count\":" + std::to_string(all.size()) + ",\"offset\":" + std::to_string(offset) +
+  out += "],\"count\":" + std::to_string(total) + ",\"offset\":" + std::to_string(offset) +
          ",\"limit\":" + std::to_string(limit) + "}";
   co_return json_ok(200, std::move(out));
 }

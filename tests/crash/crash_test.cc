@@ -670,9 +670,11 @@ TEST(crash, suspensions_and_acknowledged_resumes_survive_kill_9) {
   EXPECT_EQ(wait_status(port, ids[1]), "completed");
   auto listed = request(port, "GET", "/api/v1/suspensions", "", 3000);
   EXPECT_NE(listed.body.find(R"("count":2)"), std::string::npos) << listed.body;
-  EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/" + ids[0] + "/resume", R"({"decision":"approve"})", 3000)
-                .status,
-            409);
+  // A second resume, by id or by hook, of a trace resumed before the kill: 409.
+  for (const std::string& target : {ids[0], std::string("h-0"), std::string("h-1")}) {
+    auto again = request(port, "POST", "/api/v1/suspensions/" + target + "/resume", R"({"decision":"approve"})", 3000);
+    EXPECT_EQ(again.status, 409) << target << ": " << again.body;
+  }
   // The other two resume to completion in this process.
   EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/h-2/resume", R"({"decision":"approve"})", 3000).status, 200);
   EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/h-3/resume", R"({"decision":"approve"})", 3000).status, 200);
@@ -714,6 +716,78 @@ TEST(crash, a_suspension_that_expired_while_down_fires_after_recovery) {
   EXPECT_NE(t.body.find(R"("expired":{"status":"completed")"), std::string::npos) << t.body;
   p.signal(SIGTERM);
   EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0);
+}
+
+// A suspension outlives the WAL segment it was recorded in: once that segment
+// has expired, the suspended records are written again at the end of the log,
+// so old segments are deleted; the suspensions still resume, before and after
+// a kill -9.
+TEST(crash, a_long_lived_suspension_does_not_keep_old_wal_segments) {
+  tmp_dir root("xerv-wait-relog");
+  fs::create_directories(root.path / "flows");
+  std::ofstream(root.path / "flows" / "waits.yaml") << wait_flow(R"({hook_id: "h-${hook.n}", metadata_fields: [n]})");
+  std::ofstream(root.path / "flows" / "fill.yaml") << R"(name: fill
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /hooks/fill, method: POST}}
+nodes:
+  note: {type: std::log, config: {message: "filler"}}
+edges:
+  - {from: hook, to: note}
+settings: {max_concurrent_executions: 10000}
+)";
+  auto env = serve_env(root.path / "data", root.path / "flows");
+  env[0] = "XERV_SHARDS=1";
+  env.push_back("XERV_TRACE_RETENTION=1s");
+  fs::path wal = root.path / "data" / "wal" / "shard-0";
+  std::vector<std::string> ids;
+  {
+    xerv_process p(env);
+    uint16_t port = p.wait_ready();
+    ASSERT_NE(port, 0) << p.log();
+    for (int n = 0; n < 3; ++n) {
+      auto r = request(port, "POST", "/hooks/waits", R"({"n":)" + std::to_string(n) + "}", 3000);
+      ASSERT_EQ(r.status, 202) << r.body;
+      ids.push_back(xerv::testing::json_field(r.body, "trace_id"));
+    }
+    // Enough traces to fill several 256 KiB segments; then, past retention,
+    // every segment but the newest can go.
+    client c(port);
+    for (int i = 0; i < 4000; ++i) {
+      std::string body = R"({"n":)" + std::to_string(i) + "}";
+      ASSERT_TRUE(c.send("POST /hooks/fill HTTP/1.1\r\nHost: t\r\nContent-Length: " + std::to_string(body.size()) +
+                         "\r\n\r\n" + body));
+      ASSERT_EQ(c.read_response(5000).status, 202);
+    }
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (oldest_segment(wal) == 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_GT(oldest_segment(wal), 1u) << "the segment holding the suspensions was never deleted";
+    // Resumed from its copy.
+    auto a = request(port, "POST", "/api/v1/suspensions/h-0/resume", R"({"decision":"approve"})", 3000);
+    EXPECT_EQ(a.status, 200) << a.body;
+    EXPECT_EQ(wait_status(port, ids[0]), "completed");
+    kill9(p);
+  }
+  xerv_process p(env);
+  uint16_t port = p.wait_ready();
+  ASSERT_NE(port, 0) << p.log();
+  auto listed = request(port, "GET", "/api/v1/suspensions", "", 3000);
+  EXPECT_NE(listed.body.find(R"("count":2)"), std::string::npos) << listed.body;
+  EXPECT_NE(listed.body.find(R"("metadata":{"n":2})"), std::string::npos) << listed.body;
+  auto t = request(port, "GET", "/api/v1/traces/" + ids[1], "", 3000);
+  EXPECT_NE(t.body.find(R"("input":{"n":1})"), std::string::npos) << t.body;
+  // (Each checked right away: a finished trace is kept for 1 s here.)
+  EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/" + ids[2] + "/resume", R"({"decision":"reject"})", 3000)
+                .status,
+            200);
+  EXPECT_EQ(wait_status(port, ids[2]), "completed");
+  EXPECT_EQ(request(port, "POST", "/api/v1/suspensions/h-1/resume", R"({"decision":"approve"})", 3000).status, 200);
+  EXPECT_EQ(wait_status(port, ids[1]), "completed");
+  EXPECT_NE(request(port, "GET", "/api/v1/traces/" + ids[1], "", 3000).body.find(R"("done":{"status":"completed")"),
+            std::string::npos);
+  p.signal(SIGTERM);
+  EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
 }
 
 }  // namespace

@@ -126,6 +126,60 @@ TEST(suspensions, suspend_list_and_resume_by_hook_and_by_trace_id_down_each_port
   EXPECT_NE(trace_when(s, json_field(r.body, "trace_id"), "completed").find(R"("output":{})"), std::string::npos);
 }
 
+// A suspended trace keeps only a small entry in memory: the trace store's
+// limit does not evict it, and GET /traces shows it from its suspended record
+// (input, the nodes before the wait, logs).
+TEST(suspensions, a_suspended_trace_outlives_the_trace_store_and_shows_its_record) {
+  api s({"XERV_TRACE_STORE_MAX=1"});
+  ASSERT_EQ(s.post("/api/v1/pipelines", R"(name: long
+version: "7"
+triggers:
+  - {id: hook, type: webhook, params: {path: /long, method: POST}}
+nodes:
+  note: {type: std::log, config: {message: "before the wait"}}
+  gate: {type: std::wait, config: {hook_id: "long-${hook.n}"}}
+  ok: {type: std::log, config: {message: "after"}}
+edges:
+  - {from: hook, to: note}
+  - {from: note, to: gate}
+  - {from: gate.out, to: ok}
+)").status,
+            201);
+  ASSERT_EQ(s.post("/api/v1/pipelines", approval("quick", "{}")).status, 201);
+  auto r = s.post("/long", R"({"n":1})");
+  ASSERT_EQ(r.status, 202) << r.body;
+  std::string id = json_field(r.body, "trace_id");
+  ASSERT_EQ(json_field(trace_when(s, id, "suspended"), "status"), "suspended");
+  // Finished traces of another pipeline push everything else out of the store.
+  for (int i = 0; i < 6; ++i) {
+    std::string q = json_field(s.post("/quick", "{}").body, "trace_id");
+    ASSERT_EQ(s.post("/api/v1/suspensions/" + q + "/resume", resume_body("approve")).status, 200);
+    trace_when(s, q, "completed");
+  }
+  auto t = s.get("/api/v1/traces/" + id);
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(json_field(t.body, "status"), "suspended");
+  EXPECT_EQ(json_field(t.body, "version"), "7");
+  EXPECT_NE(t.body.find(R"("input":{"n":1})"), std::string::npos) << t.body;
+  EXPECT_NE(t.body.find(R"("note":{"status":"completed","port":"out")"), std::string::npos) << t.body;
+  EXPECT_NE(t.body.find(R"("gate":{"status":"suspended")"), std::string::npos) << t.body;
+  EXPECT_NE(t.body.find(R"("hook_id":"long-1")"), std::string::npos) << t.body;
+  auto logs = s.get("/api/v1/traces/" + id + "/logs");
+  EXPECT_NE(logs.body.find("before the wait"), std::string::npos) << logs.body;
+  // Listed with the others (newest first), and by status.
+  auto suspended = s.get("/api/v1/traces?status=suspended");
+  EXPECT_NE(suspended.body.find(id), std::string::npos) << suspended.body;
+  EXPECT_NE(suspended.body.find(R"("total":1)"), std::string::npos) << suspended.body;
+  EXPECT_NE(s.get("/api/v1/traces?pipeline_id=long").body.find(R"("hook_id":"long-1")"), std::string::npos);
+  EXPECT_EQ(s.get("/api/v1/traces?pipeline_id=quick&status=suspended").body.find(id), std::string::npos);
+  // And it resumes from that record.
+  ASSERT_EQ(s.post("/api/v1/suspensions/long-1/resume", resume_body("approve", R"({"k":2})")).status, 200);
+  auto done = trace_when(s, id, "completed");
+  EXPECT_NE(done.find(R"("ok":{"status":"completed")"), std::string::npos) << done;
+  EXPECT_NE(done.find(R"("note":{"status":"completed")"), std::string::npos) << done;
+  EXPECT_NE(s.get("/api/v1/traces/" + id + "/logs").body.find("before the wait"), std::string::npos);
+}
+
 TEST(suspensions, two_traces_on_one_hook_are_resumed_by_trace_id) {
   api s;
   ASSERT_EQ(s.post("/api/v1/pipelines", approval("twice", R"({hook_id: "same"})")).status, 201);
