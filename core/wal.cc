@@ -561,7 +561,7 @@ io::task<void> wal::delete_old_segments() {
       if (!kept) break;
     }
     // The next sweep deletes it, once what _retire wrote again is durable.
-    if (_retire_lsn > (_opts.sync == wal_sync::batch ? _synced_lsn : _durable_lsn)) break;
+    if (!stable(_retire_lsn)) break;
     std::string path = s.path;
     if (auto r = co_await _storage.remove(path); !r) {
       XLOG(warn, "%s: cannot delete an expired WAL segment: %s", path.c_str(), r.error().message().c_str());

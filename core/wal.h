@@ -142,6 +142,9 @@ class wal {
   // False while writes are failing, for a while (disk full) or for good (failed());
   // admissions should be refused meanwhile.
   bool healthy() const { return !_failing; }
+  // Up to `lsn` is as safe as the sync mode makes it: on stable storage
+  // (always, batch), or written (none).
+  bool stable(uint64_t lsn) const { return lsn <= (_opts.sync == wal_sync::batch ? _synced_lsn : _durable_lsn); }
   // True once a sync or a write failed in a way no retry can repair; stays true
   // until the process restarts.
   bool failed() const { return _failed; }

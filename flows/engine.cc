@@ -336,7 +336,8 @@ void engine::attach_storage(core::wal* wal, core::arena* arena) {
   if (!wal) return;
   wal->on_retire([this](uint64_t segment) { return _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
   wal->on_held([this](uint64_t segment) {
-    if (_relogging || _stop_taking.cancelled()) return;
+    if (_relogging || _stop_taking.cancelled() || !_opts.wal->healthy()) return;
+    if (_relog_idle == std::pair{segment, _suspension_adds}) return;  // none there, none added since
     _relogging = true;
     auto spawned = io::spawn(_timers, relog_suspensions(segment));
     if (!spawned) _relogging = false;
@@ -355,7 +356,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   // A key seen before answers with its trace whatever the pipeline's state now.
   if (!idempotency_key.empty())
     if (auto seen = _idempotency.find(pipeline_name, idempotency_key, now)) {
-      admission a{admit_error::none, {}, find_trace(*seen)};
+      auto suspended = _suspended.find({seen->hi, seen->lo});
+      admission a{admit_error::none, {}, suspended != _suspended.end() ? summary(suspended->second) : find_trace(*seen)};
       a.replayed = true;
       a.replayed_id = *seen;
       return a;
@@ -642,7 +644,7 @@ void engine::evict() {
   uint64_t max_age = uint64_t(_opts.trace_retention.count());
   while (!_finished.empty()) {
     auto it = _traces.find(std::make_pair(_finished.front().hi, _finished.front().lo));
-    if (it == _traces.end() || !it->second->finished()) {  // resumed since it was suspended
+    if (it == _traces.end()) {  // gone already
       _finished.pop_front();
       continue;
     }
@@ -938,6 +940,7 @@ void engine::suspend(trace_record& t, const compiled_flow& flow, suspension sp) 
     return;
   }
   t.status = trace_status::suspended;
+  if (t.hook_id != r.hook_id) unindex_hook(t);  // a later wait of a resumed trace: its new hook
   t.hook_id = r.hook_id;
   t.nodes[r.node].status = node_status::suspended;
   t.logs_journaled = t.logs.size();
@@ -967,9 +970,18 @@ void engine::suspend(trace_record& t, const compiled_flow& flow, suspension sp) 
 void engine::add_suspension(suspended_entry e) {
   key_t k{e.info.id.hi, e.info.id.lo};
   index_hook(e.info.hook_id, k);
-  if (e.info.expires_ms) _expiries.emplace(e.info.expires_ms, k);
+  index_expiry(e.info.expires_ms, k);
   g_suspended.add(1, {e.info.pipeline});
+  ++_suspension_adds;
   _suspended.insert_or_assign(k, std::move(e));
+}
+
+void engine::index_expiry(uint64_t expires_ms, key_t k) {
+  if (!expires_ms) return;
+  auto [x, end] = _expiries.equal_range(expires_ms);
+  for (; x != end; ++x)
+    if (x->second == k) return;
+  _expiries.emplace_hint(end, expires_ms, k);
 }
 
 std::optional<engine::suspended_entry> engine::take_suspension(key_t k) {
@@ -1058,41 +1070,43 @@ engine::recovered_trace engine::continued(suspended_record sr, uint8_t decision,
 io::task<engine::resume_error> engine::resume_suspended(core::trace_id id, uint8_t decision,
                                                         core::value response_data) {
   key_t k{id.hi, id.lo};
-  if (!_suspended.count(k)) co_return _traces.count(k) || _resumed.count(k) ? resume_error::not_suspended
-                                                                            : resume_error::not_found;
+  auto it = _suspended.find(k);
+  if (it == _suspended.end() || it->second.resuming)
+    co_return it != _suspended.end() || _traces.count(k) || _resumed.count(k) ? resume_error::not_suspended
+                                                                              : resume_error::not_found;
   if (_recovery_pending || _running.closed() || (_opts.wal && !_opts.wal->healthy()))
     co_return resume_error::unavailable;
-  // Taken now, before any suspension: a concurrent resume or the expiry finds
-  // it gone (not_suspended), and the store shows it pending until the resume
-  // is admitted. Put back if the resume cannot be made durable.
-  suspended_entry e = std::move(*take_suspension(k));
-  std::shared_ptr<trace_record> placeholder = summary(e);
-  placeholder->status = trace_status::pending;
-  _traces[k] = placeholder;
-  auto put_back = [&] {
-    if (auto it = _traces.find(k); it != _traces.end() && it->second == placeholder) _traces.erase(it);
-    add_suspension(std::move(e));
+  // Marked before any suspension: a concurrent resume or the expiry gets
+  // not_suspended, the relog leaves it alone. It stays suspended (unmarked,
+  // its expiry armed again) if the resume cannot be admitted.
+  it->second.resuming = true;
+  auto give_up = [this, k] {
+    if (auto i = _suspended.find(k); i != _suspended.end()) {
+      i->second.resuming = false;
+      index_expiry(i->second.info.expires_ms, k);
+    }
     return resume_error::unavailable;
   };
-  auto reading = suspended_bytes(e.at, e.record);
+  auto reading = suspended_bytes(it->second.at, it->second.record);
   io::result<std::string> payload = co_await std::move(reading);
   if (!payload) {
     XLOG(error, "trace %s: cannot read its suspended record back: %s", id.to_string().c_str(),
          payload.error().message().c_str());
-    co_return put_back();
+    co_return give_up();
   }
   auto sr = decode_suspended(*payload);
   if (!sr || sr->start.id != id) {
     XLOG(error, "trace %s: its suspended record does not decode", id.to_string().c_str());
-    co_return put_back();
+    co_return give_up();
   }
   std::string cont;
   encode(cont, continuation{std::move(*payload), decision, std::string(response_data.bytes())});
   const started_record& s = sr->start;
   auto ticket = _opts.queue->admit(core::admission{id, s.created_ms, s.pipeline, s.version, s.trigger, s.input, cont});
-  if (!ticket) co_return put_back();
+  if (!ticket) co_return give_up();
+  suspended_entry e = std::move(*take_suspension(k));
   recovered_trace rt = continued(std::move(*sr), decision, std::string(response_data.bytes()));
-  // The delivery takes it from _resumed.
+  // The delivery takes it from _resumed; the store shows the trace again.
   rt.trace->ack = ack_state::waiting;
   rt.trace->admitted = *ticket;
   _traces[k] = rt.trace;
@@ -1101,7 +1115,8 @@ io::task<engine::resume_error> engine::resume_suspended(core::trace_id id, uint8
   take_ready(nullptr);
   auto durable = _opts.queue->durable(*ticket);
   io::result<void> done = co_await std::move(durable);
-  if (!done) co_return resume_error::unavailable;  // not admitted: still suspended after a restart
+  // Not durable: still suspended after a restart, so its record stays held.
+  if (!done) co_return resume_error::unavailable;
   if (_opts.wal && e.record.empty()) _opts.wal->trace_finished(e.at.segment, core::unix_ms_now());
   co_return resume_error::none;
 }
@@ -1109,10 +1124,12 @@ io::task<engine::resume_error> engine::resume_suspended(core::trace_id id, uint8
 engine::suspension_page engine::suspensions(std::string_view pipeline_name, size_t max) const {
   std::vector<const suspension_info*> match;
   for (const auto& [k, e] : _suspended)
-    if (pipeline_name.empty() || e.info.pipeline == pipeline_name) match.push_back(&e.info);
+    if (!e.resuming && (pipeline_name.empty() || e.info.pipeline == pipeline_name)) match.push_back(&e.info);
   size_t n = std::min(max, match.size());
-  std::partial_sort(match.begin(), match.begin() + n, match.end(),
-                    [](const suspension_info* a, const suspension_info* b) { return a->created_ms < b->created_ms; });
+  // (Ties by id: pages of one listing neither repeat nor skip one.)
+  std::partial_sort(match.begin(), match.begin() + n, match.end(), [](const suspension_info* a, const suspension_info* b) {
+    return std::tie(a->created_ms, a->id.hi, a->id.lo) < std::tie(b->created_ms, b->id.hi, b->id.lo);
+  });
   suspension_page out;
   out.total = match.size();
   for (size_t i = 0; i < n; ++i) out.oldest.push_back(*match[i]);
@@ -1141,7 +1158,7 @@ void engine::index_hook(std::string_view hook, key_t k) {
 
 void engine::unindex_hook(const trace_record& t) {
   key_t k{t.id.hi, t.id.lo};
-  if (t.hook_id.empty() || _suspended.count(k)) return;
+  if (t.hook_id.empty()) return;
   for (auto [h, end] = _hooks.equal_range(std::hash<std::string_view>{}(t.hook_id)); h != end; ++h)
     if (h->second == k) {
       _hooks.erase(h);
@@ -1154,15 +1171,20 @@ void engine::unindex_hook(const trace_record& t) {
 // log, and the old segment is released once the copies are durable. A
 // suspension resumed meanwhile is skipped (the resume holds its own place).
 io::task<void> engine::relog_suspensions(uint64_t segment) {
+  struct done_t {
+    engine& e;
+    ~done_t() { e._relogging = false; }
+  } done{*this};
   std::vector<key_t> keys;
   for (const auto& [k, e] : _suspended)
-    if (e.record.empty() && e.at.segment == segment) keys.push_back(k);
+    if (e.record.empty() && e.at.segment == segment && !e.resuming) keys.push_back(k);
+  if (keys.empty()) _relog_idle = {segment, _suspension_adds};
   size_t moved = 0;
   uint64_t last = 0;
   for (key_t k : keys) {
     if (_stop_taking.cancelled()) break;
     auto it = _suspended.find(k);
-    if (it == _suspended.end()) continue;
+    if (it == _suspended.end() || it->second.resuming) continue;
     core::wal_location from = it->second.at;
     auto reading = _opts.wal->read(from);
     io::result<std::string> bytes = co_await std::move(reading);
@@ -1172,7 +1194,7 @@ io::task<void> engine::relog_suspensions(uint64_t segment) {
       break;
     }
     it = _suspended.find(k);
-    if (it == _suspended.end() || it->second.at.lsn != from.lsn) continue;  // resumed meanwhile
+    if (it == _suspended.end() || it->second.resuming || it->second.at.lsn != from.lsn) continue;
     uint64_t lsn = _opts.wal->append(core::wal_type_final, *bytes);
     if (!lsn) break;  // refused (the disk fails): the next sweep asks again
     it->second.at = _opts.wal->last_location();
@@ -1180,16 +1202,20 @@ io::task<void> engine::relog_suspensions(uint64_t segment) {
     last = lsn;
     ++moved;
   }
-  if (moved) {
+  if (!moved) co_return;
+  // The old segment is released only once the copies are on stable storage;
+  // while the disk refuses writes they wait in the WAL's buffer.
+  while (!_opts.wal->stable(last)) {
     auto durable = _opts.wal->wait(last);
     io::result<void> r = co_await std::move(durable);
-    if (r) {
-      for (size_t i = 0; i < moved; ++i) _opts.wal->trace_finished(segment, 0);
-      XLOG(info, "WAL segment %llu: %zu suspended traces written again so that it can be deleted",
-           static_cast<unsigned long long>(segment), moved);
-    }
+    if (_opts.wal->stable(last)) break;
+    if (_opts.wal->failed()) co_return;  // for good: a restart recovers from what is on disk
+    auto slept = co_await io::sleep_for(std::chrono::milliseconds(r ? 10 : 1000), &_stop_taking);
+    if (!slept) co_return;  // stopping: a restart recounts what holds the segment
   }
-  _relogging = false;
+  for (size_t i = 0; i < moved; ++i) _opts.wal->trace_finished(segment, 0);
+  XLOG(info, "WAL segment %llu: %zu suspended traces written again so that it can be deleted",
+       static_cast<unsigned long long>(segment), moved);
 }
 
 // One timer per shard: wakes at the earliest expiry (and at least every

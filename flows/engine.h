@@ -204,8 +204,8 @@ class engine {
   // traces are not: they keep only a small entry, and lookup_trace() builds
   // them from their suspended record.
   std::shared_ptr<trace_record> find_trace(const core::trace_id& id) const;
-  // find_trace(), or the suspended trace as its record shows it (a copy; null
-  // when the record cannot be read).
+  // find_trace(), or the suspended trace as its record shows it (a copy; its
+  // summary when the record cannot be read).
   io::task<std::shared_ptr<trace_record>> lookup_trace(core::trace_id id);
   // This shard's traces (suspended ones included), newest first, filtered:
   // how many match, and the first `max` of them (a suspended one as a summary:
@@ -285,12 +285,14 @@ class engine {
     uint8_t timeout_action = 1;
     core::wal_location at;  // the suspended record in this shard's WAL...
     std::string record;     // ...or its bytes, without a WAL
+    bool resuming = false;  // a resume reads the record and admits it
   };
   using key_t = std::pair<uint64_t, uint64_t>;
   void suspend(trace_record& t, const compiled_flow& flow, suspension s);
   void add_suspension(suspended_entry e);
   std::optional<suspended_entry> take_suspension(key_t k);
   void index_hook(std::string_view hook, key_t k);
+  void index_expiry(uint64_t expires_ms, key_t k);
   void unindex_hook(const trace_record& t);
   // The suspended record's bytes (read back from the WAL, or kept).
   io::task<io::result<std::string>> suspended_bytes(core::wal_location at, std::string kept);
@@ -350,6 +352,8 @@ class engine {
   std::multimap<uint64_t, key_t> _expiries;               // expiry → suspended trace
   std::map<key_t, recovered_trace> _resumed;              // admitted by a resume, until delivered
   bool _relogging = false;                                // relog_suspensions() runs
+  uint64_t _suspension_adds = 0;
+  std::pair<uint64_t, uint64_t> _relog_idle{0, ~0ull};    // a segment with none, at _suspension_adds
   std::string _scratch;  // record encoding buffer
 };
 

@@ -180,6 +180,62 @@ edges:
   EXPECT_NE(s.get("/api/v1/traces/" + id + "/logs").body.find("before the wait"), std::string::npos);
 }
 
+// A replayed Idempotency-Key of a suspended sync webhook answers as the first
+// call did (202 suspended, with its hook), not with a bare trace id.
+TEST(suspensions, an_idempotency_key_replays_the_suspended_answer) {
+  api s;
+  ASSERT_EQ(s.post("/api/v1/pipelines", approval("idem", R"({hook_id: "idem-${hook.n}"})")).status, 201);
+  auto call = [&] {
+    return s.call(xerv::testing::post("/idem", R"({"n":1})", "Idempotency-Key: order-7\r\n"));
+  };
+  auto first = call();
+  ASSERT_EQ(first.status, 202) << first.body;
+  EXPECT_EQ(json_field(first.body, "status"), "suspended");
+  auto again = call();
+  EXPECT_EQ(again.status, 202) << again.body;
+  EXPECT_EQ(again.headers["idempotency-replayed"], "true");
+  EXPECT_EQ(json_field(again.body, "trace_id"), json_field(first.body, "trace_id"));
+  EXPECT_EQ(json_field(again.body, "status"), "suspended") << again.body;
+  EXPECT_EQ(json_field(again.body, "hook_id"), "idem-1") << again.body;
+}
+
+// Two waits in a row: the trace suspends again on the second hook after the
+// first resume; each hook resumes its own wait once.
+TEST(suspensions, a_trace_with_two_waits_suspends_twice) {
+  api s;
+  ASSERT_EQ(s.post("/api/v1/pipelines", R"(name: twice
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /twice, method: POST}}
+nodes:
+  first: {type: std::wait, config: {hook_id: "one-${hook.n}"}}
+  second: {type: std::wait, config: {hook_id: "two-${hook.n}"}}
+  done: {type: std::log, config: {message: "both"}}
+edges:
+  - {from: hook, to: first}
+  - {from: first.out, to: second}
+  - {from: second.out, to: done}
+)").status,
+            201);
+  std::string id = json_field(s.post("/twice", R"({"n":4})").body, "trace_id");
+  ASSERT_EQ(json_field(trace_when(s, id, "suspended"), "hook_id"), "one-4");
+  EXPECT_EQ(s.post("/api/v1/suspensions/two-4/resume", resume_body("approve")).status, 404);
+  ASSERT_EQ(s.post("/api/v1/suspensions/one-4/resume", resume_body("approve")).status, 200);
+  std::string body;
+  for (int i = 0; i < 500 && json_field(body, "hook_id") != "two-4"; ++i) {
+    body = s.get("/api/v1/traces/" + id).body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(json_field(body, "status"), "suspended") << body;
+  EXPECT_NE(body.find(R"("first":{"status":"completed","port":"out")"), std::string::npos) << body;
+  EXPECT_NE(body.find(R"("second":{"status":"suspended")"), std::string::npos) << body;
+  EXPECT_NE(s.post("/api/v1/suspensions/one-4/resume", resume_body("approve")).status, 200);
+  ASSERT_EQ(s.post("/api/v1/suspensions/two-4/resume", resume_body("approve")).status, 200);
+  auto done = trace_when(s, id, "completed");
+  EXPECT_NE(done.find(R"("done":{"status":"completed")"), std::string::npos) << done;
+  EXPECT_EQ(s.post("/api/v1/suspensions/two-4/resume", resume_body("approve")).status, 409);
+}
+
 TEST(suspensions, two_traces_on_one_hook_are_resumed_by_trace_id) {
   api s;
   ASSERT_EQ(s.post("/api/v1/pipelines", approval("twice", R"({hook_id: "same"})")).status, 201);
