@@ -26,6 +26,7 @@ struct history {
   std::optional<flows::idempotency_record> key;  // the newest record of the key that started it
   std::optional<flows::suspended_record> suspended;  // its last suspension
   std::optional<flows::continuation> resumed;        // ...and the resume that followed it
+  std::optional<flows::cron_record> cron;            // the cron fire that started it
 };
 
 void field(std::string& out, const char* key) {
@@ -89,6 +90,7 @@ std::string render(const history& h) {
     str_field(out, "idempotency_key", h.key->key);
     num_field(out, "idempotency_expires_at_ms", h.key->expires_ms);
   }
+  if (h.cron) num_field(out, "cron_scheduled_at_s", uint64_t(h.cron->scheduled_s));
   field(out, "nodes");
   out += '[';
   std::vector<flows::log_line> logs;
@@ -168,6 +170,7 @@ std::map<std::pair<uint64_t, uint64_t>, history> read_histories(const std::vecto
             h.end = flows::decode_ended(r.payload);
             break;
           case flows::journal_type::idempotency: h.key = flows::decode_idempotency(r.payload); break;
+          case flows::journal_type::cron: h.cron = flows::decode_cron(r.payload); break;
         }
       });
       if (scan.corrupt)

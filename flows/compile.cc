@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/trace_id.h"
 #include "flows/flow.h"
 
 namespace xerv::flows {
@@ -270,7 +271,9 @@ class compiler {
       }
     } else if (t.type == "manual" || t.type == "memory") {
       // No parameters.
-    } else if (t.type == "cron" || t.type == "filesystem" || t.type == "queue") {
+    } else if (t.type == "cron") {
+      read_cron(t, given ? given : def, params);
+    } else if (t.type == "filesystem" || t.type == "queue") {
       error(type, "trigger '" + t.id + "': type '" + t.type + "' is not available in this version yet");
     } else {
       error(type, "trigger '" + t.id + "': unknown trigger type '" + t.type +
@@ -280,6 +283,50 @@ class compiler {
       _flow->vertices[idx].ports = {"out"};
       _flow->triggers.push_back(std::move(t));
     }
+  }
+
+  // A param that names one of `all` (by to_string); absent: `out` stays.
+  template <class E, size_t N>
+  void pick(const YAML::Node& n, E& out, const E (&all)[N], const std::string& what) {
+    if (!n) return;
+    for (E v : all)
+      if (n.IsScalar() && n.Scalar() == to_string(v)) {
+        out = v;
+        return;
+      }
+    std::string names;
+    for (E v : all) names += std::string(names.empty() ? "" : ", ") + to_string(v);
+    error(n, what + " must be one of " + names);
+  }
+
+  void read_cron(trigger_def& t, const YAML::Node& at, const YAML::Node& params) {
+    auto c = std::make_shared<cron_trigger>();
+    std::string what = "trigger '" + t.id + "': ";
+    YAML::Node sched = params["schedule"];
+    if (!sched || !sched.IsScalar()) {
+      error(at, what + "cron params.schedule is required (e.g. \"*/5 * * * *\")");
+      return;
+    }
+    auto parsed = cron_schedule::parse(sched.Scalar());
+    if (auto* e = std::get_if<std::string>(&parsed)) return error(sched, what + *e);
+    c->schedule = std::get<cron_schedule>(std::move(parsed));
+    if (YAML::Node tz = params["timezone"]; tz) {
+      auto z = tz.IsScalar() ? time_zone::load(tz.Scalar()) : std::variant<time_zone, std::string>("a string");
+      if (auto* e = std::get_if<std::string>(&z)) return error(tz, what + "timezone: " + *e);
+      c->zone = std::get<time_zone>(std::move(z));
+    }
+    if (!c->schedule.next(int64_t(core::unix_ms_now() / 1000), c->zone))
+      return error(sched, what + "schedule '" + sched.Scalar() + "' never fires");
+    static const cron_missed missed[] = {cron_missed::skip, cron_missed::run_once, cron_missed::run_all};
+    static const cron_overlap overlap[] = {cron_overlap::allow, cron_overlap::skip, cron_overlap::queue};
+    pick(params["missed"], c->missed, missed, what + "missed");
+    pick(params["overlap"], c->overlap, overlap, what + "overlap");
+    for (const auto& kv : params) {
+      std::string k = kv.first.Scalar();
+      if (k != "schedule" && k != "timezone" && k != "missed" && k != "overlap")
+        error(kv.first, what + "unknown cron param '" + k + "' (schedule, timezone, missed, overlap)");
+    }
+    t.cron = std::move(c);
   }
 
   void read_triggers() {

@@ -262,4 +262,22 @@ std::optional<int64_t> cron_schedule::next(int64_t after_s, const time_zone& zon
   return std::nullopt;
 }
 
+const char* to_string(cron_missed m) {
+  switch (m) {
+    case cron_missed::skip: return "skip";
+    case cron_missed::run_once: return "run_once";
+    case cron_missed::run_all: return "run_all";
+  }
+  return "?";
+}
+
+const char* to_string(cron_overlap o) {
+  switch (o) {
+    case cron_overlap::allow: return "allow";
+    case cron_overlap::skip: return "skip";
+    case cron_overlap::queue: return "queue";
+  }
+  return "?";
+}
+
 }  // namespace xerv::flows

@@ -52,4 +52,16 @@ class cron_schedule {
   std::vector<std::pair<unsigned, unsigned>> _nth_weekday;  // n#k: (weekday, k)
 };
 
+// A cron trigger's parameters (SPEC §3), compiled at deploy.
+enum class cron_missed : uint8_t { skip, run_once, run_all };
+enum class cron_overlap : uint8_t { allow, skip, queue };
+struct cron_trigger {
+  cron_schedule schedule;
+  time_zone zone = time_zone::utc();
+  cron_missed missed = cron_missed::run_once;  // instants passed while xerv was down (or late by over a second)
+  cron_overlap overlap = cron_overlap::allow;  // an instant that comes while its previous trace runs
+};
+const char* to_string(cron_missed m);
+const char* to_string(cron_overlap o);
+
 }  // namespace xerv::flows

@@ -6,6 +6,7 @@
 #include "io/log.h"
 #include "io/ops.h"
 #include "io/reactor.h"
+#include "io/strings.h"
 
 namespace xerv::flows {
 namespace {
@@ -255,6 +256,11 @@ pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64
   p->flow = std::move(flow);
   p->revision = revision;
   p->deployed_ms = deployed_ms;
+  auto owns = [this](std::string_view pipeline, std::string_view trigger) {
+    return cron_owner(pipeline, trigger, _opts.shard_count) == _opts.shard;
+  };
+  _cron.install(p->flow, deployed_ms, owns, _recovery_pending ? nullptr : _opts.wal);
+  if (_cron_sleep) _cron_sleep->cancel();  // its next instant may come sooner
   // Recovered traces that waited for this pipeline (or for a trigger it now has).
   if (auto w = _waiting.find(name); w != _waiting.end()) {
     std::vector<recovered_trace> still;
@@ -274,6 +280,7 @@ bool engine::remove(std::string_view name) {
   if (it == _pipelines.end()) return false;
   std::shared_ptr<pipeline> p = std::move(it->second);
   _pipelines.erase(it);  // running traces keep their flow; their slots end with this deployment
+  _cron.remove(name);
   if (_opts.shard == 0) g_circuit.set(0, {name});
   for (auto& t : std::exchange(p->pending, {})) {
     g_pending.add(-1);
@@ -289,6 +296,7 @@ void engine::end_unrun(trace_record& t, std::string code, std::string message) {
   t.finished_ms = core::unix_ms_now();
   t.flow.reset();
   t.owner.reset();
+  if (t.cron) _cron.ended(t.pipeline, t.trigger);
   journal_end(t);
   _finished.push_back(t.id);
   g_failed.inc();
@@ -334,7 +342,10 @@ void engine::attach_storage(core::wal* wal, core::arena* arena) {
   _opts.wal = wal;
   _opts.arena = arena;
   if (!wal) return;
-  wal->on_retire([this](uint64_t segment) { return _idempotency.relog(segment, *_opts.wal, core::unix_ms_now()); });
+  wal->on_retire([this](uint64_t segment) {
+    bool keys = _idempotency.relog(segment, *_opts.wal, core::unix_ms_now());
+    return _cron.relog(segment, *_opts.wal) && keys;
+  });
   wal->on_held([this](uint64_t segment) {
     if (_relogging || _stop_taking.cancelled() || !_opts.wal->healthy()) return;
     if (_relog_idle == std::pair{segment, _suspension_adds}) return;  // none there, none added since
@@ -345,7 +356,7 @@ void engine::attach_storage(core::wal* wal, core::arena* arena) {
 }
 
 admission engine::admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
-                        std::string_view idempotency_key) {
+                        std::string_view idempotency_key, const cron_fire* fire) {
   auto it = _pipelines.find(pipeline_name);
   if (it == _pipelines.end()) return {admit_error::pipeline_not_found, {}, nullptr};
   const std::shared_ptr<pipeline>& owner = it->second;
@@ -391,10 +402,14 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   t->trigger_vertex = trig->vertex;
   t->created_ms = now;
   t->input = std::move(input);
-  // The key's record goes first: the admission's durability then covers it.
+  // The key's (or fire's) record goes first: the admission's durability then covers it.
   if (!idempotency_key.empty()) {
     _idempotency.insert(t->pipeline, idempotency_key, t->id, now, _opts.wal);
     t->idempotency_key = std::string(idempotency_key);
+  }
+  if (fire) {
+    _cron.journal(*fire, t->id, _opts.wal);
+    t->cron = true;
   }
   auto ticket = _opts.queue->admit(
       core::admission{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
@@ -612,6 +627,7 @@ void engine::finished(trace_record& t) {
   std::shared_ptr<pipeline> p = std::exchange(t.owner, {}).lock();
   t.flow.reset();
   bool aborted = t.status == trace_status::pending;  // at shutdown: resumes after the restart
+  if (t.cron) _cron.ended(t.pipeline, t.trigger);
   key_t k{t.id.hi, t.id.lo};
   if (t.status == trace_status::suspended && _suspended.count(k)) {
     _traces.erase(k);  // its small entry and its record stand for it now
@@ -706,6 +722,7 @@ engine::trace_page engine::list_traces(std::string_view pipeline_name, std::opti
 io::task<void> engine::stop(std::chrono::milliseconds grace) {
   // Admitted traces not taken yet stay with the backend (and in the WAL).
   _stop_taking.cancel(io::errc::closed);
+  if (_cron_sleep) _cron_sleep->cancel();
   co_await _taking.close();
   co_await _timers.close();
   for (auto& [name, p] : _pipelines) p->state = pipeline_state::draining;
@@ -732,6 +749,9 @@ void engine::replay(const core::wal_record& r) {
   switch (journal_type(r.type)) {
     case journal_type::idempotency:
       if (_idempotency.replay(r, core::unix_ms_now())) return;
+      break;
+    case journal_type::cron:
+      if (_cron.replay(r)) return;
       break;
     case journal_type::started: {
       auto rec = decode_started(r.payload);
@@ -791,7 +811,9 @@ void engine::replay(const core::wal_record& r) {
 }
 
 size_t engine::resume_recovered() {
-  _idempotency.end_replay([this](const core::trace_id& id) { return _recovering.count({id.hi, id.lo}) > 0; });
+  auto admitted = [this](const core::trace_id& id) { return _recovering.count({id.hi, id.lo}) > 0; };
+  _idempotency.end_replay(admitted);
+  _cron.end_replay(admitted, _opts.wal);
   size_t unfinished = 0;
   uint64_t now = core::unix_ms_now();
   for (auto it = _recovering.begin(); it != _recovering.end();) {
@@ -845,6 +867,7 @@ size_t engine::resume_recovered() {
   _recovery_pending = false;
   evict();
   auto spawned = io::spawn(_timers, expiry_loop());  // expiries passed while down fire now
+  if (spawned) spawned = io::spawn(_timers, cron_loop());  // so do missed cron instants, per their policy
   (void)spawned;
   return unfinished;
 }
@@ -1216,6 +1239,50 @@ io::task<void> engine::relog_suspensions(uint64_t segment) {
   for (size_t i = 0; i < moved; ++i) _opts.wal->trace_finished(segment, 0);
   XLOG(info, "WAL segment %llu: %zu suspended traces written again so that it can be deleted",
        static_cast<unsigned long long>(segment), moved);
+}
+
+// ---- cron triggers ----
+
+// One timer per shard for the cron triggers it owns: wakes at the earliest
+// instant (or after a second, or when a deploy may bring one sooner).
+io::task<void> engine::cron_loop() {
+  while (!_stop_taking.cancelled()) {
+    uint64_t now = core::unix_ms_now();
+    for (const cron_fire& f : _cron.due(now)) fire_cron(f, now);
+    auto next = _cron.next_ms();
+    uint64_t wait_ms = next ? std::clamp<uint64_t>(*next > now ? *next - now : 0, 1, 1000) : 1000;
+    io::cancel_source wake;
+    _cron_sleep = &wake;
+    auto slept = co_await io::sleep_for(std::chrono::milliseconds(wait_ms), &wake);
+    _cron_sleep = nullptr;
+    (void)slept;  // woken early: a deploy, or stop() (the loop's condition)
+  }
+}
+
+void engine::fire_cron(const cron_fire& f, uint64_t now_ms) {
+  core::value_builder b;
+  b.begin_object();
+  std::string when;
+  io::append_rfc3339_ms(when, uint64_t(f.scheduled_s) * 1000);
+  b.key("scheduled_at");
+  b.add_string(when);
+  when.clear();
+  io::append_rfc3339_ms(when, now_ms);
+  b.key("fired_at");
+  b.add_string(when);
+  b.key("trigger");
+  b.add_string(f.pipeline + "." + f.trigger);
+  b.end();
+  admission a = admit(f.pipeline, f.trigger, b.finish(), {}, &f);
+  if (a.error == admit_error::none) return;
+  _cron.ended(f.pipeline, f.trigger);  // it never started
+  // A paused or stopped pipeline takes no fires: expected, so quiet.
+  if (a.error == admit_error::not_running)
+    XLOG(debug, "cron trigger %s.%s: not fired, the pipeline is %s", f.pipeline.c_str(), f.trigger.c_str(),
+         a.detail.c_str());
+  else
+    XLOG(warn, "cron trigger %s.%s: the fire for %lld was refused (%s)", f.pipeline.c_str(), f.trigger.c_str(),
+         static_cast<long long>(f.scheduled_s), a.detail.empty() ? "queue full or circuit open" : a.detail.c_str());
 }
 
 // One timer per shard: wakes at the earliest expiry (and at least every

@@ -45,6 +45,7 @@
 #include "flows/flow.h"
 #include "flows/idempotency.h"
 #include "flows/journal.h"
+#include "flows/schedule.h"
 #include "io/cancel.h"
 #include "io/event.h"
 #include "io/gate.h"
@@ -105,6 +106,7 @@ struct trace_record {
   size_t logs_journaled = 0;       // lines already in a record
   bool recovered = false;
   std::string idempotency_key;      // the key it was admitted with, if any
+  bool cron = false;                // started by a cron fire of this shard (its overlap policy counts it)
   uint64_t circuit_generation = 0;  // the breaker's decision it was admitted under
   bool circuit_trial = false;       // admitted while the breaker was half-open
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
@@ -189,8 +191,12 @@ class engine {
   // With an idempotency key (call on idempotency_owner's shard), a key seen
   // within its ttl answers the trace it started instead.
   admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
-                  std::string_view idempotency_key = {});
+                  std::string_view idempotency_key = {}, const cron_fire* fire = nullptr);
   size_t idempotency_keys() const { return _idempotency.size(); }
+  // The cron triggers this shard runs (cron_owner): their state, for the API.
+  std::optional<cron_table::view> cron_state(std::string_view pipeline, std::string_view trigger) const {
+    return _cron.find(pipeline, trigger);
+  }
   // Completes when the start record of an admitted trace is durable (true), or
   // when the WAL failed to write it (false: the trace will not run).
   io::task<bool> wait_acknowledged(std::shared_ptr<trace_record> t);
@@ -303,6 +309,8 @@ class engine {
   static recovered_trace continued(suspended_record sr, uint8_t decision, std::string response_data);
   io::task<void> expiry_loop();
   io::task<void> relog_suspensions(uint64_t segment);
+  io::task<void> cron_loop();
+  void fire_cron(const cron_fire& f, uint64_t now_ms);
   io::task<void> take_loop();
   // `admitted`: the trace admit() just made, when the caller is admit().
   void take_ready(const std::shared_ptr<trace_record>& admitted);
@@ -352,6 +360,8 @@ class engine {
   std::multimap<uint64_t, key_t> _expiries;               // expiry → suspended trace
   std::map<key_t, recovered_trace> _resumed;              // admitted by a resume, until delivered
   bool _relogging = false;                                // relog_suspensions() runs
+  cron_table _cron;
+  io::cancel_source* _cron_sleep = nullptr;  // the cron loop's sleep: a deploy or stop() ends it early
   uint64_t _suspension_adds = 0;
   std::pair<uint64_t, uint64_t> _relog_idle{0, ~0ull};    // a segment with none, at _suspension_adds
   std::string _scratch;  // record encoding buffer

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "flows/cron.h"
 #include "flows/node.h"
 
 namespace xerv::flows {
@@ -46,12 +47,14 @@ enum class respond_mode { async, sync };
 
 struct trigger_def {
   std::string id;
-  std::string type;  // webhook, manual, memory (cron, filesystem, queue come later)
+  std::string type;  // webhook, manual, memory, cron (filesystem, queue come later)
   uint32_t vertex = no_index;
   // webhook
   std::string path;
   std::string method = "POST";
   respond_mode respond = respond_mode::async;
+  // cron
+  std::shared_ptr<const cron_trigger> cron;
 };
 
 struct retry_policy {

@@ -145,6 +145,31 @@ std::optional<idempotency_record> decode_idempotency(std::string_view p) {
   return r;
 }
 
+void encode(std::string& out, const cron_record& r) {
+  out.clear();
+  core::record_writer w{out};
+  w.id(r.id);
+  w.u64(uint64_t(r.scheduled_s));
+  w.u64(uint64_t(r.previous_s));
+  w.str(r.pipeline);
+  w.str(r.trigger);
+  w.u8(r.relogged);
+}
+
+std::optional<cron_record> decode_cron(std::string_view p) {
+  core::record_reader rd{p};
+  cron_record r;
+  r.id = rd.id();
+  r.scheduled_s = int64_t(rd.u64());
+  r.previous_s = int64_t(rd.u64());
+  r.pipeline = rd.str();
+  r.trigger = rd.str();
+  uint8_t relogged = rd.u8();
+  r.relogged = relogged == 1;
+  if (!rd.done() || r.trigger.empty() || relogged > 1) return std::nullopt;
+  return r;
+}
+
 void encode(std::string& out, const suspended_record& r) {
   out.clear();
   core::record_writer w{out};

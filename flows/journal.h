@@ -26,6 +26,7 @@ enum class journal_type : uint32_t {
   node = 2,
   ended = core::wal_type_final,
   idempotency = 4,  // an Idempotency-Key and the trace it started (flows/idempotency.h)
+  cron = 5,         // a cron trigger's fire and the trace it started (flows/schedule.h)
 };
 
 struct log_line {
@@ -83,6 +84,17 @@ struct idempotency_record {
   bool relogged = false;  // written again as its segment retired (not next to its trace's start)
 };
 
+// A cron trigger fired for the instant `scheduled_s` (Unix seconds), starting
+// trace `id` (the record goes just before its admission); `previous_s` is the
+// instant it fired for before, so a fire whose admission never made it to the
+// log is undone at recovery.
+struct cron_record {
+  core::trace_id id;
+  int64_t scheduled_s = 0, previous_s = 0;
+  std::string pipeline, trigger;
+  bool relogged = false;  // written again as its segment retired
+};
+
 // The final record of a run that ended in a std::wait (SPEC §5): a final
 // record (id, status `suspended`, the suspension time) holding everything the
 // resume needs, so a waiting trace keeps no memory and no earlier record alive
@@ -117,6 +129,7 @@ void encode(std::string& out, const started_record& r);
 void encode(std::string& out, const node_record& r);
 void encode(std::string& out, const ended_record& r);
 void encode(std::string& out, const idempotency_record& r);
+void encode(std::string& out, const cron_record& r);
 void encode(std::string& out, const suspended_record& r);
 void encode(std::string& out, const continuation& r);
 
@@ -125,6 +138,7 @@ std::optional<started_record> decode_started(std::string_view p);
 std::optional<node_record> decode_node(std::string_view p);
 std::optional<ended_record> decode_ended(std::string_view p);
 std::optional<idempotency_record> decode_idempotency(std::string_view p);
+std::optional<cron_record> decode_cron(std::string_view p);
 std::optional<suspended_record> decode_suspended(std::string_view p);
 std::optional<continuation> decode_continuation(std::string_view p);
 

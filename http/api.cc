@@ -37,6 +37,18 @@ void field(std::string& out, std::string_view k, uint64_t v) {
   key(out, k);
   out += std::to_string(v);
 }
+// An RFC 3339 time, or null for 0.
+void time_field(std::string& out, std::string_view k, uint64_t unix_ms) {
+  key(out, k);
+  if (!unix_ms) {
+    out += "null";
+    return;
+  }
+  out += '"';
+  io::append_rfc3339_ms(out, unix_ms);
+  out += '"';
+}
+
 void field_raw(std::string& out, std::string_view k, std::string_view raw) {
   key(out, k);
   out += raw;
@@ -120,6 +132,12 @@ void append_trigger(std::string& out, const flows::compiled_flow& f, const flows
     field(out, "path", t.path);
     field(out, "method", t.method);
     field(out, "respond", t.respond == flows::respond_mode::sync ? "sync" : "async");
+  }
+  if (t.cron) {
+    field(out, "schedule", t.cron->schedule.text());
+    field(out, "timezone", t.cron->zone.name());
+    field(out, "missed", flows::to_string(t.cron->missed));
+    field(out, "overlap", flows::to_string(t.cron->overlap));
   }
   out += '}';
 }
@@ -851,7 +869,34 @@ io::task<response> fire_trigger(ctx_t ctx, request& req) {
                                  std::move(key));
 }
 
+// The cron triggers' state, from the shards that run them: "pipeline.trigger"
+// and its fields.
+std::vector<std::pair<std::string, std::string>> local_cron_states(ctx_t ctx) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!here(ctx)) return out;
+  for (const auto& [name, p] : here(ctx)->pipelines())
+    for (const auto& t : p->flow->triggers) {
+      auto v = t.cron ? here(ctx)->cron_state(name, t.id) : std::nullopt;
+      if (!v) continue;
+      std::string j = "{";
+      time_field(j, "next_fire_at", v->next_s ? uint64_t(*v->next_s) * 1000 : 0);
+      time_field(j, "last_fired_at", v->last_fired_ms);
+      time_field(j, "last_scheduled_at", uint64_t(v->last_s) * 1000);
+      field(j, "fire_count", v->fires);
+      field(j, "skipped_count", v->skipped);
+      field(j, "running", v->running);
+      out.emplace_back(name + "." + t.id, j.substr(1));
+    }
+  return out;
+}
+
 io::task<response> list_triggers(ctx_t ctx) {
+  if (!here(ctx)) co_return unavailable("xerv is stopping");
+  auto job = io::invoke_on_all([ctx] { return local_cron_states(ctx); });
+  auto parts = co_await std::move(job);
+  std::map<std::string, std::string, std::less<>> cron;
+  for (auto& part : parts)
+    for (auto& [id, j] : part) cron.emplace(std::move(id), std::move(j));
   if (!here(ctx)) co_return unavailable("xerv is stopping");
   std::string out = "{\"triggers\":[";
   for (const auto& [name, p] : here(ctx)->pipelines())
@@ -860,6 +905,7 @@ io::task<response> list_triggers(ctx_t ctx) {
       append_trigger(out, *p->flow, t);
       out.pop_back();
       field(out, "pipeline_state", flows::to_string(p->state));
+      if (auto c = cron.find(name + "." + t.id); c != cron.end()) out += "," + c->second;
       out += '}';
     }
   out += "]}";
@@ -878,17 +924,6 @@ io::task<response> webhook_trace(ctx_t ctx, std::string pipeline, std::string tr
 }
 
 // ---- suspensions (SPEC §5) ----
-
-void time_field(std::string& out, std::string_view k, uint64_t unix_ms) {
-  key(out, k);
-  if (!unix_ms) {
-    out += "null";
-    return;
-  }
-  out += '"';
-  io::append_rfc3339_ms(out, unix_ms);
-  out += '"';
-}
 
 listed_page local_suspensions(ctx_t ctx, std::string pipeline, size_t max) {
   listed_page out;

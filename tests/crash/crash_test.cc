@@ -790,4 +790,81 @@ settings: {max_concurrent_executions: 10000}
   EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
 }
 
+// "2026-12-03T09:50:32.123Z" → Unix ms.
+int64_t rfc3339_ms(std::string_view t) {
+  int y, mo, d, h, mi, sec, ms;
+  if (sscanf(std::string(t).c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &y, &mo, &d, &h, &mi, &sec, &ms) != 7) return -1;
+  struct tm tm{};
+  tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d, tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = sec;
+  return int64_t(timegm(&tm)) * 1000 + ms;
+}
+
+// Every second, with each missed policy: kill -9 while it fires, 5 s down,
+// then a clean restart. Each instant fires at most once; after the restart
+// run_all fires every instant it missed, run_once one, skip none.
+TEST(crash, cron_fires_once_per_instant_across_kill_9_with_each_missed_policy) {
+  tmp_dir root("xerv-cron");
+  fs::create_directories(root.path / "flows");
+  for (const char* policy : {"run_all", "run_once", "skip"})
+    std::ofstream(root.path / "flows" / (std::string(policy) + ".yaml")) << "name: c_" << policy << R"(
+version: "1"
+triggers:
+  - {id: every, type: cron, params: {schedule: "* * * * * *", missed: )" << policy << R"(}}
+nodes:
+  note: {type: std::log, config: {message: "tick"}}
+edges:
+  - {from: every, to: note}
+)";
+  fs::path data = root.path / "data";
+  auto env = serve_env(data, root.path / "flows");
+  {
+    xerv_process p(env);
+    ASSERT_NE(p.wait_ready(), 0) << p.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+    kill9(p);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(5000));  // about 4 instants missed, 1 still on time
+  {
+    xerv_process p(env);
+    ASSERT_NE(p.wait_ready(), 0) << p.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(2600));
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
+  }
+  // Per pipeline: the instants fired for, and how late each fired.
+  std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> fired;
+  std::string text = run_capture(std::string(XERV_BINARY) + " inspect --all --data-dir " + data.string() + " 2>&1");
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto parsed = xerv::core::parse_json(line);
+    auto* v = std::get_if<xerv::core::value>(&parsed);
+    ASSERT_NE(v, nullptr) << line;
+    auto input = v->ref().find("input");
+    ASSERT_TRUE(input && input->find("scheduled_at")) << line;
+    int64_t at = rfc3339_ms(input->find("scheduled_at")->as_string());
+    int64_t late = rfc3339_ms(input->find("fired_at")->as_string()) - at;
+    EXPECT_EQ(v->ref().find("status")->as_string(), "completed") << line;
+    fired[std::string(v->ref().find("pipeline_id")->as_string())].emplace_back(at / 1000, late);
+  }
+  for (auto& [pipeline, list] : fired) {
+    SCOPED_TRACE(pipeline);
+    std::sort(list.begin(), list.end());
+    for (size_t i = 1; i < list.size(); ++i) EXPECT_NE(list[i].first, list[i - 1].first) << "fired twice";
+    size_t late = std::count_if(list.begin(), list.end(), [](const auto& f) { return f.second > 1000; });
+    size_t gaps = size_t(list.back().first - list.front().first + 1) - list.size();
+    if (pipeline == "c_run_all") {
+      EXPECT_EQ(gaps, 0u);  // every instant, the missed ones after the restart
+      EXPECT_GE(late, 2u);
+    } else if (pipeline == "c_run_once") {
+      EXPECT_EQ(late, 1u);
+      EXPECT_GE(gaps, 2u);
+    } else {
+      EXPECT_EQ(late, 0u);
+      EXPECT_GE(gaps, 3u);
+    }
+  }
+  EXPECT_EQ(fired.size(), 3u);
+}
+
 }  // namespace

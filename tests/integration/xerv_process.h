@@ -331,4 +331,14 @@ inline std::string json_field(const std::string& body, const std::string& name) 
   return body.substr(at, body.find('"', at) - at);
 }
 
+// The first unsigned number field `name` in `body` (-1 when there is none).
+inline long long json_number(const std::string& body, const std::string& name) {
+  std::string needle = "\"" + name + "\":";
+  size_t at = body.find(needle);
+  if (at == std::string::npos || at + needle.size() >= body.size()) return -1;
+  at += needle.size();
+  if (body[at] < '0' || body[at] > '9') return -1;
+  return std::stoll(body.substr(at, 20));
+}
+
 }  // namespace xerv::testing

@@ -222,7 +222,7 @@ oops: 1
   EXPECT_GE(e.size(), 6u) << dump(e);
   for (size_t i = 1; i < e.size(); ++i) EXPECT_LE(e[i - 1].line, e[i].line) << dump(e);
   EXPECT_TRUE(has(e, 1, "must match")) << dump(e);
-  EXPECT_TRUE(has(e, 2, "type 'cron' is not available")) << dump(e);
+  EXPECT_TRUE(has(e, 2, "cron params.schedule is required")) << dump(e);
   EXPECT_TRUE(has(e, 4, "unknown node type")) << dump(e);
   EXPECT_TRUE(has(e, 5, "config.ms must be an integer between 0 and")) << dump(e);
   EXPECT_TRUE(has(e, 8, "settings.max_concurrent_nodes must be an integer between 1")) << dump(e);
