@@ -55,6 +55,7 @@ http::api_options g_api;
 struct startup_flow {
   std::string yaml;
   flows::pipeline_state state = flows::pipeline_state::running;
+  std::vector<std::string> disabled;
 };
 std::vector<startup_flow> g_startup_flows;
 backends::memory::pipeline_store::stored g_stored;
@@ -113,7 +114,10 @@ bool load_startup_flows() {
     if (stored.count(name)) continue;
     startup_flow f{yaml, flows::pipeline_state::running};
     // The state an operator left it in through the API survives restarts.
-    if (auto st = g_stored.states.find(name); st != g_stored.states.end()) f.state = st->second.first;
+    if (auto st = g_stored.states.find(name); st != g_stored.states.end()) {
+      f.state = st->second.state;
+      f.disabled = st->second.disabled;
+    }
     g_startup_flows.push_back(std::move(f));
   }
   return true;
@@ -432,6 +436,7 @@ io::task<int> serve() {
     flows::deploy_request dr;
     dr.yaml = f.yaml;
     dr.initial = f.state;
+    dr.disabled = f.disabled;
     dr.persist = false;
     auto deploying = g_control->deploy(std::move(dr));
     flows::control_reply r = co_await std::move(deploying);

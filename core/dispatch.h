@@ -137,11 +137,14 @@ class trace_queue {
 // ---- pipelines ----
 
 struct pipeline_change {
-  enum class kind : uint8_t { deploy, remove, state };
+  enum class kind : uint8_t { deploy, remove, state, triggers };
   kind what = kind::deploy;
   std::string name;
   std::string source;  // deploy: the flow YAML
   pipeline_state state = pipeline_state::running;
+  // The triggers switched off at run time (deploy, triggers; a state change
+  // keeps the stored ones).
+  std::vector<std::string> disabled;
   bool persist = true;  // false: loaded from XERV_PIPELINES_DIR at start, not stored
   // Set by the store: the pipeline's revision after the change (a deploy adds
   // one) and the change's place in the control log.

@@ -31,9 +31,18 @@ std::optional<core::pipeline_state> apply_here(io::sharded<engine>& engines, con
   engine* e = engines.local_or_null();
   if (!e) return std::nullopt;  // stopping
   switch (c.what) {
-    case core::pipeline_change::kind::deploy: return e->install(local_handle(flow), c.revision, c.state, deployed_ms);
+    case core::pipeline_change::kind::deploy: {
+      auto state = e->install(local_handle(flow), c.revision, c.state, deployed_ms);
+      e->set_disabled(c.name, c.disabled);
+      return state;
+    }
     case core::pipeline_change::kind::remove: e->remove(c.name); return std::nullopt;
     case core::pipeline_change::kind::state: return e->set_state(c.name, c.state);
+    case core::pipeline_change::kind::triggers: {
+      e->set_disabled(c.name, c.disabled);
+      const pipeline* p = e->find(c.name);
+      return p ? std::optional(p->state) : std::nullopt;
+    }
   }
   return std::nullopt;
 }
@@ -93,6 +102,9 @@ io::task<control_reply> control_plane::deploy(deploy_request req) {
   c.source = req.yaml;
   c.state = state == core::pipeline_state::draining ? core::pipeline_state::stopped : state;
   c.persist = req.persist;
+  // Switched-off triggers stay off through an update, if the flow still has them.
+  for (const auto& t : existed ? existing->disabled : req.disabled)
+    if (flow->find_trigger(t)) c.disabled.push_back(t);
   auto publishing = _store.publish(std::move(c), req.expected_revision);
   auto published = co_await std::move(publishing);
   if (!published) co_return store_error(name, published.error());
@@ -146,6 +158,31 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
   r.name = name;
   r.revision = applied.revision;
   auto applying = apply(std::move(applied), nullptr, 0);
+  r.state = co_await std::move(applying);
+  co_return r;
+}
+
+io::task<control_reply> control_plane::set_trigger(std::string name, std::string trigger, bool enabled) {
+  auto held = co_await _lock.lock();
+  const pipeline* p = _engines.local().find(name);
+  if (!p) co_return refused(outcome::not_found, name, "no pipeline named '" + name + "'");
+  if (!p->flow->find_trigger(trigger))
+    co_return refused(outcome::not_found, name, "pipeline '" + name + "' has no trigger '" + trigger + "'");
+  core::pipeline_change c;
+  c.what = core::pipeline_change::kind::triggers;
+  c.name = name;
+  c.disabled = p->disabled;
+  std::erase(c.disabled, trigger);
+  if (!enabled) c.disabled.push_back(trigger);
+  std::sort(c.disabled.begin(), c.disabled.end());
+  auto publishing = _store.publish(std::move(c), 0);
+  auto published = co_await std::move(publishing);
+  if (!published) co_return store_error(name, published.error());
+  control_reply r;
+  r.result = outcome::changed;
+  r.name = name;
+  r.revision = published->revision;
+  auto applying = apply(std::move(*published), nullptr, 0);
   r.state = co_await std::move(applying);
   co_return r;
 }

@@ -30,6 +30,7 @@ struct deploy_request {
   std::string update;              // PUT: the pipeline that must exist and the flow's name; empty for POST
   uint64_t expected_revision = 0;  // > 0: refuse (conflict) unless the pipeline is at it
   core::pipeline_state initial = core::pipeline_state::running;  // a new pipeline's state
+  std::vector<std::string> disabled;  // a new pipeline's triggers switched off (an update keeps its own)
   bool persist = true;             // false: from XERV_PIPELINES_DIR at start
 };
 
@@ -67,6 +68,9 @@ class control_plane final : public circuit_reporter {
   io::task<control_reply> deploy(deploy_request r);
   io::task<control_reply> remove(std::string name);
   io::task<control_reply> set_state(std::string name, core::pipeline_state target);
+  // Switches trigger `trigger` of pipeline `name` on or off (SPEC §3), on
+  // every shard, durably. not_found names what is missing in `message`.
+  io::task<control_reply> set_trigger(std::string name, std::string trigger, bool enabled);
   // At start, before the API listens: installs what the store holds (already
   // stored, so not published again); invalid stored flows are reported.
   io::task<std::vector<std::string>> restore();

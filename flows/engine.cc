@@ -253,6 +253,12 @@ pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64
   std::shared_ptr<pipeline> p = it->second;
   ASSERT(revision > p->revision, "pipeline %s: revision %llu installed after %llu", name.c_str(),
          static_cast<unsigned long long>(revision), static_cast<unsigned long long>(p->revision));
+  // Counts follow their trigger's id through an update.
+  std::vector<pipeline::trigger_counts> counts(flow->triggers.size());
+  for (size_t i = 0; i < counts.size() && p->flow; ++i)
+    for (size_t j = 0; j < p->flow->triggers.size() && j < p->triggers.size(); ++j)
+      if (p->flow->triggers[j].id == flow->triggers[i].id) counts[i] = p->triggers[j];
+  p->triggers = std::move(counts);
   p->flow = std::move(flow);
   p->revision = revision;
   p->deployed_ms = deployed_ms;
@@ -302,6 +308,16 @@ void engine::end_unrun(trace_record& t, std::string code, std::string message) {
   g_failed.inc();
   released();
   t.wake_all();
+}
+
+void engine::set_disabled(std::string_view name, const std::vector<std::string>& disabled) {
+  auto it = _pipelines.find(name);
+  if (it == _pipelines.end()) return;
+  pipeline& p = *it->second;
+  p.disabled = disabled;
+  std::sort(p.disabled.begin(), p.disabled.end());
+  for (size_t i = 0; i < p.triggers.size(); ++i)
+    p.triggers[i].off = std::binary_search(p.disabled.begin(), p.disabled.end(), p.flow->triggers[i].id);
 }
 
 std::optional<pipeline_state> engine::set_state(std::string_view name, pipeline_state state) {
@@ -373,6 +389,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
       a.replayed_id = *seen;
       return a;
     }
+  pipeline::trigger_counts& counts = p.triggers[size_t(trig - p.flow->triggers.data())];
+  if (counts.off) return {admit_error::trigger_disabled, {}, nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   circuit_state breaker = p.breaker.at(now);
   if (breaker == circuit_state::open) {
@@ -429,6 +447,8 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   ++p.undelivered;
   _traces.emplace(std::make_pair(t->id.hi, t->id.lo), t);
   ++p.started;
+  ++counts.fires;
+  counts.last_ms = now;
   evict();
   take_ready(t);
   return {admit_error::none, {}, t};
@@ -1277,9 +1297,9 @@ void engine::fire_cron(const cron_fire& f, uint64_t now_ms) {
   if (a.error == admit_error::none) return;
   _cron.ended(f.pipeline, f.trigger);  // it never started
   // A paused or stopped pipeline takes no fires: expected, so quiet.
-  if (a.error == admit_error::not_running)
-    XLOG(debug, "cron trigger %s.%s: not fired, the pipeline is %s", f.pipeline.c_str(), f.trigger.c_str(),
-         a.detail.c_str());
+  if (a.error == admit_error::not_running || a.error == admit_error::trigger_disabled)
+    XLOG(debug, "cron trigger %s.%s: not fired, %s %s", f.pipeline.c_str(), f.trigger.c_str(),
+         a.detail.empty() ? "the trigger is" : "the pipeline is", a.detail.empty() ? "disabled" : a.detail.c_str());
   else
     XLOG(warn, "cron trigger %s.%s: the fire for %lld was refused (%s)", f.pipeline.c_str(), f.trigger.c_str(),
          static_cast<long long>(f.scheduled_s), a.detail.empty() ? "queue full or circuit open" : a.detail.c_str());

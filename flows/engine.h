@@ -138,9 +138,26 @@ struct pipeline {
   uint32_t undelivered = 0;  // admitted here, still in the backend's queue
   circuit breaker;           // kept across updates; a deleted pipeline's goes with it
   std::deque<std::shared_ptr<trace_record>> pending;
+  std::vector<std::string> disabled;  // triggers switched off (SPEC §3), sorted
+  // Per trigger of `flow`, in its order: this shard's admissions, the last one's
+  // time, and whether it is switched off (kept by id across updates).
+  struct trigger_counts {
+    uint64_t fires = 0, last_ms = 0;
+    bool off = false;
+  };
+  std::vector<trigger_counts> triggers;
 };
 
-enum class admit_error { none, pipeline_not_found, trigger_not_found, not_running, circuit_open, queue_full, unavailable };
+enum class admit_error {
+  none,
+  pipeline_not_found,
+  trigger_not_found,
+  trigger_disabled,
+  not_running,
+  circuit_open,
+  queue_full,
+  unavailable
+};
 
 struct admission {
   admit_error error = admit_error::none;
@@ -171,6 +188,8 @@ class engine {
   pipeline_state install(std::shared_ptr<const compiled_flow> flow, uint64_t revision, pipeline_state state,
                          uint64_t deployed_ms);
   bool remove(std::string_view name);
+  // The triggers of `name` that are switched off from now on (the others are on).
+  void set_disabled(std::string_view name, const std::vector<std::string>& disabled);
   // Returns the state this shard is in afterwards (a drain with traces in flight
   // stays draining until they end), or nullopt for an unknown pipeline.
   std::optional<pipeline_state> set_state(std::string_view name, pipeline_state state);

@@ -335,6 +335,31 @@ io::task<response> control_state(ctx_t ctx, std::string name, flows::pipeline_st
   co_return json_ok(200, std::move(out));
 }
 
+io::task<response> control_trigger(ctx_t ctx, std::string id, bool enabled) {
+  size_t dot = id.find('.');
+  std::string name = id.substr(0, dot), trigger = dot == std::string::npos ? "" : id.substr(dot + 1);
+  auto changing = ctx->control.set_trigger(name, trigger, enabled);
+  flows::control_reply r = co_await std::move(changing);
+  if (r.result == flows::control_reply::outcome::not_found && here(ctx) && here(ctx)->find(name)) {
+    std::string details = "{";
+    field(details, "pipeline_id", name);
+    field(details, "trigger", trigger);
+    details += '}';
+    co_return json_error(404, "trigger_not_found", r.message, details);
+  }
+  if (!r.ok()) co_return control_error(r);
+  std::string out = "{";
+  field(out, "id", id);
+  field_raw(out, "enabled", enabled ? "true" : "false");
+  out += '}';
+  co_return json_ok(200, std::move(out));
+}
+
+io::task<response> switch_trigger(ctx_t ctx, std::string id, bool enabled) {
+  auto job = io::submit_to(flows::control_shard, [ctx, id, enabled] { return control_trigger(ctx, id, enabled); });
+  co_return co_await std::move(job);
+}
+
 io::task<response> delete_pipeline(ctx_t ctx, std::string name) {
   auto job = io::submit_to(flows::control_shard, [ctx, name] { return control_delete(ctx, name); });
   co_return co_await std::move(job);
@@ -677,6 +702,11 @@ response admission_error(const flows::admission& a, std::string_view pipeline, s
       details += '}';
       return json_error(404, "trigger_not_found", "pipeline '" + std::string(pipeline) + "' has no trigger '" +
                                                      std::string(trigger) + "'", details);
+    case flows::admit_error::trigger_disabled:
+      field(details, "trigger", trigger);
+      details += '}';
+      return json_error(503, "trigger_disabled", "trigger '" + std::string(pipeline) + "." + std::string(trigger) +
+                                                     "' is disabled (POST /api/v1/triggers/{id}/enable)", details);
     case flows::admit_error::not_running:
       field(details, "state", a.detail);
       details += '}';
@@ -869,43 +899,62 @@ io::task<response> fire_trigger(ctx_t ctx, request& req) {
                                  std::move(key));
 }
 
-// The cron triggers' state, from the shards that run them: "pipeline.trigger"
-// and its fields.
-std::vector<std::pair<std::string, std::string>> local_cron_states(ctx_t ctx) {
-  std::vector<std::pair<std::string, std::string>> out;
+// One shard's view of a trigger: its admissions here, and for a cron trigger
+// run by this shard, its schedule's state (JSON fields).
+struct trigger_part {
+  uint64_t fires = 0, last_ms = 0;
+  std::string cron;
+};
+
+std::map<std::string, trigger_part, std::less<>> local_triggers(ctx_t ctx) {
+  std::map<std::string, trigger_part, std::less<>> out;
   if (!here(ctx)) return out;
   for (const auto& [name, p] : here(ctx)->pipelines())
-    for (const auto& t : p->flow->triggers) {
+    for (size_t i = 0; i < p->flow->triggers.size(); ++i) {
+      const flows::trigger_def& t = p->flow->triggers[i];
+      trigger_part& part = out[name + "." + t.id];
+      part.fires = p->triggers[i].fires;
+      part.last_ms = p->triggers[i].last_ms;
       auto v = t.cron ? here(ctx)->cron_state(name, t.id) : std::nullopt;
       if (!v) continue;
       std::string j = "{";
       time_field(j, "next_fire_at", v->next_s ? uint64_t(*v->next_s) * 1000 : 0);
-      time_field(j, "last_fired_at", v->last_fired_ms);
       time_field(j, "last_scheduled_at", uint64_t(v->last_s) * 1000);
-      field(j, "fire_count", v->fires);
       field(j, "skipped_count", v->skipped);
       field(j, "running", v->running);
-      out.emplace_back(name + "." + t.id, j.substr(1));
+      part.cron = j.substr(1);
     }
   return out;
 }
 
 io::task<response> list_triggers(ctx_t ctx) {
   if (!here(ctx)) co_return unavailable("xerv is stopping");
-  auto job = io::invoke_on_all([ctx] { return local_cron_states(ctx); });
+  auto job = io::invoke_on_all([ctx] { return local_triggers(ctx); });
   auto parts = co_await std::move(job);
-  std::map<std::string, std::string, std::less<>> cron;
+  std::map<std::string, trigger_part, std::less<>> all;
   for (auto& part : parts)
-    for (auto& [id, j] : part) cron.emplace(std::move(id), std::move(j));
+    for (auto& [id, tp] : part) {
+      trigger_part& sum = all[id];
+      sum.fires += tp.fires;
+      sum.last_ms = std::max(sum.last_ms, tp.last_ms);
+      if (!tp.cron.empty()) sum.cron = std::move(tp.cron);
+    }
   if (!here(ctx)) co_return unavailable("xerv is stopping");
   std::string out = "{\"triggers\":[";
   for (const auto& [name, p] : here(ctx)->pipelines())
-    for (const auto& t : p->flow->triggers) {
+    for (size_t i = 0; i < p->flow->triggers.size(); ++i) {
+      const flows::trigger_def& t = p->flow->triggers[i];
       if (out.back() != '[') out += ',';
       append_trigger(out, *p->flow, t);
       out.pop_back();
       field(out, "pipeline_state", flows::to_string(p->state));
-      if (auto c = cron.find(name + "." + t.id); c != cron.end()) out += "," + c->second;
+      bool on = !p->triggers[i].off;
+      field_raw(out, "enabled", on ? "true" : "false");
+      field(out, "state", on ? "active" : "disabled");
+      auto sum = all.find(name + "." + t.id);
+      field(out, "fire_count", sum == all.end() ? 0 : sum->second.fires);
+      time_field(out, "last_fired_at", sum == all.end() ? 0 : sum->second.last_ms);
+      if (sum != all.end() && !sum->second.cron.empty()) out += "," + sum->second.cron;
       out += '}';
     }
   out += "]}";
@@ -1107,6 +1156,10 @@ void add_api_routes(router& r, const api_context& c) {
   r.add("POST", "/api/v1/suspensions/{id}/resume", [ctx](request& q) { return resume_suspension(ctx, q); });
   r.add("GET", "/api/v1/triggers", [ctx](request&) { return list_triggers(ctx); });
   r.add("POST", "/api/v1/triggers/{id}/fire", [ctx](request& q) { return fire_trigger(ctx, q); });
+  r.add("POST", "/api/v1/triggers/{id}/enable",
+        [ctx](request& q) { return switch_trigger(ctx, std::string(q.param("id")), true); });
+  r.add("POST", "/api/v1/triggers/{id}/disable",
+        [ctx](request& q) { return switch_trigger(ctx, std::string(q.param("id")), false); });
 }
 
 }  // namespace xerv::http

@@ -11,23 +11,45 @@
 namespace xerv::backends::memory {
 namespace {
 
-std::string state_text(core::pipeline_state s, uint64_t revision) {
-  return std::string(core::to_string(s)) + " " + std::to_string(revision) + "\n";
+using stored_state = pipeline_store::stored_state;
+
+// "STATE REVISION[ disabled=TRIGGER,TRIGGER]"
+std::string state_text(core::pipeline_state s, uint64_t revision, const std::vector<std::string>& disabled) {
+  std::string out = std::string(core::to_string(s)) + " " + std::to_string(revision);
+  for (size_t i = 0; i < disabled.size(); ++i) out += (i ? "," : " disabled=") + disabled[i];
+  return out + "\n";
 }
 
-// "STATE [REVISION]"; nullopt when malformed.
-std::optional<std::pair<core::pipeline_state, uint64_t>> parse_state_file(std::string_view text) {
+// "STATE [REVISION [disabled=...]]"; nullopt when malformed.
+std::optional<stored_state> parse_state_file(std::string_view text) {
   while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.remove_suffix(1);
-  size_t sp = text.find(' ');
-  auto state = core::parse_pipeline_state(text.substr(0, sp));
-  if (!state) return std::nullopt;
-  uint64_t revision = 1;
-  if (sp != std::string_view::npos) {
-    std::string_view r = text.substr(sp + 1);
-    auto [p, ec] = std::from_chars(r.data(), r.data() + r.size(), revision);
-    if (ec != std::errc() || p != r.data() + r.size() || revision == 0) return std::nullopt;
+  std::vector<std::string_view> words;
+  for (size_t at = 0; at <= text.size();) {
+    size_t sp = std::min(text.find(' ', at), text.size());
+    words.push_back(text.substr(at, sp - at));
+    at = sp + 1;
   }
-  return std::make_pair(*state, revision);
+  stored_state out;
+  auto state = core::parse_pipeline_state(words[0]);
+  if (!state || words.size() > 3) return std::nullopt;
+  out.state = *state;
+  if (words.size() > 1) {
+    std::string_view r = words[1];
+    auto [p, ec] = std::from_chars(r.data(), r.data() + r.size(), out.revision);
+    if (ec != std::errc() || p != r.data() + r.size() || out.revision == 0) return std::nullopt;
+  }
+  if (words.size() > 2) {
+    std::string_view d = words[2];
+    if (!d.starts_with("disabled=")) return std::nullopt;
+    d.remove_prefix(9);
+    for (size_t at = 0; at <= d.size();) {
+      size_t comma = std::min(d.find(',', at), d.size());
+      if (comma == at) return std::nullopt;
+      out.disabled.emplace_back(d.substr(at, comma - at));
+      at = comma + 1;
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -83,8 +105,13 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
     c.revision = 1;
     std::string state;
     if (io::read_file_blocking(dir + "/" + name + ".state", state)) {
-      if (auto s = parse_state_file(state)) std::tie(c.state, c.revision) = *s;
-      else out.warnings.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"; the pipeline starts running");
+      if (auto s = parse_state_file(state)) {
+        c.state = s->state;
+        c.revision = s->revision;
+        c.disabled = std::move(s->disabled);
+      } else {
+        out.warnings.push_back(dir + "/" + name + ".state: expected \"STATE REVISION\"; the pipeline starts running");
+      }
     }
     out.pipelines.push_back(std::move(c));
   }
@@ -100,12 +127,12 @@ pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
 }
 
 pipeline_store::pipeline_store(std::string dir, std::vector<core::pipeline_change> initial,
-                               const std::map<std::string, std::pair<core::pipeline_state, uint64_t>>& states)
+                               const std::map<std::string, stored_state>& states)
     : _dir(std::move(dir)), _initial(std::move(initial)) {
-  for (const auto& [name, st] : states) _current[name] = current{st.second, st.first, false};
+  for (const auto& [name, st] : states) _current[name] = current{st.revision, st.state, false, st.disabled};
   for (auto& c : _initial) {
     c.seq = ++_seq;
-    _current[c.name] = current{c.revision, c.state, true};
+    _current[c.name] = current{c.revision, c.state, true, c.disabled};
   }
 }
 
@@ -128,7 +155,7 @@ io::task<io::result<void>> pipeline_store::store(const core::pipeline_change& c)
     auto writing = io::write_file_atomic(_dir + "/" + c.name + ".yaml", c.source);
     if (auto w = co_await std::move(writing); !w) co_return w;
   }
-  auto writing = io::write_file_atomic(_dir + "/" + c.name + ".state", state_text(c.state, c.revision));
+  auto writing = io::write_file_atomic(_dir + "/" + c.name + ".state", state_text(c.state, c.revision, c.disabled));
   co_return co_await std::move(writing);
 }
 
@@ -148,6 +175,8 @@ io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeli
   if (c.what != kind::deploy && it == _current.end()) co_return core::make_error_code(core::dispatch_errc::not_found);
   c.revision = c.what == kind::deploy ? now + 1 : now;
   if (c.what != kind::deploy) c.persist = it->second.persist;
+  if (c.what == kind::state) c.disabled = it->second.disabled;  // a state change keeps them
+  if (c.what == kind::triggers) c.state = it->second.state;
   if (c.what == kind::remove) {
     auto unstoring = unstore(c.name);
     auto gone = co_await std::move(unstoring);
@@ -162,7 +191,7 @@ io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeli
   ASSERT(_current.count(c.name) ? _current[c.name].revision == now : now == 0, "pipeline %s changed during publish",
          c.name.c_str());
   if (c.what == kind::remove) _current.erase(c.name);
-  else _current[c.name] = current{c.revision, c.state, c.persist};
+  else _current[c.name] = current{c.revision, c.state, c.persist, c.disabled};
   c.seq = ++_seq;
   for (watcher* w : _watchers) w->push(c);
   co_return c;

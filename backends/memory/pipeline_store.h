@@ -23,11 +23,16 @@ class pipeline_store final : public core::pipeline_store {
  public:
   // What `dir` holds, read with plain file calls: call before the runtime
   // runs. Unreadable or malformed files are reported in `problems`.
+  struct stored_state {
+    core::pipeline_state state = core::pipeline_state::running;
+    uint64_t revision = 1;
+    std::vector<std::string> disabled;
+  };
   struct stored {
     std::vector<core::pipeline_change> pipelines;  // as deploys, by name
     // State files without a flow: pipelines from XERV_PIPELINES_DIR an operator
-    // paused, stopped or started.
-    std::map<std::string, std::pair<core::pipeline_state, uint64_t>> states;
+    // paused, stopped or started, or whose triggers they switched off.
+    std::map<std::string, stored_state> states;
     std::vector<std::string> problems;  // the start fails on these
     std::vector<std::string> warnings;  // and goes on after these
   };
@@ -37,7 +42,7 @@ class pipeline_store final : public core::pipeline_store {
   // read_dir found (the states' revisions continue for pipelines loaded from
   // XERV_PIPELINES_DIR).
   pipeline_store(std::string dir, std::vector<core::pipeline_change> initial,
-                 const std::map<std::string, std::pair<core::pipeline_state, uint64_t>>& states = {});
+                 const std::map<std::string, stored_state>& states = {});
   ~pipeline_store() override;
 
   io::task<io::result<std::vector<core::pipeline_change>>> load() override;
@@ -50,6 +55,7 @@ class pipeline_store final : public core::pipeline_store {
     uint64_t revision = 0;
     core::pipeline_state state = core::pipeline_state::running;
     bool persist = true;
+    std::vector<std::string> disabled;
   };
   io::task<io::result<void>> store(const core::pipeline_change& c);
   io::task<io::result<void>> unstore(std::string name);
