@@ -89,7 +89,7 @@ std::variant<uint64_t, std::string> parse_bits(std::string_view text, const fiel
       if (range == "?" && &f != &f_day && &f != &f_weekday) return bad();  // only in the day fields
     } else if (size_t dash = range.find('-'); dash != std::string_view::npos) {
       auto a = value(range.substr(0, dash), f), b = value(range.substr(dash + 1), f);
-      if (&f == &f_weekday && b == 0u) b = 7;  // FRI-SUN: Sunday as 7
+      if (&f == &f_weekday && a && *a > 0 && b == 0u) b = 7;  // FRI-SUN: Sunday as 7
       if (!a || !b || *a > *b) return bad();
       lo = *a, hi = *b;
     } else {
@@ -103,7 +103,8 @@ std::variant<uint64_t, std::string> parse_bits(std::string_view text, const fiel
   return bits;
 }
 
-bool is_any(std::string_view s) { return s == "*" || s == "?"; }
+// Vixie cron: a day field starting with `*` (`*`, `*/2`) is unrestricted.
+bool is_any(std::string_view s) { return !s.empty() && (s.front() == '*' || s == "?"); }
 
 }  // namespace
 
@@ -190,7 +191,8 @@ bool cron_schedule::day_matches(int64_t year, unsigned month, unsigned day, unsi
     by_day = day == last;
   }
   for (unsigned n : _nearest_weekday) {
-    if (by_day || n > dim) break;
+    if (by_day) break;
+    if (n > dim) continue;  // (31W in a 30-day month)
     unsigned wd = weekday_from_days(days_from_civil(year, month, n));
     unsigned target = n;
     if (wd == 6) target = n == 1 ? 3 : n - 1;      // Saturday: Friday, or Monday when the 1st
@@ -199,9 +201,8 @@ bool cron_schedule::day_matches(int64_t year, unsigned month, unsigned day, unsi
   }
   bool by_weekday = (_weekdays >> weekday) & 1 || ((_last_of_weekday >> weekday) & 1 && day + 7 > dim);
   for (auto [wd, k] : _nth_weekday) by_weekday = by_weekday || (wd == weekday && (day - 1) / 7 + 1 == k);
-  if (_days_any && _weekdays_any) return true;
-  if (_days_any) return by_weekday;
-  if (_weekdays_any) return by_day;
+  // (`*` and `?` set every bit, so an unrestricted field passes the AND.)
+  if (_days_any || _weekdays_any) return by_day && by_weekday;
   return by_day || by_weekday;
 }
 
@@ -245,7 +246,9 @@ std::optional<int64_t> cron_schedule::next_local(int64_t local_s) const {
 }
 
 std::optional<int64_t> cron_schedule::next(int64_t after_s, const time_zone& zone) const {
-  int64_t local = zone.to_local(after_s + 1);
+  // (Not to_local(after_s + 1): from the second before a spring-forward that
+  // would step over the skipped times.)
+  int64_t local = zone.to_local(after_s) + 1;
   // Each turn passes one local time that is skipped or was already fired; a
   // repeated hour is at most an hour of such times.
   for (int turn = 0; turn < 100'000; ++turn) {

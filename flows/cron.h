@@ -6,7 +6,8 @@
 // day-of-month `L` (last day), `LW` (last weekday), `nW` (the weekday nearest
 // day n, within the month); day-of-week `nL` (the month's last such day) and
 // `n#k` (its k-th). Day-of-week 0 and 7 are Sunday. When both day fields are
-// restricted, a day matching either one matches (Vixie cron).
+// restricted (neither starts with `*` nor is `?`), a day matching either one
+// matches (Vixie cron); otherwise both must.
 //
 // next() works on the zone's wall clock: a local time that a spring-forward
 // skips fires once, at the first instant after the gap; one that a fall-back

@@ -286,7 +286,7 @@ bool engine::remove(std::string_view name) {
   if (it == _pipelines.end()) return false;
   std::shared_ptr<pipeline> p = std::move(it->second);
   _pipelines.erase(it);  // running traces keep their flow; their slots end with this deployment
-  _cron.remove(name);
+  _cron.remove(name, _opts.wal);
   if (_opts.shard == 0) g_circuit.set(0, {name});
   for (auto& t : std::exchange(p->pending, {})) {
     g_pending.add(-1);
@@ -302,7 +302,7 @@ void engine::end_unrun(trace_record& t, std::string code, std::string message) {
   t.finished_ms = core::unix_ms_now();
   t.flow.reset();
   t.owner.reset();
-  if (t.cron) _cron.ended(t.pipeline, t.trigger);
+  if (t.cron) cron_ended(t);
   journal_end(t);
   _finished.push_back(t.id);
   g_failed.inc();
@@ -427,7 +427,7 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   }
   if (fire) {
     _cron.journal(*fire, t->id, _opts.wal);
-    t->cron = true;
+    t->cron = fire->generation;
   }
   auto ticket = _opts.queue->admit(
       core::admission{t->id, t->created_ms, t->pipeline, t->version, t->trigger, t->input.bytes()});
@@ -647,7 +647,7 @@ void engine::finished(trace_record& t) {
   std::shared_ptr<pipeline> p = std::exchange(t.owner, {}).lock();
   t.flow.reset();
   bool aborted = t.status == trace_status::pending;  // at shutdown: resumes after the restart
-  if (t.cron) _cron.ended(t.pipeline, t.trigger);
+  if (t.cron) cron_ended(t);
   key_t k{t.id.hi, t.id.lo};
   if (t.status == trace_status::suspended && _suspended.count(k)) {
     _traces.erase(k);  // its small entry and its record stand for it now
@@ -887,6 +887,8 @@ size_t engine::resume_recovered() {
   _recovery_pending = false;
   evict();
   auto spawned = io::spawn(_timers, expiry_loop());  // expiries passed while down fire now
+  // Recovered traces of cron triggers still run: they count for overlap.
+  for (auto& [k, rt] : _recovering) rt.trace->cron = _cron.started(rt.trace->pipeline, rt.trace->trigger);
   if (spawned) spawned = io::spawn(_timers, cron_loop());  // so do missed cron instants, per their policy
   (void)spawned;
   return unfinished;
@@ -1266,17 +1268,26 @@ io::task<void> engine::relog_suspensions(uint64_t segment) {
 // One timer per shard for the cron triggers it owns: wakes at the earliest
 // instant (or after a second, or when a deploy may bring one sooner).
 io::task<void> engine::cron_loop() {
+  using std::chrono::nanoseconds;
   while (!_stop_taking.cancelled()) {
     uint64_t now = core::unix_ms_now();
     for (const cron_fire& f : _cron.due(now)) fire_cron(f, now);
+    // To the nanosecond: rounding to milliseconds would add up to one each wake.
     auto next = _cron.next_ms();
-    uint64_t wait_ms = next ? std::clamp<uint64_t>(*next > now ? *next - now : 0, 1, 1000) : 1000;
+    int64_t now_ns = std::chrono::duration_cast<nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    int64_t wait_ns = next ? int64_t(*next) * 1'000'000 - now_ns : 1'000'000'000;
+    wait_ns = std::clamp<int64_t>(wait_ns, 100'000, 1'000'000'000);
     io::cancel_source wake;
     _cron_sleep = &wake;
-    auto slept = co_await io::sleep_for(std::chrono::milliseconds(wait_ms), &wake);
+    auto slept = co_await io::sleep_for(nanoseconds(wait_ns), &wake);
     _cron_sleep = nullptr;
     (void)slept;  // woken early: a deploy, or stop() (the loop's condition)
   }
+}
+
+void engine::cron_ended(const trace_record& t) {
+  _cron.ended(t.pipeline, t.trigger, t.cron);
+  if (_cron_sleep && _cron.next_ms() == 0) _cron_sleep->cancel();  // a queued fire may go now
 }
 
 void engine::fire_cron(const cron_fire& f, uint64_t now_ms) {
@@ -1295,7 +1306,7 @@ void engine::fire_cron(const cron_fire& f, uint64_t now_ms) {
   b.end();
   admission a = admit(f.pipeline, f.trigger, b.finish(), {}, &f);
   if (a.error == admit_error::none) return;
-  _cron.ended(f.pipeline, f.trigger);  // it never started
+  _cron.refused(f, _opts.wal);
   // A paused or stopped pipeline takes no fires: expected, so quiet.
   if (a.error == admit_error::not_running || a.error == admit_error::trigger_disabled)
     XLOG(debug, "cron trigger %s.%s: not fired, %s %s", f.pipeline.c_str(), f.trigger.c_str(),

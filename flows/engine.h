@@ -106,7 +106,7 @@ struct trace_record {
   size_t logs_journaled = 0;       // lines already in a record
   bool recovered = false;
   std::string idempotency_key;      // the key it was admitted with, if any
-  bool cron = false;                // started by a cron fire of this shard (its overlap policy counts it)
+  uint64_t cron = 0;                // started by a cron fire of this shard: the trigger's generation (overlap counts it)
   uint64_t circuit_generation = 0;  // the breaker's decision it was admitted under
   bool circuit_trial = false;       // admitted while the breaker was half-open
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
@@ -330,6 +330,7 @@ class engine {
   io::task<void> relog_suspensions(uint64_t segment);
   io::task<void> cron_loop();
   void fire_cron(const cron_fire& f, uint64_t now_ms);
+  void cron_ended(const trace_record& t);
   io::task<void> take_loop();
   // `admitted`: the trace admit() just made, when the caller is admit().
   void take_ready(const std::shared_ptr<trace_record>& admitted);

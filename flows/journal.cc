@@ -154,6 +154,7 @@ void encode(std::string& out, const cron_record& r) {
   w.str(r.pipeline);
   w.str(r.trigger);
   w.u8(r.relogged);
+  w.str(r.schedule);
 }
 
 std::optional<cron_record> decode_cron(std::string_view p) {
@@ -166,6 +167,7 @@ std::optional<cron_record> decode_cron(std::string_view p) {
   r.trigger = rd.str();
   uint8_t relogged = rd.u8();
   r.relogged = relogged == 1;
+  r.schedule = rd.str();
   if (!rd.done() || r.trigger.empty() || relogged > 1) return std::nullopt;
   return r;
 }

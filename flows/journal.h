@@ -84,15 +84,16 @@ struct idempotency_record {
   bool relogged = false;  // written again as its segment retired (not next to its trace's start)
 };
 
-// A cron trigger fired for the instant `scheduled_s` (Unix seconds), starting
-// trace `id` (the record goes just before its admission); `previous_s` is the
-// instant it fired for before, so a fire whose admission never made it to the
-// log is undone at recovery.
+// A cron trigger handled the instant `scheduled_s` (Unix seconds): fired it,
+// starting trace `id` (the record goes just before its admission), or not;
+// `previous_s` is the instant handled before, so a fire whose admission never
+// made it to the log is undone at recovery.
 struct cron_record {
-  core::trace_id id;
+  core::trace_id id;  // zero: no trace (a deploy, a refused instant, or a delete when scheduled_s is 0)
   int64_t scheduled_s = 0, previous_s = 0;
   std::string pipeline, trigger;
   bool relogged = false;  // written again as its segment retired
+  std::string schedule;   // the schedule and zone it was written under
 };
 
 // The final record of a run that ended in a std::wait (SPEC §5): a final

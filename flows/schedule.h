@@ -18,8 +18,10 @@
 // implies the trigger's last fire; recovery keeps the newest record per
 // trigger and undoes one whose admission is missing (torn tail). Records are
 // written again when their segment retires (as idempotency keys are), so the
-// last fire outlives trace retention. Only fires are journaled: an instant
-// dropped by `overlap: skip` before a restart counts as missed after it.
+// last fire outlives trace retention. Fires, refusals (paused, disabled) and
+// deploys are journaled; an instant dropped by `overlap: skip` is not, and
+// counts as missed after a restart. A trace suspended in a std::wait is not
+// running for `overlap`, nor is its continuation.
 
 #include <cstdint>
 #include <map>
@@ -46,6 +48,7 @@ struct cron_fire {
   std::string pipeline, trigger;
   int64_t scheduled_s = 0;  // the instant it fires for
   bool missed = false;      // fired after the fact, by the missed policy
+  uint64_t generation = 0;  // of the trigger's entry: a redeployed pipeline's traces are not its
 };
 
 struct cron_options {
@@ -58,10 +61,10 @@ class cron_table {
   explicit cron_table(cron_options opts = {}) : _opts(opts) {}
 
   // A deploy (or update) of `flow`, deployed at `deployed_ms`: its cron
-  // triggers that `owns` are scheduled from their last journaled fire, or
-  // from the deploy, which is journaled (into `wal`, when there is one
-  // already) so that instants missed while xerv is down count from it;
-  // triggers it no longer has are dropped.
+  // triggers that `owns` are scheduled from their last fire, or (new, or with
+  // a changed schedule) from the deploy, which is journaled into `wal` so
+  // that after a restart missed instants count from it. With no `wal` yet (at
+  // start-up) end_replay() decides. Triggers it no longer has are dropped.
   template <class Owns>
   void install(const std::shared_ptr<const compiled_flow>& flow, uint64_t deployed_ms, Owns owns, core::wal* wal) {
     for (auto& [k, e] : _triggers)
@@ -70,34 +73,43 @@ class cron_table {
       if (t.cron && owns(flow->name, t.id)) add(flow, t, deployed_ms, wal);
     drop_uninstalled(flow->name);
   }
-  void remove(std::string_view pipeline);
+  // The pipeline is deleted: its triggers are forgotten, durably (so a later
+  // deploy of the name starts afresh even across a restart).
+  void remove(std::string_view pipeline, core::wal* wal);
   bool empty() const { return _triggers.empty(); }
 
-  // The fires due at `now_ms`, oldest first, per each trigger's policies; they
-  // count as fired. The caller journals each (journal()) and admits it.
+  // The fires due at `now_ms`, oldest first, per each trigger's policies. The
+  // caller admits each, journaling it first (journal()), or reports it
+  // refused().
   std::vector<cron_fire> due(uint64_t now_ms);
   // The earliest instant (Unix ms) a due() may have something at.
   std::optional<uint64_t> next_ms() const;
-  // A trace a fire started has ended (overlap), or was never admitted.
-  void ended(std::string_view pipeline, std::string_view trigger);
+  // A trace of generation `generation` of the trigger has ended (overlap).
+  void ended(std::string_view pipeline, std::string_view trigger, uint64_t generation);
+  // A trace of the trigger runs that no fire of this process started (one
+  // recovered after a restart): its generation, 0 when there is no such trigger.
+  uint64_t started(std::string_view pipeline, std::string_view trigger);
 
   // Journal. Appends the fire's record to `wal` (if any) before its admission.
   void journal(const cron_fire& f, const core::trace_id& id, core::wal* wal);
+  // The fire was not admitted (paused or disabled, full): skipped, and
+  // journaled as handled so that a restart does not catch it up.
+  void refused(const cron_fire& f, core::wal* wal);
   // Recovery: a journal_type::cron record (false: it does not decode)...
   bool replay(const core::wal_record& r);
-  // ...then, after the log: a fire whose admission is not in it is undone;
-  // a trigger with no record starts from its deploy (journaled into `wal`).
-  // (Pipelines are installed before the log is replayed: a trigger known
-  // from the journal alone belongs to a pipeline that is gone.)
+  // ...then, after the log: a fire whose admission is not in it is undone; a
+  // trigger with no record, or whose schedule changed while xerv was down,
+  // starts from its deploy (journaled into `wal`).
   template <class Admitted>
   void end_replay(Admitted admitted, core::wal* wal) {
     for (auto& [k, e] : _triggers)
       if (e.unconfirmed && !(e.last_id == core::trace_id{}) && !admitted(e.last_id))
-        e.last_s = e.journaled_s = e.previous_s;
+        e.last_s = e.journaled_s = e.fired_s = e.previous_s;
+    // (A record whose pipeline is not installed now belongs to one that is gone.)
     std::erase_if(_triggers, [](const auto& kv) { return !kv.second.flow; });
     for (auto& [k, e] : _triggers) {
       e.unconfirmed = false;
-      if (!e.last_s) mark(e, wal);
+      if (!e.last_s || e.journaled_schedule != e.schedule) mark(e, e.deployed_s, wal);
       schedule_from(e, e.last_s);
     }
   }
@@ -105,7 +117,7 @@ class cron_table {
   bool relog(uint64_t segment, core::wal& wal);
 
   struct view {
-    int64_t last_s = 0;       // the last instant fired for (0: none)
+    int64_t last_s = 0;          // the last instant fired for (0: none)
     uint64_t last_fired_ms = 0;  // when (this process)
     std::optional<int64_t> next_s;
     uint64_t fires = 0, skipped = 0;
@@ -118,33 +130,42 @@ class cron_table {
     std::shared_ptr<const compiled_flow> flow;  // null: known from the journal only
     const cron_trigger* cron = nullptr;         // in `flow`
     std::string schedule;                       // its text and zone: an update that keeps them keeps its place
+    uint64_t generation = 0;
     std::string pipeline, trigger;
     int64_t deployed_s = 0;
-    int64_t last_s = 0;                  // the last instant fired for, or the deploy (0: not yet known)
+    int64_t last_s = 0;                  // the last instant handled (fired or refused), or the deploy; 0: unknown
     std::optional<int64_t> next_s;       // the first instant after the last one handled
     uint32_t running = 0;
     std::optional<int64_t> queued_s;     // overlap: queue
     uint64_t fires = 0, skipped = 0, last_fired_ms = 0;
     // Journal bookkeeping: the newest record's instant, trace (none for a
-    // deploy's mark) and the instant before it, and where it is.
+    // deploy's mark or a refusal), the instant before it, the schedule it was
+    // written under, and where it is.
     int64_t journaled_s = 0, previous_s = 0;
+    int64_t fired_s = 0;  // the newest instant a trace was started for
     core::trace_id last_id;
+    std::string journaled_schedule;
     uint64_t segment = 0;
     bool unconfirmed = false;  // recovery: its newest record is a first one
   };
   static std::string key(std::string_view pipeline, std::string_view trigger);
   void add(const std::shared_ptr<const compiled_flow>& flow, const trigger_def& t, uint64_t deployed_ms,
            core::wal* wal);
-  void mark(entry& e, core::wal* wal);  // scheduled from its deploy on
+  // Handled through `from_s` (a deploy, a refusal): journaled without a trace.
+  void mark(entry& e, int64_t from_s, core::wal* wal);
   void drop_uninstalled(std::string_view pipeline);
   void schedule_from(entry& e, int64_t after_s);
   void fire(entry& e, int64_t instant_s, bool missed, uint64_t now_ms, std::vector<cron_fire>& out);
+  // Up to `n` newest instants in [lo, hi), oldest first, and how many there
+  // are (counted up to count_max).
+  std::pair<std::vector<int64_t>, size_t> newest(const entry& e, int64_t lo, int64_t hi, size_t n) const;
   entry* find_entry(std::string_view pipeline, std::string_view trigger);
   bool append(core::wal& wal, entry& e, bool relogged);
-  static constexpr size_t scan_max = 100'000;  // instants looked at per trigger per due()
+  static constexpr size_t count_max = 1000;  // missed instants counted one by one per due()
 
   cron_options _opts;
   std::map<std::string, entry, std::less<>> _triggers;  // pipeline '\0' trigger
+  uint64_t _generations = 0;
   std::string _scratch;
 };
 

@@ -237,6 +237,8 @@ std::variant<time_zone, std::string> time_zone::parse(std::string_view name, std
   size_t leap_bytes = time_bytes + 4;
   size_t data = size_t(c[3]) * (time_bytes + 1) + size_t(c[4]) * 6 + c[5] + size_t(c[2]) * leap_bytes + c[1] + c[0];
   if (c[4] == 0 || c[4] > 256 || at + data > n) return bad("truncated TZif file");
+  // (right/ zones count leap seconds: their instants are not Unix time.)
+  if (c[2] != 0) return bad("a zone with leap seconds (right/...) is not supported; use the plain zone name");
   time_zone z;
   z._name = std::string(name);
   const unsigned char* times = p + at;

@@ -83,6 +83,10 @@ TEST(cron, fields_ranges_steps_lists_names_and_macros) {
   EXPECT_EQ(fires("0 0 13 * FRI", "UTC", "2026-12-03T00:00:00Z", 3),
             (list{"2026-12-04T00:00:00Z", "2026-12-11T00:00:00Z", "2026-12-13T00:00:00Z"}));
   EXPECT_EQ(fires("0 0 ? * MON", "UTC", "2026-12-03T00:00:00Z", 1), (list{"2026-12-07T00:00:00Z"}));
+  // A day field starting with * is unrestricted (Vixie): every other day AND a Monday.
+  EXPECT_EQ(fires("0 0 */2 * MON", "UTC", "2026-12-03T00:00:00Z", 2),
+            (list{"2026-12-07T00:00:00Z", "2026-12-21T00:00:00Z"}));
+  EXPECT_EQ(fires("0 0 * * 0-0", "UTC", "2026-12-03T00:00:00Z", 1), (list{"2026-12-06T00:00:00Z"}));  // Sundays only
 }
 
 TEST(cron, six_fields_have_seconds_first) {
@@ -103,6 +107,8 @@ TEST(cron, leap_days_and_last_nearest_and_nth_days) {
   // Aug 15 2026 is a Saturday: Friday the 14th. Aug 1 is a Saturday too: Monday the 3rd (not July).
   EXPECT_EQ(fires("0 0 15W * *", "UTC", "2026-08-01T00:00:00Z", 1), (list{"2026-08-14T00:00:00Z"}));
   EXPECT_EQ(fires("0 0 1W * *", "UTC", "2026-07-15T00:00:00Z", 1), (list{"2026-08-03T00:00:00Z"}));
+  // 31W does not exist in April; 15W still fires (Wednesday the 15th).
+  EXPECT_EQ(fires("0 0 31W,15W * *", "UTC", "2026-04-01T00:00:00Z", 1), (list{"2026-04-15T00:00:00Z"}));
   // Last Friday of December 2026 is the 25th; its second Monday the 14th.
   EXPECT_EQ(fires("0 9 * * 5L", "UTC", "2026-12-01T00:00:00Z", 1), (list{"2026-12-25T09:00:00Z"}));
   EXPECT_EQ(fires("0 9 * * MON#2", "UTC", "2026-12-01T00:00:00Z", 2), (list{"2026-12-14T09:00:00Z", "2027-01-11T09:00:00Z"}));
@@ -121,6 +127,8 @@ TEST(cron, dst_transitions_in_two_zones) {
   EXPECT_EQ(fires("* * * * *", "Europe/Berlin", "2026-03-29T00:58:30Z", 3),
             (list{"2026-03-29T00:59:00Z", "2026-03-29T01:00:00Z", "2026-03-29T01:01:00Z"}));
   EXPECT_EQ(fires("* * * * * *", "Europe/Berlin", "2026-03-29T00:59:59Z", 1), (list{"2026-03-29T01:00:00Z"}));
+  // From the very second before the gap, the skipped 02:30 still fires at 03:00.
+  EXPECT_EQ(fires("30 2 * * *", "Europe/Berlin", "2026-03-29T00:59:59Z", 1), (list{"2026-03-29T01:00:00Z"}));
   // Berlin 2026-10-25: 03:00 CEST → 02:00 CET (01:00Z); 02:30 fires at its CEST occurrence only.
   EXPECT_EQ(fires("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z", 2),
             (list{"2026-10-25T00:30:00Z", "2026-10-26T01:30:00Z"}));
@@ -207,6 +215,9 @@ TEST(tz, unknown_and_unsafe_names_are_refused) {
     auto z = time_zone::load(name);
     ASSERT_TRUE(std::holds_alternative<std::string>(z)) << name;
   }
+  auto leap = time_zone::load("right/Europe/Berlin");  // leap seconds: not Unix time
+  if (auto* e = std::get_if<std::string>(&leap)) EXPECT_NE(e->find("leap seconds"), std::string::npos) << *e;
+  else ADD_FAILURE() << "right/Europe/Berlin was accepted";
   auto bad = time_zone::parse("X", "TZif2 but not really");
   EXPECT_TRUE(std::holds_alternative<std::string>(bad));
 }

@@ -52,17 +52,23 @@ TEST(cron_table, fires_each_instant_once_on_time) {
   EXPECT_TRUE(c.due(t0 + 999).empty());
   auto f = c.due(t0 + 1000);
   ASSERT_EQ(instants(f), (list{"1"}));
+  c.journal(f[0], core::trace_id{1, 1}, nullptr);  // (the engine journals each fire it admits)
+  uint64_t gen = f[0].generation;
   EXPECT_EQ(f[0].pipeline, "tick");
   EXPECT_EQ(f[0].trigger, "every");
   EXPECT_TRUE(c.due(t0 + 1500).empty());
-  EXPECT_EQ(instants(c.due(t0 + 2004)), (list{"2"}));
+  auto f2 = c.due(t0 + 2004);
+  EXPECT_EQ(instants(f2), (list{"2"}));
+  c.journal(f2[0], core::trace_id{1, 2}, nullptr);
   auto v = c.find("tick", "every");
   ASSERT_TRUE(v);
   EXPECT_EQ(v->fires, 2u);
   EXPECT_EQ(v->last_s, s0 + 2);
   EXPECT_EQ(v->next_s, s0 + 3);
   EXPECT_EQ(v->running, 2u);  // allow: overlap is fine
-  c.ended("tick", "every");
+  c.ended("tick", "every", gen + 1);  // another deployment's trace: not this one's
+  EXPECT_EQ(c.find("tick", "every")->running, 2u);
+  c.ended("tick", "every", gen);
   EXPECT_EQ(c.find("tick", "every")->running, 1u);
   // A shard that does not own it does not run it.
   cron_table other;
@@ -87,31 +93,60 @@ TEST(cron_table, missed_policies) {
     EXPECT_EQ(c.find("tick", "every")->skipped, r.skipped);
     EXPECT_EQ(c.next_ms(), t0 + 11'000);
   }
-  // run_all is bounded per look.
+  // run_all is bounded per look: the newest.
   cron_table bounded(flows::cron_options{1000, 3});
   bounded.install(flow(R"(schedule: "* * * * * *", missed: run_all)"), t0, all, nullptr);
   EXPECT_EQ(instants(bounded.due(t0 + 10'000)), (list{"6!", "7!", "8!", "9", "10"}));
+  // Down for three days with an every-second schedule: run_once fires for the
+  // newest missed instant, without a call per instant.
+  cron_table once;
+  once.install(flow(R"(schedule: "* * * * * *", missed: run_once)"), t0, all, nullptr);
+  EXPECT_EQ(instants(once.due(t0 + 3 * 86'400'000)), (list{"259198!", "259199", "259200"}));
+  EXPECT_GE(once.find("tick", "every")->skipped, 999u);
+}
+
+// A paused pipeline refuses its fires: they are skipped and handled (a
+// restart does not catch them up); a recovered trace counts for overlap.
+TEST(cron_table, refused_fires_and_recovered_traces) {
+  cron_table c;
+  c.install(flow(R"(schedule: "* * * * * *", overlap: skip)"), t0, all, nullptr);
+  auto f = c.due(t0 + 1000);
+  ASSERT_EQ(f.size(), 1u);
+  c.refused(f[0], nullptr);
+  auto v = *c.find("tick", "every");
+  EXPECT_EQ(v.running, 0u);
+  EXPECT_EQ(v.skipped, 1u);
+  EXPECT_EQ(v.last_s, 0);  // nothing was fired
+  auto f2 = c.due(t0 + 2000);
+  EXPECT_EQ(instants(f2), (list{"2"}));  // not blocked by the refused one
+  c.ended("tick", "every", f2[0].generation);
+  uint64_t gen = c.started("tick", "every");  // a trace recovered after a restart
+  EXPECT_EQ(gen, f[0].generation);
+  EXPECT_EQ(c.started("tick", "nope"), 0u);
+  EXPECT_TRUE(c.due(t0 + 3000).empty());  // skip: it runs
 }
 
 TEST(cron_table, overlap_policies) {
   {
     cron_table c;
     c.install(flow(R"(schedule: "* * * * * *", overlap: skip)"), t0, all, nullptr);
-    EXPECT_EQ(instants(c.due(t0 + 1000)), (list{"1"}));
+    auto f = c.due(t0 + 1000);
+    EXPECT_EQ(instants(f), (list{"1"}));
     EXPECT_TRUE(c.due(t0 + 2000).empty());  // +1 still runs
     EXPECT_EQ(c.find("tick", "every")->skipped, 1u);
-    c.ended("tick", "every");
+    c.ended("tick", "every", f[0].generation);
     EXPECT_EQ(instants(c.due(t0 + 3000)), (list{"3"}));
   }
   {
     cron_table c;
     c.install(flow(R"(schedule: "* * * * * *", overlap: queue)"), t0, all, nullptr);
-    EXPECT_EQ(instants(c.due(t0 + 1000)), (list{"1"}));
+    auto f = c.due(t0 + 1000);
+    EXPECT_EQ(instants(f), (list{"1"}));
     EXPECT_TRUE(c.due(t0 + 2000).empty());  // +2 waits
     EXPECT_TRUE(c.due(t0 + 3000).empty());  // +3 replaces it: one waits at most
     EXPECT_EQ(c.find("tick", "every")->skipped, 1u);
     EXPECT_EQ(c.next_ms(), t0 + 4000);
-    c.ended("tick", "every");
+    c.ended("tick", "every", f[0].generation);
     EXPECT_EQ(c.next_ms(), 0u);  // the queued one is due now
     EXPECT_EQ(instants(c.due(t0 + 3100)), (list{"3"}));
     EXPECT_TRUE(c.due(t0 + 3200).empty());
@@ -126,17 +161,18 @@ TEST(cron_table, an_update_keeps_an_unchanged_schedule_and_remove_forgets) {
   EXPECT_EQ(c.next_ms(), t0 + 10'000);
   c.install(flow(R"(schedule: "*/3 * * * * *")"), t0 + 7000, all, nullptr);  // changed: from the later of deploy, last fire
   EXPECT_EQ(c.next_ms(), t0 + 9000);
-  c.remove("tick");
+  c.remove("tick", nullptr);
   EXPECT_TRUE(c.empty());
   EXPECT_FALSE(c.next_ms());
 }
 
 // Recovery: the newest record per trigger is the last fire, unless its
-// admission never made it to the log.
+// admission never made it to the log; a schedule changed while down, or a
+// delete, starts from the deploy.
 TEST(cron_table, replay_restores_the_last_fire_and_undoes_a_torn_one) {
   std::string payload;
   core::trace_id id{7, 9};
-  flows::encode(payload, flows::cron_record{id, s0 + 5, s0 + 4, "tick", "every", false});
+  flows::encode(payload, flows::cron_record{id, s0 + 5, s0 + 4, "tick", "every", false, std::string("* * * * * *\0UTC", 15)});
   core::wal_record rec{42, uint32_t(flows::journal_type::cron), 3, payload, 0};
   for (bool admitted : {true, false}) {
     SCOPED_TRACE(admitted);
@@ -146,6 +182,29 @@ TEST(cron_table, replay_restores_the_last_fire_and_undoes_a_torn_one) {
     c.end_replay([&](const core::trace_id& t) { return admitted && t == id; }, nullptr);
     EXPECT_EQ(c.next_ms(), t0 + (admitted ? 6000 : 5000));
     EXPECT_EQ(c.find("tick", "every")->last_s, s0 + (admitted ? 5 : 4));
+  }
+  // Written under another schedule: from the deploy (t0 + 20 s here).
+  {
+    std::string other;
+    flows::encode(other, flows::cron_record{id, s0 + 5, s0 + 4, "tick", "every", false, std::string("0 * * * *\0UTC", 13)});
+    core::wal_record changed{43, uint32_t(flows::journal_type::cron), 3, other, 0};
+    cron_table c;
+    c.install(flow(R"(schedule: "* * * * * *")"), t0 + 20'000, all, nullptr);
+    EXPECT_TRUE(c.replay(changed));
+    c.end_replay([](const core::trace_id&) { return true; }, nullptr);
+    EXPECT_EQ(c.next_ms(), t0 + 21'000);
+  }
+  // A delete's tombstone: as if never fired.
+  {
+    std::string tomb;
+    flows::encode(tomb, flows::cron_record{{}, 0, s0 + 5, "tick", "every", false, ""});
+    core::wal_record deleted{44, uint32_t(flows::journal_type::cron), 3, tomb, 0};
+    cron_table c;
+    c.install(flow(R"(schedule: "* * * * * *")"), t0 + 20'000, all, nullptr);
+    EXPECT_TRUE(c.replay(rec));
+    EXPECT_TRUE(c.replay(deleted));
+    c.end_replay([](const core::trace_id&) { return true; }, nullptr);
+    EXPECT_EQ(c.next_ms(), t0 + 21'000);
   }
   // A record of a pipeline that is not installed is forgotten.
   cron_table gone;
