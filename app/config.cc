@@ -96,6 +96,9 @@ core::settings declare_settings(config& c) {
   s.add({"idempotency_keys_max", "XERV_IDEMPOTENCY_KEYS_MAX", "--idempotency-keys-max", "100000",
          "idempotency keys kept per shard (the oldest are forgotten first)",
          core::parse_uint(&c.idempotency_keys_max, 1, 100'000'000)});
+  s.add({"pending_max", "XERV_PENDING_MAX", "--pending-max", "10000",
+         "traces of one pipeline waiting for a concurrency slot, per shard; beyond, admissions answer 503 with Retry-After",
+         core::parse_uint(&c.pending_max, 1, 10'000'000)});
   s.add({"dispatch_backend", "XERV_DISPATCH_BACKEND", "--dispatch-backend", "memory",
          "where traces are queued and dispatched: memory (this process; raft, redis and nats are not built yet)",
          [&c](std::string_view t) -> std::string {

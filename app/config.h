@@ -40,6 +40,7 @@ struct config {
   uint64_t circuit_window_ms = 60'000;
   uint64_t idempotency_ttl_ms = 24 * 3'600'000;
   uint64_t idempotency_keys_max = 100'000;
+  uint64_t pending_max = 10'000;
   std::string dispatch_backend = "memory";
 };
 

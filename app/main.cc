@@ -326,6 +326,7 @@ void start_shard() {
   eo.circuit_judge = g_control.get();
   eo.idempotency.ttl = std::chrono::milliseconds(g_cfg.idempotency_ttl_ms);
   eo.idempotency.max = g_cfg.idempotency_keys_max;
+  eo.pending_max = g_cfg.pending_max;
   svc->engine = std::make_unique<flows::engine>(eo);
   svc->engine->expect_recovery();  // admissions wait for the WAL
   if (auto held = io::this_reactor().hold_until_teardown(g_lock_fd); !held)

@@ -17,7 +17,7 @@ core::counter g_completed{"xerv_completed_traces_total", "Traces that completed"
 core::counter g_failed{"xerv_failed_traces_total", "Traces that failed or timed out"};
 core::counter g_nodes{"xerv_nodes_executed_total", "Node executions finished (completed or failed)"};
 core::gauge g_active{"xerv_active_traces", "Traces running now"};
-core::gauge g_pending{"xerv_pending_traces", "Traces admitted and waiting for a pipeline slot"};
+core::gauge g_pending{"xerv_pending_traces", "Traces admitted and waiting for a pipeline slot", {"pipeline"}};
 // Set by shard 0 alone (a scrape sums the shards): 0 closed, 1 open, 2 half-open.
 core::gauge g_circuit{"xerv_circuit_state", "Circuit breaker per pipeline: 0 closed, 1 open, 2 half-open", {"pipeline"}};
 core::counter g_circuit_opened{"xerv_circuit_opened_total", "Times a pipeline's circuit breaker opened", {"pipeline"}};
@@ -187,7 +187,7 @@ void engine::deliver(core::delivery d, const std::shared_ptr<trace_record>& admi
   // Paused or stopped since it was admitted: it waits like the queued traces.
   t->owner = p;
   p->pending.push_back(std::move(t));
-  g_pending.add(1);
+  g_pending.add(1, {p->flow->name});
 }
 
 // A trace this shard did not admit in this process: continued from the node
@@ -289,7 +289,7 @@ bool engine::remove(std::string_view name) {
   _cron.remove(name, _opts.wal);
   if (_opts.shard == 0) g_circuit.set(0, {name});
   for (auto& t : std::exchange(p->pending, {})) {
-    g_pending.add(-1);
+    g_pending.add(-1, {name});
     end_unrun(*t, "pipeline_deleted", "pipeline deleted before the trace started");
   }
   return true;
@@ -402,7 +402,7 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
     return {admit_error::circuit_open, "1", nullptr};
   // Every trace of this deployment the shard holds, delivered or not, counts.
   if (p.active + p.pending.size() + p.undelivered >= share(p) + _opts.pending_max)
-    return {admit_error::queue_full, {}, nullptr};
+    return {admit_error::queue_full, std::to_string(_opts.pending_max), nullptr};
   if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
   if (_recovery_pending) return {admit_error::unavailable, "recovering the write-ahead log", nullptr};
   if (_opts.wal && !_opts.wal->healthy())
@@ -469,13 +469,13 @@ void engine::start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<
   t->owner = p;
   if (p->active < share(*p)) return start(*p, std::move(t));
   p->pending.push_back(std::move(t));
-  g_pending.add(1);
+  g_pending.add(1, {p->flow->name});
 }
 
 void engine::start_next(pipeline& p) {
   auto t = std::move(p.pending.front());
   p.pending.pop_front();
-  g_pending.add(-1);
+  g_pending.add(-1, {p.flow->name});
   start(p, std::move(t));
 }
 

@@ -161,7 +161,7 @@ enum class admit_error {
 
 struct admission {
   admit_error error = admit_error::none;
-  std::string detail;  // the pipeline state for not_running; seconds to wait for circuit_open
+  std::string detail;  // the pipeline state for not_running; seconds to wait for circuit_open; the cap for queue_full
   std::shared_ptr<trace_record> trace;  // null for a replayed key whose trace left the store
   // The idempotency key was seen: `replayed_id` is the trace it started, and
   // nothing new was admitted.

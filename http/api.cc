@@ -721,9 +721,16 @@ response admission_error(const flows::admission& a, std::string_view pipeline, s
       r.headers.emplace_back("Retry-After", a.detail);
       return r;
     }
-    case flows::admit_error::queue_full:
+    case flows::admit_error::queue_full: {
+      field_raw(details, "pending_max", a.detail);
       details += '}';
-      return json_error(503, "unavailable", "too many traces queued for this pipeline; retry later", details);
+      response r = json_error(503, "unavailable",
+                              "too many traces of pipeline '" + std::string(pipeline) + "' wait for a slot (" +
+                                  a.detail + " per shard); retry later",
+                              details);
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
     case flows::admit_error::unavailable:
       details += '}';
       return json_error(503, "unavailable", "cannot accept traces now: " + a.detail + "; retry later", details);

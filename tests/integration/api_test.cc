@@ -286,7 +286,7 @@ TEST(api, pending_queue_beyond_max_concurrent_executions) {
   auto p = s.get("/api/v1/pipelines/greet");
   EXPECT_NE(p.body.find(R"("active_traces":1,"pending_traces":2)"), std::string::npos) << p.body;
   auto m = s.get("/metrics");
-  EXPECT_NE(m.body.find("xerv_pending_traces 2"), std::string::npos) << m.body;
+  EXPECT_NE(m.body.find("xerv_pending_traces{pipeline=\"greet\"} 2"), std::string::npos) << m.body;
   std::this_thread::sleep_for(900ms);
   auto after = s.get("/api/v1/pipelines/greet");
   EXPECT_NE(after.body.find(R"("traces_completed":3)"), std::string::npos) << after.body;
