@@ -8,6 +8,8 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +42,42 @@ inline spread summarize(std::vector<double> v) {
   double median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   return {median, v.front(), v.back()};
 }
+
+// Log-linear latency histogram: 16 sub-buckets per power of two (about 6 %
+// resolution), values in ns, percentiles in µs.
+struct histogram {
+  std::array<uint64_t, 1024> counts{};
+  uint64_t total = 0, max = 0;
+
+  static size_t index(uint64_t v) {
+    if (v < 16) return v;
+    unsigned msb = 63 - static_cast<unsigned>(std::countl_zero(v));
+    return (msb - 3) * 16 + ((v >> (msb - 4)) & 15);
+  }
+  static uint64_t lower_bound(size_t i) {
+    if (i < 16) return i;
+    size_t msb = i / 16 + 3;
+    return (16 + i % 16) << (msb - 4);
+  }
+  void record(uint64_t v) {
+    ++counts[index(v)];
+    ++total;
+    max = std::max(max, v);
+  }
+  void merge(const histogram& o) {
+    for (size_t i = 0; i < counts.size(); ++i) counts[i] += o.counts[i];
+    total += o.total;
+    max = std::max(max, o.max);
+  }
+  double percentile_us(double p) const {
+    uint64_t want = static_cast<uint64_t>(p * static_cast<double>(total)), seen = 0;
+    for (size_t i = 0; i < counts.size(); ++i) {
+      seen += counts[i];
+      if (seen > want) return static_cast<double>(lower_bound(i)) / 1000.0;
+    }
+    return 0;
+  }
+};
 
 struct comparison {
   std::string name, unit;

@@ -39,6 +39,7 @@
 #include "tests/integration/xerv_process.h"
 
 using namespace xerv;
+using perf::histogram;
 namespace xt = xerv::testing;
 
 namespace {
@@ -78,36 +79,6 @@ uint64_t fnv1a(std::string_view s) {
   return h;
 }
 
-// Log-linear latency histogram (as echo_bench's): 16 sub-buckets per power of
-// two, about 6% resolution, in ns.
-struct histogram {
-  std::array<uint64_t, 1024> counts{};
-  uint64_t total = 0, max = 0;
-
-  static size_t index(uint64_t v) {
-    if (v < 16) return v;
-    unsigned msb = 63 - static_cast<unsigned>(std::countl_zero(v));
-    return (msb - 3) * 16 + ((v >> (msb - 4)) & 15);
-  }
-  static uint64_t lower_bound(size_t i) {
-    if (i < 16) return i;
-    size_t msb = i / 16 + 3;
-    return (16 + i % 16) << (msb - 4);
-  }
-  void record(uint64_t v) {
-    ++counts[index(v)];
-    ++total;
-    max = std::max(max, v);
-  }
-  double percentile_us(double p) const {
-    uint64_t want = static_cast<uint64_t>(p * static_cast<double>(total)), seen = 0;
-    for (size_t i = 0; i < counts.size(); ++i) {
-      seen += counts[i];
-      if (seen > want) return static_cast<double>(lower_bound(i)) / 1000.0;
-    }
-    return 0;
-  }
-};
 
 // ---------- servers ----------
 
