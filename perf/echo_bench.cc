@@ -91,23 +91,6 @@ bool send_message(client_conn& c) {
   return send(c.fd, c.out, sizeof c.out, MSG_NOSIGNAL) == static_cast<ssize_t>(sizeof c.out);
 }
 
-int connect_loopback(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
-
 // Handles one readable socket; returns false when the echo is wrong or the peer left.
 bool on_readable(client_conn& c, unsigned id, uint64_t deadline_ns, load_result& r, bool& live) {
   ssize_t n = recv(c.fd, c.in + c.got, sizeof c.in - c.got, 0);
@@ -135,7 +118,7 @@ void drive(uint16_t port, unsigned first_id, unsigned conns, uint64_t start_ns, 
   int ep = epoll_create1(EPOLL_CLOEXEC);
   std::vector<client_conn> cs(conns);
   for (unsigned i = 0; i < conns && r->ok; ++i) {
-    cs[i].fd = connect_loopback(port);
+    cs[i].fd = perf::connect_loopback(port);
     epoll_event ev{EPOLLIN, {.u32 = i}};
     r->ok = cs[i].fd >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) == 0;
   }

@@ -287,23 +287,6 @@ struct connection {
   uint64_t scheduled_ns = 0, sent_ns = 0;
 };
 
-int connect_to(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
-
 bool iequals_prefix(std::string_view line, std::string_view name) {
   if (line.size() < name.size()) return false;
   for (size_t i = 0; i < name.size(); ++i)
@@ -390,7 +373,7 @@ load_result drive(uint16_t port, const load_plan& p) {
   std::vector<connection> cs(p.connections);
   std::vector<unsigned> idle;
   for (unsigned i = 0; i < p.connections; ++i) {
-    cs[i].fd = connect_to(port);
+    cs[i].fd = perf::connect_loopback(port);
     if (cs[i].fd < 0) fail("%s: cannot connect to port %u", p.what, unsigned(port));
     idle.push_back(p.connections - 1 - i);
   }
