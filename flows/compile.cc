@@ -273,7 +273,9 @@ class compiler {
       // No parameters.
     } else if (t.type == "cron") {
       read_cron(t, given ? given : def, params);
-    } else if (t.type == "filesystem" || t.type == "queue") {
+    } else if (t.type == "queue") {
+      read_queue(t, given ? given : def, params);
+    } else if (t.type == "filesystem") {
       error(type, "trigger '" + t.id + "': type '" + t.type + "' is not available in this version yet");
     } else {
       error(type, "trigger '" + t.id + "': unknown trigger type '" + t.type +
@@ -327,6 +329,28 @@ class compiler {
         error(kv.first, what + "unknown cron param '" + k + "' (schedule, timezone, missed, overlap)");
     }
     t.cron = std::move(c);
+  }
+
+  void read_queue(trigger_def& t, const YAML::Node& at, const YAML::Node& params) {
+    std::string what = "trigger '" + t.id + "': ";
+    YAML::Node q = params["queue"];
+    if (!q || !q.IsScalar() || !valid_pipeline_name(q.Scalar())) {
+      error(q ? q : at, what + "queue params.queue (the queue's name, [a-z0-9_-]{1,64}) is required");
+      return;
+    }
+    t.queue = q.Scalar();
+    if (YAML::Node c = params["capacity"]; c) {
+      uint64_t v = 0;
+      const std::string& text = c.IsScalar() ? c.Scalar() : std::string();
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc() || p != text.data() + text.size() || v < 1 || v > 1'000'000)
+        error(c, what + "capacity must be an integer between 1 and 1000000");
+      else t.capacity = uint32_t(v);
+    }
+    for (const auto& kv : params) {
+      std::string k = kv.first.Scalar();
+      if (k != "queue" && k != "capacity") error(kv.first, what + "unknown queue param '" + k + "' (queue, capacity)");
+    }
   }
 
   void read_triggers() {

@@ -88,8 +88,14 @@ io::task<control_reply> control_plane::deploy(deploy_request req) {
     if (name != req.update)
       co_return refused(outcome::invalid, name, "the flow's name '" + name + "' does not match '" + req.update + "'");
   }
-  // Webhook paths are unique across pipelines.
+  // Webhook paths, and queues, are unique across pipelines.
   for (const auto& t : flow->triggers) {
+    if (t.type == "queue") {
+      auto consumer = here.find_queue(t.queue);
+      if (consumer && consumer->first != name)
+        co_return refused(outcome::invalid, name,
+                          "queue '" + t.queue + "' is already consumed by pipeline '" + consumer->first + "'");
+    }
     if (t.type != "webhook") continue;
     auto owner = here.find_webhook(t.method, t.path);
     if (owner && owner->first != name)

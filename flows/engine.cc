@@ -18,6 +18,7 @@ core::counter g_failed{"xerv_failed_traces_total", "Traces that failed or timed 
 core::counter g_nodes{"xerv_nodes_executed_total", "Node executions finished (completed or failed)"};
 core::gauge g_active{"xerv_active_traces", "Traces running now"};
 core::gauge g_pending{"xerv_pending_traces", "Traces admitted and waiting for a pipeline slot", {"pipeline"}};
+core::gauge g_queue_depth{"xerv_queue_depth", "Messages of a queue not yet taken by a trace of its consumer", {"queue"}};
 // Set by shard 0 alone (a scrape sums the shards): 0 closed, 1 open, 2 half-open.
 core::gauge g_circuit{"xerv_circuit_state", "Circuit breaker per pipeline: 0 closed, 1 open, 2 half-open", {"pipeline"}};
 core::counter g_circuit_opened{"xerv_circuit_opened_total", "Times a pipeline's circuit breaker opened", {"pipeline"}};
@@ -300,6 +301,7 @@ void engine::end_unrun(trace_record& t, std::string code, std::string message) {
   t.error_code = std::move(code);
   t.error_message = std::move(message);
   t.finished_ms = core::unix_ms_now();
+  if (t.queued) dequeued(t);
   t.flow.reset();
   t.owner.reset();
   if (t.cron) cron_ended(t);
@@ -338,6 +340,25 @@ std::optional<pipeline_state> engine::set_state(std::string_view name, pipeline_
 const pipeline* engine::find(std::string_view name) const {
   auto it = _pipelines.find(name);
   return it == _pipelines.end() ? nullptr : it->second.get();
+}
+
+std::optional<std::pair<std::string, std::string>> engine::find_queue(std::string_view name) const {
+  for (const auto& [pname, p] : _pipelines)
+    for (const auto& t : p->flow->triggers)
+      if (t.type == "queue" && t.queue == name) return std::make_pair(pname, t.id);
+  return std::nullopt;
+}
+
+void engine::dequeued(trace_record& t) {
+  t.queued = false;
+  const trigger_def* trig = t.flow ? t.flow->find_trigger(t.trigger) : nullptr;
+  if (!trig || trig->queue.empty()) return;
+  g_queue_depth.add(-1, {trig->queue});
+  // Counted in the deployment it was admitted into (gone if that was deleted),
+  // under its trigger's id (an update may have moved it).
+  std::shared_ptr<pipeline> p = t.owner.lock();
+  for (size_t i = 0; p && i < p->flow->triggers.size(); ++i)
+    if (p->flow->triggers[i].id == t.trigger && p->triggers[i].queued) --p->triggers[i].queued;
 }
 
 std::optional<std::pair<std::string, std::string>> engine::find_webhook(std::string_view method,
@@ -391,6 +412,10 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
     }
   pipeline::trigger_counts& counts = p.triggers[size_t(trig - p.flow->triggers.data())];
   if (counts.off) return {admit_error::trigger_disabled, {}, nullptr};
+  // A queue's capacity is split over the shards, as the pipeline's slots are.
+  uint32_t capacity = (trig->capacity + _opts.shard_count - 1) / _opts.shard_count;
+  if (!trig->queue.empty() && counts.queued >= capacity)
+    return {admit_error::queue_full, std::to_string(trig->capacity), nullptr};
   if (p.state != pipeline_state::running) return {admit_error::not_running, to_string(p.state), nullptr};
   circuit_state breaker = p.breaker.at(now);
   if (breaker == circuit_state::open) {
@@ -402,7 +427,7 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
     return {admit_error::circuit_open, "1", nullptr};
   // Every trace of this deployment the shard holds, delivered or not, counts.
   if (p.active + p.pending.size() + p.undelivered >= share(p) + _opts.pending_max)
-    return {admit_error::queue_full, std::to_string(_opts.pending_max), nullptr};
+    return {admit_error::pending_full, std::to_string(_opts.pending_max), nullptr};
   if (_running.closed()) return {admit_error::unavailable, "shutting down", nullptr};
   if (_recovery_pending) return {admit_error::unavailable, "recovering the write-ahead log", nullptr};
   if (_opts.wal && !_opts.wal->healthy())
@@ -449,6 +474,11 @@ admission engine::admit(std::string_view pipeline_name, std::string_view trigger
   ++p.started;
   ++counts.fires;
   counts.last_ms = now;
+  if (!trig->queue.empty()) {
+    ++counts.queued;
+    t->queued = true;
+    g_queue_depth.add(1, {trig->queue});
+  }
   evict();
   take_ready(t);
   return {admit_error::none, {}, t};
@@ -485,6 +515,7 @@ void engine::start(pipeline& p, std::shared_ptr<trace_record> t) {
          t->id.to_string().c_str());
   ++p.active;
   g_active.add(1);
+  if (t->queued) dequeued(*t);
   t->status = trace_status::running;
   t->started_ms = core::unix_ms_now();
   auto spawned = io::spawn(_running, run(std::move(t)));

@@ -107,6 +107,7 @@ struct trace_record {
   bool recovered = false;
   std::string idempotency_key;      // the key it was admitted with, if any
   uint64_t cron = 0;                // started by a cron fire of this shard: the trigger's generation (overlap counts it)
+  bool queued = false;              // from a queue trigger, not started yet: counted in its depth
   uint64_t circuit_generation = 0;  // the breaker's decision it was admitted under
   bool circuit_trial = false;       // admitted while the breaker was half-open
   std::shared_ptr<replay_map> replay;  // recovery: top-level nodes already done
@@ -143,6 +144,7 @@ struct pipeline {
   // time, and whether it is switched off (kept by id across updates).
   struct trigger_counts {
     uint64_t fires = 0, last_ms = 0;
+    uint32_t queued = 0;  // queue triggers: admitted here and not started yet (the queue's depth)
     bool off = false;
   };
   std::vector<trigger_counts> triggers;
@@ -153,15 +155,18 @@ enum class admit_error {
   pipeline_not_found,
   trigger_not_found,
   trigger_disabled,
+  queue_full,  // a queue trigger's capacity
   not_running,
   circuit_open,
-  queue_full,
+  pending_full,  // the pipeline's pending queue (XERV_PENDING_MAX)
   unavailable
 };
 
 struct admission {
   admit_error error = admit_error::none;
-  std::string detail;  // the pipeline state for not_running; seconds to wait for circuit_open; the cap for queue_full
+  // The pipeline state for not_running; seconds to wait for circuit_open; the
+  // cap for pending_full and queue_full.
+  std::string detail;
   std::shared_ptr<trace_record> trace;  // null for a replayed key whose trace left the store
   // The idempotency key was seen: `replayed_id` is the trace it started, and
   // nothing new was admitted.
@@ -198,6 +203,8 @@ class engine {
   const std::map<std::string, std::shared_ptr<pipeline>, std::less<>>& pipelines() const { return _pipelines; }
   // A webhook trigger bound to this method and exact path: {pipeline, trigger}.
   std::optional<std::pair<std::string, std::string>> find_webhook(std::string_view method, std::string_view path) const;
+  // The queue trigger consuming queue `name`: {pipeline, trigger}.
+  std::optional<std::pair<std::string, std::string>> find_queue(std::string_view name) const;
 
   // The circuit breaker (flows/circuit.h). This shard's outcomes of `name` in
   // the window; the deciding shard's next decision after `e`; a decision
@@ -338,6 +345,7 @@ class engine {
   void redelivered(core::delivery d);
   void released();  // a taken trace ended: room for another
   void start(pipeline& p, std::shared_ptr<trace_record> t);
+  void dequeued(trace_record& t);  // a queue trigger's trace starts (or never will): out of its depth
   void start_or_queue(const std::shared_ptr<pipeline>& p, std::shared_ptr<trace_record> t);
   void start_next(pipeline& p);
   io::task<void> run(std::shared_ptr<trace_record> t);

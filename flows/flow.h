@@ -47,7 +47,7 @@ enum class respond_mode { async, sync };
 
 struct trigger_def {
   std::string id;
-  std::string type;  // webhook, manual, memory, cron (filesystem, queue come later)
+  std::string type;  // webhook, manual, memory, cron, queue (filesystem comes later)
   uint32_t vertex = no_index;
   // webhook
   std::string path;
@@ -55,6 +55,9 @@ struct trigger_def {
   respond_mode respond = respond_mode::async;
   // cron
   std::shared_ptr<const cron_trigger> cron;
+  // queue: the queue it consumes, and how many messages may wait in it
+  std::string queue;
+  uint32_t capacity = 1000;
 };
 
 struct retry_policy {

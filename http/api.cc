@@ -133,6 +133,10 @@ void append_trigger(std::string& out, const flows::compiled_flow& f, const flows
     field(out, "method", t.method);
     field(out, "respond", t.respond == flows::respond_mode::sync ? "sync" : "async");
   }
+  if (!t.queue.empty()) {
+    field(out, "queue", t.queue);
+    field(out, "capacity", uint64_t(t.capacity));
+  }
   if (t.cron) {
     field(out, "schedule", t.cron->schedule.text());
     field(out, "timezone", t.cron->zone.name());
@@ -722,6 +726,17 @@ response admission_error(const flows::admission& a, std::string_view pipeline, s
       return r;
     }
     case flows::admit_error::queue_full: {
+      field(details, "trigger", trigger);
+      field_raw(details, "capacity", a.detail);
+      details += '}';
+      response r = json_error(503, "queue_full",
+                              "the queue of '" + std::string(pipeline) + "." + std::string(trigger) + "' is full (" +
+                                  a.detail + " messages); retry later",
+                              details);
+      r.headers.emplace_back("Retry-After", "1");
+      return r;
+    }
+    case flows::admit_error::pending_full: {
       field_raw(details, "pending_max", a.detail);
       details += '}';
       response r = json_error(503, "unavailable",
@@ -979,6 +994,63 @@ io::task<response> webhook_trace(ctx_t ctx, std::string pipeline, std::string tr
   co_return co_await start_trace(ctx, pipeline, trigger, std::move(input), sync, false, std::move(key));
 }
 
+// ---- queues (SPEC §3) ----
+
+response queue_not_found(std::string_view name) {
+  std::string details = "{";
+  field(details, "queue", name);
+  details += '}';
+  return json_error(404, "queue_not_found", "no pipeline consumes queue '" + std::string(name) + "'", details);
+}
+
+// A message is a trace of the queue's consumer, admitted durably (202 once it
+// is): it runs exactly once, across kill -9 too.
+io::task<response> post_message(ctx_t ctx, request& req) {
+  std::string name(req.param("name"));
+  std::string key;
+  if (auto bad = idempotency_key(req, key)) co_return std::move(*bad);
+  auto consumer = here(ctx) ? here(ctx)->find_queue(name) : std::nullopt;
+  if (!consumer) co_return queue_not_found(name);
+  core::value input;
+  if (auto err = parse_input(ctx, req.body(), input)) co_return std::move(*err);
+  co_return co_await start_trace(ctx, consumer->first, consumer->second, std::move(input), false, true, std::move(key));
+}
+
+// Depth per queue on this shard: "pipeline.trigger" -> messages waiting.
+std::map<std::string, uint64_t, std::less<>> local_depths(ctx_t ctx) {
+  std::map<std::string, uint64_t, std::less<>> out;
+  if (!here(ctx)) return out;
+  for (const auto& [name, p] : here(ctx)->pipelines())
+    for (size_t i = 0; i < p->flow->triggers.size(); ++i)
+      if (!p->flow->triggers[i].queue.empty()) out[name + "." + p->flow->triggers[i].id] = p->triggers[i].queued;
+  return out;
+}
+
+io::task<response> list_queues(ctx_t ctx) {
+  if (!here(ctx)) co_return unavailable("xerv is stopping");
+  auto job = io::invoke_on_all([ctx] { return local_depths(ctx); });
+  auto parts = co_await std::move(job);
+  if (!here(ctx)) co_return unavailable("xerv is stopping");
+  std::string out = "{\"queues\":[";
+  for (const auto& [name, p] : here(ctx)->pipelines())
+    for (const auto& t : p->flow->triggers) {
+      if (t.queue.empty()) continue;
+      uint64_t depth = 0;
+      for (const auto& part : parts)
+        if (auto d = part.find(name + "." + t.id); d != part.end()) depth += d->second;
+      if (out.back() != '[') out += ',';
+      out += '{';
+      field(out, "name", t.queue);
+      field(out, "pipeline_id", name);
+      field(out, "trigger", t.id);
+      field(out, "depth", depth);
+      field(out, "capacity", uint64_t(t.capacity));
+      out += '}';
+    }
+  out += "]}";
+  co_return json_ok(200, std::move(out));
+}
+
 // ---- suspensions (SPEC §5) ----
 
 listed_page local_suspensions(ctx_t ctx, std::string pipeline, size_t max) {
@@ -1160,6 +1232,8 @@ void add_api_routes(router& r, const api_context& c) {
   r.add("GET", "/api/v1/traces/{id}/logs/stream",
         [ctx](request& q) { return stream_trace_logs(ctx, std::string(q.param("id"))); });
   r.add("GET", "/api/v1/suspensions", [ctx](request& q) { return list_suspensions(ctx, q); });
+  r.add("GET", "/api/v1/queues", [ctx](request&) { return list_queues(ctx); });
+  r.add("POST", "/api/v1/queues/{name}/messages", [ctx](request& q) { return post_message(ctx, q); });
   r.add("POST", "/api/v1/suspensions/{id}/resume", [ctx](request& q) { return resume_suspension(ctx, q); });
   r.add("GET", "/api/v1/triggers", [ctx](request&) { return list_triggers(ctx); });
   r.add("POST", "/api/v1/triggers/{id}/fire", [ctx](request& q) { return fire_trigger(ctx, q); });

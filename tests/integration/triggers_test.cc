@@ -171,4 +171,61 @@ TEST(triggers, a_pipelines_dir_flow_keeps_its_disabled_triggers) {
   std::filesystem::remove_all(dir);
 }
 
+const char* k_consumer = R"(name: consumer
+version: "1"
+triggers:
+  - {id: inbox, type: queue, params: {queue: orders, capacity: 3}}
+nodes:
+  slow: {type: std::delay, config: {ms: 1500}}
+edges:
+  - {from: inbox, to: slow}
+settings: {max_concurrent_executions: 1}
+)";
+
+// A queue is its consumer's inbox: a message is a durable trace of it (202),
+// its input the message; the depth counts messages no trace has taken yet,
+// up to the capacity (then 503 queue_full).
+TEST(triggers, queue_messages_start_traces_of_the_consumer_up_to_its_capacity) {
+  api s({"XERV_SHARDS=1"});
+  ASSERT_EQ(s.post("/api/v1/pipelines", k_consumer).status, 201);
+  std::vector<std::string> ids;
+  for (int n = 0; n < 4; ++n) {  // one runs, three wait
+    auto r = s.post("/api/v1/queues/orders/messages", R"({"n":)" + std::to_string(n) + "}");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ids.push_back(json_field(r.body, "trace_id"));
+  }
+  auto full = s.post("/api/v1/queues/orders/messages", R"({"n":9})");
+  EXPECT_EQ(full.status, 503);
+  EXPECT_EQ(json_field(full.body, "error"), "queue_full");
+  EXPECT_EQ(json_number(full.body, "capacity"), 3);
+  auto queues = s.get("/api/v1/queues").body;
+  EXPECT_NE(queues.find(R"({"name":"orders","pipeline_id":"consumer","trigger":"inbox","depth":3,"capacity":3})"),
+            std::string::npos)
+      << queues;
+  EXPECT_NE(s.get("/metrics").body.find("xerv_queue_depth{queue=\"orders\"} 3"), std::string::npos);
+  EXPECT_NE(s.get("/api/v1/traces/" + ids[2]).body.find(R"("input":{"n":2})"), std::string::npos);
+  EXPECT_NE(trigger_entry(s, "consumer.inbox").find(R"("queue":"orders","capacity":3)"), std::string::npos)
+      << trigger_entry(s, "consumer.inbox");
+  // Unknown queue; a second consumer of the same queue is refused.
+  auto unknown = s.post("/api/v1/queues/nope/messages", "{}");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(json_field(unknown.body, "error"), "queue_not_found");
+  std::string second = k_consumer;
+  second.replace(second.find("name: consumer"), 14, "name: another");
+  auto dup = s.post("/api/v1/pipelines", second);
+  EXPECT_EQ(dup.status, 400);
+  EXPECT_NE(dup.body.find("queue 'orders' is already consumed by pipeline 'consumer'"), std::string::npos) << dup.body;
+  auto bad = s.post("/api/v1/pipelines", std::string(k_consumer).replace(std::string(k_consumer).find("capacity: 3"), 11,
+                                                                         "capacity: 0"));
+  EXPECT_NE(bad.body.find("capacity must be an integer between 1 and 1000000"), std::string::npos) << bad.body;
+  // As traces take them, the depth goes down and room comes back.
+  std::string body;
+  for (int i = 0; i < 200 && json_number(body, "depth") != 2; ++i) {
+    body = s.get("/api/v1/queues").body;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(json_number(body, "depth"), 2) << body;
+  EXPECT_EQ(s.post("/api/v1/queues/orders/messages", R"({"n":5})").status, 202);
+}
+
 }  // namespace
