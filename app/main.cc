@@ -324,6 +324,7 @@ void start_shard() {
   eo.circuit.open_ms = g_cfg.circuit_open_ms;
   eo.circuit.window_ms = g_cfg.circuit_window_ms;
   eo.circuit_judge = g_control.get();
+  eo.router = g_control.get();
   eo.idempotency.ttl = std::chrono::milliseconds(g_cfg.idempotency_ttl_ms);
   eo.idempotency.max = g_cfg.idempotency_keys_max;
   eo.pending_max = g_cfg.pending_max;

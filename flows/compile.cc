@@ -678,6 +678,11 @@ class compiler {
       if (vs[v].type && vs[v].type->shape == node_shape::wait && vs[v].region != 0)
         _errors.push_back({vs[v].line, 1, "node '" + vs[v].name + "': std::wait cannot run inside the body of '" +
                                               vs[_flow->regions[vs[v].region].owner].name + "'"});
+    // A message is sent once per node of a trace (its idempotency key), not per item.
+    for (uint32_t v = 0; v < vs.size(); ++v)
+      if (vs[v].type && vs[v].type->name == "std::enqueue" && vs[v].region != 0)
+        _errors.push_back({vs[v].line, 1, "node '" + vs[v].name + "': std::enqueue cannot run inside the body of '" +
+                                              vs[_flow->regions[vs[v].region].owner].name + "'"});
     for (uint32_t r = 0; r < _flow->regions.size(); ++r) {
       region_def& reg = _flow->regions[r];
       for (uint32_t v : reg.members) {

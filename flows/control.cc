@@ -193,6 +193,44 @@ io::task<control_reply> control_plane::set_trigger(std::string name, std::string
   co_return r;
 }
 
+namespace {
+
+// On the key's owner: the admission, durable.
+io::task<enqueued> admit_here(io::sharded<engine>& engines, std::string pipeline, std::string trigger,
+                              core::value input, std::string key) {
+  engine* e = engines.local_or_null();
+  if (!e) co_return enqueued{{}, "xerv is stopping", "unavailable"};
+  admission a = e->admit(pipeline, trigger, std::move(input), key);
+  switch (a.error) {
+    case admit_error::none: break;
+    case admit_error::queue_full:
+      co_return enqueued{{}, "the queue is full (capacity " + a.detail + ")", "queue_full"};
+    case admit_error::trigger_disabled: co_return enqueued{{}, "its trigger is disabled", "trigger_disabled"};
+    case admit_error::not_running:
+      co_return enqueued{{}, "its consumer '" + pipeline + "' is " + a.detail, "pipeline_not_running"};
+    default: co_return enqueued{{}, "its consumer '" + pipeline + "' cannot take traces now", "unavailable"};
+  }
+  if (a.replayed) co_return enqueued{a.replayed_id.to_string(), {}};
+  auto acked = e->wait_acknowledged(a.trace);
+  if (!co_await std::move(acked))
+    co_return enqueued{{}, "the write-ahead log could not write the message", "unavailable"};
+  co_return enqueued{a.trace->id.to_string(), {}};
+}
+
+}  // namespace
+
+io::task<enqueued> control_plane::admit_keyed(std::string pipeline, std::string trigger, core::value input,
+                                              std::string key) {
+  unsigned owner = idempotency_owner(pipeline, key, io::shard_count());
+  io::sharded<engine>* engines = &_engines;
+  // (core::value owns plain heap bytes: it may move to another shard.)
+  auto job = io::submit_to(owner, [engines, pipeline = std::move(pipeline), trigger = std::move(trigger),
+                                   input = std::move(input), key = std::move(key)]() mutable {
+    return admit_here(*engines, std::move(pipeline), std::move(trigger), std::move(input), std::move(key));
+  });
+  co_return co_await std::move(job);
+}
+
 io::task<void> control_plane::report(circuit_event e) {
   auto job = io::submit_to(control_shard, [this, e = std::move(e)] { return decide_circuit(e); });
   co_await std::move(job);

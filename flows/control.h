@@ -59,7 +59,7 @@ std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const co
 // Also the circuit breakers' decider (flows/circuit.h): shards report
 // failures and half-open trials here; the decision is applied on every shard
 // before the report completes.
-class control_plane final : public circuit_reporter {
+class control_plane final : public circuit_reporter, public admission_router {
  public:
   control_plane(core::pipeline_store& store, io::sharded<engine>& engines) : _store(store), _engines(engines) {}
   control_plane(const control_plane&) = delete;
@@ -76,6 +76,8 @@ class control_plane final : public circuit_reporter {
   io::task<std::vector<std::string>> restore();
   // Any shard.
   io::task<void> report(circuit_event e) override;
+  io::task<enqueued> admit_keyed(std::string pipeline, std::string trigger, core::value input,
+                                 std::string key) override;
 
  private:
   io::task<void> decide_circuit(circuit_event e);

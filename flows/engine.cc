@@ -349,6 +349,14 @@ std::optional<std::pair<std::string, std::string>> engine::find_queue(std::strin
   return std::nullopt;
 }
 
+io::task<enqueued> engine::enqueue(std::string queue, core::value payload, std::string key) {
+  auto consumer = find_queue(queue);
+  if (!consumer) co_return enqueued{{}, "no pipeline consumes it", std::string(error_codes::node_failed)};
+  if (!_opts.router) co_return enqueued{{}, "no admission router", std::string(error_codes::node_failed)};
+  auto admitting = _opts.router->admit_keyed(consumer->first, consumer->second, std::move(payload), std::move(key));
+  co_return co_await std::move(admitting);
+}
+
 void engine::dequeued(trace_record& t) {
   t.queued = false;
   const trigger_def* trig = t.flow ? t.flow->find_trigger(t.trigger) : nullptr;
@@ -580,7 +588,7 @@ io::task<void> engine::run(std::shared_ptr<trace_record> t) {
   t->wake_all();  // acknowledged
   recorder rec(*flow, *t, _opts.logs_per_trace_max, _opts.wal, _scratch);
   uint64_t t0 = io::monotonic_ns();
-  execution_options eo{_opts.arena, t->replay.get(), &_shutdown};
+  execution_options eo{_opts.arena, t->replay.get(), &_shutdown, this};
   auto running = execute_trace(*flow, core::value(t->input.bytes()), t->id.to_string(), t->trigger_vertex, &rec, eo);
   trace_outcome out = co_await std::move(running);
   t->replay.reset();

@@ -56,6 +56,17 @@ using core::pipeline_state;
 using core::parse_pipeline_state;
 using core::to_string;
 
+// Admissions that must run on another shard (an idempotency key's owner), for
+// std::enqueue: the control plane does them (it holds every shard's engine).
+class admission_router {
+ public:
+  virtual ~admission_router() = default;
+  // Admits on the owner of `key` and completes once durable: the trace (a key
+  // seen before: the trace it started), or why not.
+  virtual io::task<enqueued> admit_keyed(std::string pipeline, std::string trigger, core::value input,
+                                         std::string key) = 0;
+};
+
 struct engine_options {
   unsigned shard = 0;
   unsigned shard_count = 1;
@@ -67,6 +78,7 @@ struct engine_options {
   circuit_options circuit;
   idempotency_options idempotency;
   circuit_reporter* circuit_judge = nullptr;  // decides for every shard; null: this shard decides alone
+  admission_router* router = nullptr;         // std::enqueue's admissions; null: it fails
   core::trace_queue* queue = nullptr;      // the dispatch backend (required)
   core::wal* wal = nullptr;                // null: nodes are not journaled
   core::arena* arena = nullptr;            // null: values on the heap
@@ -174,7 +186,7 @@ struct admission {
   core::trace_id replayed_id;
 };
 
-class engine {
+class engine final : public trace_services {
  public:
   explicit engine(engine_options opts);
   ~engine();
@@ -291,6 +303,9 @@ class engine {
   hook_traces find_hook(std::string_view hook) const;
   size_t suspended_count() const { return _suspended.size(); }
   enum class resume_error { none, not_found, not_suspended, unavailable };
+  // std::enqueue from a trace of this shard (trace_services).
+  io::task<enqueued> enqueue(std::string queue, core::value payload, std::string key) override;
+
   // Continues a suspended trace of this shard down `decision`'s port
   // (nodes::wait_decision) with `response_data` as the wait node's output.
   // Completes once the resume is durable; the trace runs on after that. One

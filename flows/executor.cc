@@ -103,6 +103,7 @@ struct trace_ctx {
   bool failed = false;
   std::string error_node, error_code, error_message;
   std::optional<suspension> suspended;
+  trace_services* services = nullptr;
 
   void fail_trace(std::string node, const node_failure& why) {
     if (failed) return;
@@ -183,6 +184,12 @@ class region_exec : public selector_source {
     }
     std::string_view node_name() const override { return _r._flow.vertices[_v].name; }
     io::cancel_source* cancel() override { return _cs; }
+    io::task<enqueued> enqueue(std::string queue, core::value payload) override {
+      if (!_r._t.services) return node_env::enqueue(std::move(queue), std::move(payload));
+      // (Top-level nodes only, compile.cc: trace and node name the message.)
+      return _r._t.services->enqueue(std::move(queue), std::move(payload),
+                                     "enqueue/" + _r._t.trace_id + "/" + _r._flow.vertices[_v].name);
+    }
     std::vector<core::value_ref> inputs() const override {
       std::vector<core::value_ref> out;
       for (uint32_t from : _r.st(_v).active_from) out.push_back(_r.value_of(from));
@@ -588,7 +595,8 @@ struct shutdown_link : io::cancel_source::hook {
 
 io::task<trace_outcome> execute_trace(const compiled_flow& flow, core::value input, std::string trace_id,
                                       uint32_t trigger_vertex, trace_observer* observer, execution_options opts) {
-  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false, {}, {}, {}};
+  trace_ctx t{flow, std::move(trace_id), core::arena_region(opts.arena), 0, observer, opts.replay, {}, 0, {}, false,
+              {},   {},  {},  {}, opts.services};
   t.input = t.mem.store(input.bytes());
   input = core::value();
   io::deadline limit(std::chrono::milliseconds(flow.settings.execution_timeout_ms), t.cancel);

@@ -46,10 +46,19 @@ struct replayed_node {
 };
 using replay_map = std::unordered_map<uint32_t, replayed_node>;  // by vertex
 
+// What a trace's nodes may ask of the engine that runs it.
+class trace_services {
+ public:
+  virtual ~trace_services() = default;
+  // std::enqueue (node_env::enqueue), with `key` naming the trace and node.
+  virtual io::task<enqueued> enqueue(std::string queue, core::value payload, std::string key) = 0;
+};
+
 struct execution_options {
   core::arena* arena = nullptr;            // where top-level outputs live (null: heap)
   const replay_map* replay = nullptr;      // recovery: nodes already completed
   io::cancel_source* shutdown = nullptr;   // fires: stop without an outcome (aborted)
+  trace_services* services = nullptr;      // null: std::enqueue fails
 };
 
 // Where a trace parked (SPEC §5): the first std::wait it reached. Another wait

@@ -162,6 +162,10 @@ node_result node_impl::run(core::value_ref, node_env&) const { return fail("node
 
 io::task<node_result> node_impl::run_async(core::value input, node_env& env) const { co_return run(input.ref(), env); }
 
+io::task<enqueued> node_env::enqueue(std::string queue, core::value) {
+  co_return enqueued{{}, "queue '" + queue + "' cannot be reached from here", std::string(error_codes::node_failed)};
+}
+
 namespace {
 const std::vector<node_type>& registry() {
   static const std::vector<node_type> types = nodes::standard_node_types();

@@ -93,9 +93,20 @@ struct node_failure {
 using node_result = std::variant<node_output, node_failure>;
 
 // What a running node may use from its trace.
+// What std::enqueue's admission answered: the consumer's trace, or why not.
+struct enqueued {
+  std::string trace_id;
+  std::string error;  // empty: admitted
+  std::string code = std::string(error_codes::node_failed);
+};
+
 class node_env {
  public:
   virtual ~node_env() = default;
+  // std::enqueue: admits `payload` as a message of `queue`, durably, once per
+  // node of the trace (a retry, or a re-run after a crash, answers the trace
+  // the first message started). Not available by default.
+  virtual io::task<enqueued> enqueue(std::string queue, core::value payload);
   virtual const selector_source& selectors() const = 0;
   virtual void log(io::log_level level, std::string_view message) = 0;
   virtual std::string_view node_name() const = 0;

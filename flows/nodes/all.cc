@@ -16,6 +16,7 @@ std::vector<node_type> standard_node_types() {
       json_dynamic_node(),
       http_node(),
       wait_node(),
+      enqueue_node(),
   };
 }
 

@@ -15,6 +15,7 @@ node_type merge_node();
 node_type split_node();
 node_type loop_node();
 node_type delay_node();
+node_type enqueue_node();
 node_type switch_node();
 node_type map_node();
 node_type concat_node();

@@ -228,4 +228,59 @@ TEST(triggers, queue_messages_start_traces_of_the_consumer_up_to_its_capacity) {
   EXPECT_EQ(s.post("/api/v1/queues/orders/messages", R"({"n":5})").status, 202);
 }
 
+// std::enqueue: one pipeline feeds another through a queue (the message is a
+// durable trace of the consumer before the node completes).
+TEST(triggers, std_enqueue_feeds_another_pipeline) {
+  api s;
+  ASSERT_EQ(s.post("/api/v1/pipelines", R"(name: sink
+version: "1"
+triggers:
+  - {id: inbox, type: queue, params: {queue: work}}
+nodes:
+  note: {type: std::log, config: {message: "got it"}}
+edges:
+  - {from: inbox, to: note}
+)").status,
+            201);
+  ASSERT_EQ(s.post("/api/v1/pipelines", R"(name: source
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /source, method: POST, respond: sync}}
+nodes:
+  send: {type: std::enqueue, config: {queue: work, payload: $.order}}
+  lost: {type: std::enqueue, config: {queue: nowhere}}
+edges:
+  - {from: hook, to: send}
+  - {from: send, to: lost}
+)").status,
+            201);
+  auto r = s.post("/source", R"({"order":{"id":7}})");
+  // The second node fails (nobody consumes `nowhere`); the first one sent its message.
+  EXPECT_EQ(r.status, 500) << r.body;
+  EXPECT_NE(r.body.find("std::enqueue to 'nowhere': no pipeline consumes it"), std::string::npos) << r.body;
+  std::string consumer;
+  for (int i = 0; i < 200 && consumer.empty(); ++i) {
+    auto list = s.get("/api/v1/traces?pipeline_id=sink&limit=1").body;
+    consumer = json_field(list, "trace_id");
+    if (consumer.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(consumer.empty());
+  EXPECT_NE(s.get("/api/v1/traces/" + consumer).body.find(R"("input":{"id":7})"), std::string::npos);
+  EXPECT_EQ(total(s, "sink"), 1u);
+  // Only top-level nodes: a message per node of a trace, not per item.
+  auto bad = s.post("/api/v1/pipelines", R"(name: fanout
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /fanout, method: POST}}
+nodes:
+  each: {type: std::split, config: {field: $.items}}
+  send: {type: std::enqueue, config: {queue: work}}
+edges:
+  - {from: hook, to: each}
+  - {from: each.out, to: send}
+)");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("std::enqueue cannot run inside the body of 'each'"), std::string::npos) << bad.body;
+}
+
 }  // namespace
