@@ -339,6 +339,8 @@ class compiler {
       return;
     }
     t.queue = q.Scalar();
+    for (const auto& other : _flow->triggers)
+      if (other.queue == t.queue) error(q, what + "queue '" + t.queue + "' is already consumed by trigger '" + other.id + "'");
     if (YAML::Node c = params["capacity"]; c) {
       uint64_t v = 0;
       const std::string& text = c.IsScalar() ? c.Scalar() : std::string();

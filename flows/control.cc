@@ -199,16 +199,23 @@ namespace {
 io::task<enqueued> admit_here(io::sharded<engine>& engines, std::string pipeline, std::string trigger,
                               core::value input, std::string key) {
   engine* e = engines.local_or_null();
-  if (!e) co_return enqueued{{}, "xerv is stopping", "unavailable"};
+  if (!e || e->stopped()) co_return enqueued{{}, "xerv is stopping", "unavailable", true};
   admission a = e->admit(pipeline, trigger, std::move(input), key);
   switch (a.error) {
     case admit_error::none: break;
+    case admit_error::pipeline_not_found:
+      co_return enqueued{{}, "its consumer '" + pipeline + "' is not deployed", "pipeline_not_found"};
+    case admit_error::trigger_not_found:
+      co_return enqueued{{}, "its consumer '" + pipeline + "' has no trigger '" + trigger + "'", "trigger_not_found"};
     case admit_error::queue_full:
       co_return enqueued{{}, "the queue is full (capacity " + a.detail + ")", "queue_full"};
     case admit_error::trigger_disabled: co_return enqueued{{}, "its trigger is disabled", "trigger_disabled"};
     case admit_error::not_running:
       co_return enqueued{{}, "its consumer '" + pipeline + "' is " + a.detail, "pipeline_not_running"};
-    default: co_return enqueued{{}, "its consumer '" + pipeline + "' cannot take traces now", "unavailable"};
+    default:
+      if (a.detail == "shutting down") co_return enqueued{{}, "xerv is stopping", "unavailable", true};
+      co_return enqueued{{}, "its consumer '" + pipeline + "' cannot take traces now (" + a.detail + ")",
+                         "unavailable"};
   }
   if (a.replayed) co_return enqueued{a.replayed_id.to_string(), {}};
   auto acked = e->wait_acknowledged(a.trace);

@@ -187,8 +187,9 @@ class region_exec : public selector_source {
     io::task<enqueued> enqueue(std::string queue, core::value payload) override {
       if (!_r._t.services) return node_env::enqueue(std::move(queue), std::move(payload));
       // (Top-level nodes only, compile.cc: trace and node name the message.)
+      // (A control character: no Idempotency-Key a client sends can collide.)
       return _r._t.services->enqueue(std::move(queue), std::move(payload),
-                                     "enqueue/" + _r._t.trace_id + "/" + _r._flow.vertices[_v].name);
+                                     "\x01enqueue/" + _r._t.trace_id + "/" + _r._flow.vertices[_v].name);
     }
     std::vector<core::value_ref> inputs() const override {
       std::vector<core::value_ref> out;

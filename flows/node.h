@@ -98,6 +98,7 @@ struct enqueued {
   std::string trace_id;
   std::string error;  // empty: admitted
   std::string code = std::string(error_codes::node_failed);
+  bool stopping = false;  // refused because xerv is stopping: the trace resumes after the restart
 };
 
 class node_env {

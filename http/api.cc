@@ -1009,7 +1009,8 @@ io::task<response> post_message(ctx_t ctx, request& req) {
   std::string name(req.param("name"));
   std::string key;
   if (auto bad = idempotency_key(req, key)) co_return std::move(*bad);
-  auto consumer = here(ctx) ? here(ctx)->find_queue(name) : std::nullopt;
+  if (!here(ctx)) co_return unavailable("xerv is stopping");
+  auto consumer = here(ctx)->find_queue(name);
   if (!consumer) co_return queue_not_found(name);
   core::value input;
   if (auto err = parse_input(ctx, req.body(), input)) co_return std::move(*err);

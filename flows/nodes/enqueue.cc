@@ -6,6 +6,7 @@
 // the node). Output on `out`: {"queue", "trace_id"}.
 
 #include "flows/nodes/all.h"
+#include "io/ops.h"
 
 namespace xerv::flows::nodes {
 namespace {
@@ -23,6 +24,13 @@ struct enqueue_impl : node_impl {
     }
     auto sending = env.enqueue(queue, std::move(message));
     enqueued r = co_await std::move(sending);
+    if (r.stopping) {
+      // A shutdown drains the running traces: wait for it to stop this one,
+      // which then resumes after the restart and sends the message then,
+      // rather than fail the trace for good.
+      auto stopped = co_await io::sleep_for(std::chrono::hours(24), env.cancel());
+      (void)stopped;
+    }
     if (!r.error.empty()) co_return fail("std::enqueue to '" + queue + "': " + r.error, r.code);
     core::value_builder b;
     b.begin_object();

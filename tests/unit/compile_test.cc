@@ -303,3 +303,25 @@ TEST(compile, top_level_config_is_a_map) {
 }
 
 }  // namespace
+
+TEST(compile, queue_trigger_params) {
+  auto e = errors_of(R"(name: q
+version: "1"
+triggers:
+  - {id: a, type: queue, params: {queue: jobs}}
+  - {id: b, type: queue, params: {queue: jobs, capacity: 0}}
+  - {id: c, type: queue, params: {queue: "Bad Name"}}
+  - {id: d, type: queue, params: {queue: other, size: 3}}
+nodes:
+  n: {type: std::log}
+edges:
+  - {from: a, to: n}
+  - {from: b, to: n}
+  - {from: c, to: n}
+  - {from: d, to: n}
+)");
+  EXPECT_TRUE(has(e, 5, "queue 'jobs' is already consumed by trigger 'a'")) << dump(e);
+  EXPECT_TRUE(has(e, 5, "capacity must be an integer between 1 and 1000000")) << dump(e);
+  EXPECT_TRUE(has(e, 6, "queue params.queue (the queue's name, [a-z0-9_-]{1,64}) is required")) << dump(e);
+  EXPECT_TRUE(has(e, 7, "unknown queue param 'size' (queue, capacity)")) << dump(e);
+}
