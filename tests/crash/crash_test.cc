@@ -790,6 +790,21 @@ settings: {max_concurrent_executions: 10000}
   EXPECT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
 }
 
+// Every trace `xerv inspect --all` finds in `data`, parsed (a line that does
+// not parse fails the test).
+std::vector<xerv::core::value> inspected(const fs::path& data) {
+  std::vector<xerv::core::value> out;
+  std::string text = run_capture(std::string(XERV_BINARY) + " inspect --all --data-dir " + data.string() + " 2>&1");
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    auto parsed = xerv::core::parse_json(line);
+    if (auto* v = std::get_if<xerv::core::value>(&parsed)) out.push_back(std::move(*v));
+    else ADD_FAILURE() << "xerv inspect printed: " << line;
+  }
+  return out;
+}
+
 // "2026-12-03T09:50:32.123Z" → Unix ms.
 int64_t rfc3339_ms(std::string_view t) {
   int y, mo, d, h, mi, sec, ms;
@@ -833,19 +848,13 @@ edges:
   }
   // Per pipeline: the instants fired for, and how late each fired.
   std::map<std::string, std::vector<std::pair<int64_t, int64_t>>> fired;
-  std::string text = run_capture(std::string(XERV_BINARY) + " inspect --all --data-dir " + data.string() + " 2>&1");
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto parsed = xerv::core::parse_json(line);
-    auto* v = std::get_if<xerv::core::value>(&parsed);
-    ASSERT_NE(v, nullptr) << line;
-    auto input = v->ref().find("input");
-    ASSERT_TRUE(input && input->find("scheduled_at")) << line;
+  for (const auto& v : inspected(data)) {
+    auto input = v.ref().find("input");
+    ASSERT_TRUE(input && input->find("scheduled_at")) << xerv::core::to_json(v.ref());
     int64_t at = rfc3339_ms(input->find("scheduled_at")->as_string());
     int64_t late = rfc3339_ms(input->find("fired_at")->as_string()) - at;
-    EXPECT_EQ(v->ref().find("status")->as_string(), "completed") << line;
-    fired[std::string(v->ref().find("pipeline_id")->as_string())].emplace_back(at / 1000, late);
+    EXPECT_EQ(v.ref().find("status")->as_string(), "completed");
+    fired[std::string(v.ref().find("pipeline_id")->as_string())].emplace_back(at / 1000, late);
   }
   for (auto& [pipeline, list] : fired) {
     SCOPED_TRACE(pipeline);
@@ -908,18 +917,13 @@ edges:
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
   }
-  std::string text = run_capture(std::string(XERV_BINARY) + " inspect --all --data-dir " + data.string() + " 2>&1");
-  std::istringstream lines(text);
-  std::string line;
   size_t fires = 0;
-  while (std::getline(lines, line)) {
-    auto parsed = xerv::core::parse_json(line);
-    auto* v = std::get_if<xerv::core::value>(&parsed);
-    ASSERT_NE(v, nullptr) << line;
-    int64_t at = rfc3339_ms(v->ref().find("input")->find("scheduled_at")->as_string());
+  for (const auto& v : inspected(data)) {
+    int64_t at = rfc3339_ms(v.ref().find("input")->find("scheduled_at")->as_string());
     ++fires;
     // (A second of margin either side: the pause and resume land within one.)
-    EXPECT_FALSE(at > paused_ms + 1000 && at < resumed_ms - 1000) << "an instant refused while paused fired: " << line;
+    EXPECT_FALSE(at > paused_ms + 1000 && at < resumed_ms - 1000)
+        << "an instant refused while paused fired: " << xerv::core::to_json(v.ref());
   }
   EXPECT_GE(fires, 3u);
 }
@@ -972,15 +976,9 @@ settings: {max_concurrent_executions: 4}
     ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
   }
   std::map<int64_t, int> seen;
-  std::string text = run_capture(std::string(XERV_BINARY) + " inspect --all --data-dir " + data.string() + " 2>&1");
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto parsed = xerv::core::parse_json(line);
-    auto* v = std::get_if<xerv::core::value>(&parsed);
-    ASSERT_NE(v, nullptr) << line;
-    EXPECT_EQ(v->ref().find("status")->as_string(), "completed") << line;
-    ++seen[v->ref().find("input")->find("n")->as_int()];
+  for (const auto& v : inspected(data)) {
+    EXPECT_EQ(v.ref().find("status")->as_string(), "completed") << xerv::core::to_json(v.ref());
+    ++seen[v.ref().find("input")->find("n")->as_int()];
   }
   EXPECT_EQ(seen.size(), size_t(n));
   for (const auto& [msg, traces] : seen) EXPECT_EQ(traces, 1) << "message " << msg;
