@@ -1,9 +1,13 @@
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <sstream>
 
@@ -276,7 +280,7 @@ class compiler {
     } else if (t.type == "queue") {
       read_queue(t, given ? given : def, params);
     } else if (t.type == "filesystem") {
-      error(type, "trigger '" + t.id + "': type '" + t.type + "' is not available in this version yet");
+      read_filesystem(t, given ? given : def, params);
     } else {
       error(type, "trigger '" + t.id + "': unknown trigger type '" + t.type +
                       "' (webhook, manual, memory, cron, filesystem, queue)");
@@ -353,6 +357,94 @@ class compiler {
       std::string k = kv.first.Scalar();
       if (k != "queue" && k != "capacity") error(kv.first, what + "unknown queue param '" + k + "' (queue, capacity)");
     }
+  }
+
+  // A scalar or a sequence of scalars, as strings; false (reported) otherwise.
+  bool strings(const YAML::Node& n, const std::string& what, std::vector<std::string>& out) {
+    if (n.IsScalar()) {
+      out.push_back(n.Scalar());
+      return true;
+    }
+    if (n.IsSequence()) {
+      for (const auto& item : n) {
+        if (!item.IsScalar()) return error(item, what + " must be strings"), false;
+        out.push_back(item.Scalar());
+      }
+      return true;
+    }
+    return error(n, what + " must be a string or a list of strings"), false;
+  }
+
+  bool flag(const YAML::Node& n, const std::string& what, bool& out) {
+    if (!n) return true;
+    if (n.IsScalar() && (n.Scalar() == "true" || n.Scalar() == "false")) {
+      out = n.Scalar() == "true";
+      return true;
+    }
+    return error(n, what + " must be true or false"), false;
+  }
+
+  void read_filesystem(trigger_def& t, const YAML::Node& at, const YAML::Node& params) {
+    auto fs = std::make_shared<fs_trigger>();
+    std::string what = "trigger '" + t.id + "': ";
+    for (const auto& kv : params) {
+      std::string k = kv.first.Scalar();
+      if (k != "paths" && k != "events" && k != "patterns" && k != "recursive" && k != "debounce_ms" && k != "create")
+        error(kv.first, what + "unknown filesystem param '" + k +
+                            "' (paths, events, patterns, recursive, debounce_ms, create)");
+    }
+    flag(params["recursive"], what + "recursive", fs->recursive);
+    flag(params["create"], what + "create", fs->create);
+    YAML::Node paths = params["paths"];
+    if (!paths || (paths.IsSequence() && paths.size() == 0)) {
+      error(paths ? paths : at, what + "filesystem params.paths (directories to watch) is required");
+      return;
+    }
+    std::vector<std::string> given;
+    if (!strings(paths, what + "paths", given)) return;
+    for (std::string& p : given) {
+      while (p.size() > 1 && p.back() == '/') p.pop_back();
+      if (p.empty() || p[0] != '/') {
+        error(paths, what + "path '" + p + "' must be absolute");
+        continue;
+      }
+      if (std::find(fs->paths.begin(), fs->paths.end(), p) != fs->paths.end()) {
+        error(paths, what + "path '" + p + "' is listed twice");
+        continue;
+      }
+      // A deploy is a rare control-plane call: one stat per path, like loading a
+      // time zone, and the user hears of a typo now rather than from /triggers.
+      struct stat st {};
+      if (!fs->create && ::stat(p.c_str(), &st) != 0)
+        error(paths, what + "path '" + p + "': " + std::strerror(errno) + " (or set create: true)");
+      else if (!fs->create && !S_ISDIR(st.st_mode))
+        error(paths, what + "path '" + p + "' is not a directory");
+      fs->paths.push_back(std::move(p));
+    }
+    if (YAML::Node ev = params["events"]; ev) {
+      std::vector<std::string> names;
+      if (strings(ev, what + "events", names)) {
+        fs->events = 0;
+        for (const auto& n : names) {
+          if (auto e = parse_fs_event(n)) fs->events |= uint8_t(*e);
+          else error(ev, what + "unknown event '" + n + "' (created, modified, deleted, moved)");
+        }
+        if (!fs->events) error(ev, what + "events must name at least one of created, modified, deleted, moved");
+      }
+    }
+    if (YAML::Node pat = params["patterns"]; pat && strings(pat, what + "patterns", fs->patterns))
+      for (const auto& g : fs->patterns)
+        if (g.empty() || g.find('/') != std::string::npos)
+          error(pat, what + "pattern '" + g + "' must be a non-empty glob on the file name (no '/')");
+    if (YAML::Node d = params["debounce_ms"]; d) {
+      uint64_t v = 0;
+      const std::string& text = d.IsScalar() ? d.Scalar() : std::string();
+      auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+      if (ec != std::errc() || p != text.data() + text.size() || v > 60'000)
+        error(d, what + "debounce_ms must be an integer between 0 and 60000");
+      else fs->debounce_ms = uint32_t(v);
+    }
+    t.fs = std::move(fs);
   }
 
   void read_triggers() {

@@ -264,10 +264,11 @@ pipeline_state engine::install(std::shared_ptr<const compiled_flow> flow, uint64
   p->revision = revision;
   p->deployed_ms = deployed_ms;
   auto owns = [this](std::string_view pipeline, std::string_view trigger) {
-    return cron_owner(pipeline, trigger, _opts.shard_count) == _opts.shard;
+    return trigger_owner(pipeline, trigger, _opts.shard_count) == _opts.shard;
   };
   _cron.install(p->flow, deployed_ms, owns, _recovery_pending ? nullptr : _opts.wal);
   if (_cron_sleep) _cron_sleep->cancel();  // its next instant may come sooner
+  sync_watches(*p);
   // Recovered traces that waited for this pipeline (or for a trigger it now has).
   if (auto w = _waiting.find(name); w != _waiting.end()) {
     std::vector<recovered_trace> still;
@@ -288,6 +289,7 @@ bool engine::remove(std::string_view name) {
   std::shared_ptr<pipeline> p = std::move(it->second);
   _pipelines.erase(it);  // running traces keep their flow; their slots end with this deployment
   _cron.remove(name, _opts.wal);
+  stop_watches(name);
   if (_opts.shard == 0) g_circuit.set(0, {name});
   for (auto& t : std::exchange(p->pending, {})) {
     g_pending.add(-1, {name});
@@ -320,6 +322,7 @@ void engine::set_disabled(std::string_view name, const std::vector<std::string>&
   std::sort(p.disabled.begin(), p.disabled.end());
   for (size_t i = 0; i < p.triggers.size(); ++i)
     p.triggers[i].off = std::binary_search(p.disabled.begin(), p.disabled.end(), p.flow->triggers[i].id);
+  sync_watches(p);
 }
 
 std::optional<pipeline_state> engine::set_state(std::string_view name, pipeline_state state) {
@@ -782,6 +785,8 @@ io::task<void> engine::stop(std::chrono::milliseconds grace) {
   // Admitted traces not taken yet stay with the backend (and in the WAL).
   _stop_taking.cancel(io::errc::closed);
   if (_cron_sleep) _cron_sleep->cancel();
+  for (auto& [key, w] : _watches) w->stop();
+  _watches.clear();
   co_await _taking.close();
   co_await _timers.close();
   for (auto& [name, p] : _pipelines) p->state = pipeline_state::draining;
@@ -930,6 +935,7 @@ size_t engine::resume_recovered() {
   for (auto& [k, rt] : _recovering) rt.trace->cron = _cron.started(rt.trace->pipeline, rt.trace->trigger);
   if (spawned) spawned = io::spawn(_timers, cron_loop());  // so do missed cron instants, per their policy
   (void)spawned;
+  for (auto& [name, p] : _pipelines) sync_watches(*p);
   return unfinished;
 }
 
@@ -1353,6 +1359,85 @@ void engine::fire_cron(const cron_fire& f, uint64_t now_ms) {
   else
     XLOG(warn, "cron trigger %s.%s: the fire for %lld was refused (%s)", f.pipeline.c_str(), f.trigger.c_str(),
          static_cast<long long>(f.scheduled_s), a.detail.empty() ? "queue full or circuit open" : a.detail.c_str());
+}
+
+// ---- filesystem triggers ----
+
+namespace {
+// Keeps the watch alive for as long as it runs (the engine may drop it first).
+io::task<void> run_watch(std::shared_ptr<fs_watch> w) { co_await w->run(); }
+}  // namespace
+
+void engine::sync_watches(const pipeline& p) {
+  const std::string& name = p.flow->name;
+  std::string prefix = name + ".";
+  std::map<std::string, std::shared_ptr<fs_watch>, std::less<>> kept;
+  bool live = !_recovery_pending && !_stop_taking.cancelled();
+  for (size_t i = 0; i < p.flow->triggers.size(); ++i) {
+    const trigger_def& t = p.flow->triggers[i];
+    if (!t.fs || !live || p.triggers[i].off || trigger_owner(name, t.id, _opts.shard_count) != _opts.shard) continue;
+    std::string key = prefix + t.id;
+    auto it = _watches.find(key);
+    if (it != _watches.end() && it->second->params() == *t.fs) {
+      kept.emplace(key, std::move(it->second));
+      _watches.erase(it);
+      continue;
+    }
+    auto fire = [this, name, trigger = t.id](const fs_fire& f, const io::path_info* info) {
+      return fire_fs(name, trigger, f, info);
+    };
+    auto w = std::make_shared<fs_watch>(key, t.fs, std::move(fire));
+    if (!io::spawn(_timers, run_watch(w))) continue;
+    kept.emplace(key, std::move(w));
+  }
+  stop_watches(name);  // what is left of the old ones: removed, changed or switched off
+  _watches.merge(kept);
+}
+
+void engine::stop_watches(std::string_view pipeline) {
+  std::string prefix = std::string(pipeline) + ".";
+  for (auto it = _watches.lower_bound(prefix); it != _watches.end() && it->first.starts_with(prefix);) {
+    it->second->stop();
+    it = _watches.erase(it);
+  }
+}
+
+const fs_watch::status* engine::watch_state(std::string_view pipeline, std::string_view trigger) const {
+  auto it = _watches.find(std::string(pipeline) + "." + std::string(trigger));
+  return it == _watches.end() ? nullptr : &it->second->state();
+}
+
+bool engine::fire_fs(const std::string& pipeline, const std::string& trigger, const fs_fire& f,
+                     const io::path_info* info) {
+  core::value_builder b;
+  b.begin_object();
+  b.key("path");
+  b.add_string(f.path);
+  b.key("event");
+  b.add_string(to_string(f.event));
+  if (!f.from.empty()) {
+    b.key("from");
+    b.add_string(f.from);
+  }
+  b.key("size");
+  if (info) b.add_int(int64_t(info->size));
+  else b.add_null();
+  b.key("mtime");
+  if (info) {
+    std::string when;
+    io::append_rfc3339_ms(when, info->mtime_ms);
+    b.add_string(when);
+  } else {
+    b.add_null();
+  }
+  b.key("trigger");
+  b.add_string(pipeline + "." + trigger);
+  b.end();
+  admission a = admit(pipeline, trigger, b.finish());
+  if (a.error == admit_error::none) return true;
+  XLOG(debug, "filesystem trigger %s.%s: %s %s not admitted (%s)", pipeline.c_str(), trigger.c_str(),
+       f.path.c_str(), to_string(f.event), a.detail.empty() ? "refused" : a.detail.c_str());
+  return false;
 }
 
 // One timer per shard: wakes at the earliest expiry (and at least every

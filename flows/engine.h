@@ -46,6 +46,7 @@
 #include "flows/idempotency.h"
 #include "flows/journal.h"
 #include "flows/schedule.h"
+#include "flows/watcher.h"
 #include "io/cancel.h"
 #include "io/event.h"
 #include "io/gate.h"
@@ -231,10 +232,12 @@ class engine final : public trace_services {
   admission admit(std::string_view pipeline_name, std::string_view trigger_id, core::value input,
                   std::string_view idempotency_key = {}, const cron_fire* fire = nullptr);
   size_t idempotency_keys() const { return _idempotency.size(); }
-  // The cron triggers this shard runs (cron_owner): their state, for the API.
+  // The cron triggers this shard runs (trigger_owner): their state, for the API.
   std::optional<cron_table::view> cron_state(std::string_view pipeline, std::string_view trigger) const {
     return _cron.find(pipeline, trigger);
   }
+  // The filesystem triggers this shard watches (trigger_owner): their state.
+  const fs_watch::status* watch_state(std::string_view pipeline, std::string_view trigger) const;
   // Completes when the start record of an admitted trace is durable (true), or
   // when the WAL failed to write it (false: the trace will not run).
   io::task<bool> wait_acknowledged(std::shared_ptr<trace_record> t);
@@ -353,6 +356,11 @@ class engine final : public trace_services {
   io::task<void> cron_loop();
   void fire_cron(const cron_fire& f, uint64_t now_ms);
   void cron_ended(const trace_record& t);
+  // Starts or stops this shard's watches of `p`'s filesystem triggers to match
+  // its flow and switches (none before recovery ends or after stop()).
+  void sync_watches(const pipeline& p);
+  void stop_watches(std::string_view pipeline);
+  bool fire_fs(const std::string& pipeline, const std::string& trigger, const fs_fire& f, const io::path_info* info);
   io::task<void> take_loop();
   // `admitted`: the trace admit() just made, when the caller is admit().
   void take_ready(const std::shared_ptr<trace_record>& admitted);
@@ -405,6 +413,7 @@ class engine final : public trace_services {
   bool _relogging = false;                                // relog_suspensions() runs
   cron_table _cron;
   io::cancel_source* _cron_sleep = nullptr;  // the cron loop's sleep: a deploy or stop() ends it early
+  std::map<std::string, std::shared_ptr<fs_watch>, std::less<>> _watches;  // by "pipeline.trigger"
   uint64_t _suspension_adds = 0;
   std::pair<uint64_t, uint64_t> _relog_idle{0, ~0ull};    // a segment with none, at _suspension_adds
   std::string _scratch;  // record encoding buffer

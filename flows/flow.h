@@ -22,6 +22,7 @@
 #include "core/json.h"
 #include "flows/cron.h"
 #include "flows/node.h"
+#include "flows/watch.h"
 
 namespace xerv::flows {
 
@@ -47,7 +48,7 @@ enum class respond_mode { async, sync };
 
 struct trigger_def {
   std::string id;
-  std::string type;  // webhook, manual, memory, cron, queue (filesystem comes later)
+  std::string type;  // webhook, manual, memory, cron, filesystem, queue
   uint32_t vertex = no_index;
   // webhook
   std::string path;
@@ -55,6 +56,8 @@ struct trigger_def {
   respond_mode respond = respond_mode::async;
   // cron
   std::shared_ptr<const cron_trigger> cron;
+  // filesystem
+  std::shared_ptr<const fs_trigger> fs;
   // queue: the queue it consumes, and how many messages may wait in it
   std::string queue;
   uint32_t capacity = 1000;

@@ -11,7 +11,7 @@ namespace xerv::flows {
 
 // The same stable hash as idempotency keys: a trigger's shard survives restarts
 // (with the same number of shards).
-unsigned cron_owner(std::string_view pipeline, std::string_view trigger, unsigned shards) {
+unsigned trigger_owner(std::string_view pipeline, std::string_view trigger, unsigned shards) {
   return idempotency_owner(pipeline, trigger, shards);
 }
 

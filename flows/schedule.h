@@ -1,6 +1,6 @@
 #pragma once
 // The cron triggers one shard runs (SPEC §3): each trigger belongs to one
-// shard (cron_owner, a hash of its global id), which fires it. Lives in the
+// shard (trigger_owner, a hash of its global id), which fires it. Lives in the
 // engine of that shard; no locks. Pure bookkeeping: the engine's loop asks
 // due(now) and admits a trace for each fire, journaling it first; a fake clock
 // drives it in the unit tests.
@@ -41,8 +41,9 @@ struct wal_record;
 
 namespace xerv::flows {
 
-// The shard that runs cron trigger `trigger` of `pipeline`, of `shards`.
-unsigned cron_owner(std::string_view pipeline, std::string_view trigger, unsigned shards);
+// The shard that runs trigger `trigger` of `pipeline` (a cron schedule, a
+// filesystem watch), of `shards`.
+unsigned trigger_owner(std::string_view pipeline, std::string_view trigger, unsigned shards);
 
 struct cron_fire {
   std::string pipeline, trigger;

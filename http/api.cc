@@ -143,6 +143,25 @@ void append_trigger(std::string& out, const flows::compiled_flow& f, const flows
     field(out, "missed", flows::to_string(t.cron->missed));
     field(out, "overlap", flows::to_string(t.cron->overlap));
   }
+  if (t.fs) {
+    auto list = [&out](std::string_view k, const std::vector<std::string>& items) {
+      key(out, k);
+      out += '[';
+      for (const auto& i : items) {
+        if (out.back() != '[') out += ',';
+        io::append_json_string(out, i);
+      }
+      out += ']';
+    };
+    list("paths", t.fs->paths);
+    std::vector<std::string> events;
+    for (unsigned b = 1; b <= 8; b <<= 1)
+      if (t.fs->events & b) events.push_back(flows::to_string(flows::fs_event(b)));
+    list("events", events);
+    list("patterns", t.fs->patterns);
+    field_raw(out, "recursive", t.fs->recursive ? "true" : "false");
+    field(out, "debounce_ms", uint64_t(t.fs->debounce_ms));
+  }
   out += '}';
 }
 
@@ -921,11 +940,13 @@ io::task<response> fire_trigger(ctx_t ctx, request& req) {
                                  std::move(key));
 }
 
-// One shard's view of a trigger: its admissions here, and for a cron trigger
-// run by this shard, its schedule's state (JSON fields).
+// One shard's view of a trigger: its admissions here, and for a cron or
+// filesystem trigger run by this shard, its schedule's or watch's state (JSON
+// fields; `error`: the watch's, which makes the trigger's state "error").
 struct trigger_part {
   uint64_t fires = 0, last_ms = 0;
-  std::string cron;
+  std::string extra;
+  std::string error;
 };
 
 std::map<std::string, trigger_part, std::less<>> local_triggers(ctx_t ctx) {
@@ -937,14 +958,24 @@ std::map<std::string, trigger_part, std::less<>> local_triggers(ctx_t ctx) {
       trigger_part& part = out[name + "." + t.id];
       part.fires = p->triggers[i].fires;
       part.last_ms = p->triggers[i].last_ms;
-      auto v = t.cron ? here(ctx)->cron_state(name, t.id) : std::nullopt;
-      if (!v) continue;
       std::string j = "{";
-      time_field(j, "next_fire_at", v->next_s ? uint64_t(*v->next_s) * 1000 : 0);
-      time_field(j, "last_scheduled_at", uint64_t(v->last_s) * 1000);
-      field(j, "skipped_count", v->skipped);
-      field(j, "running", v->running);
-      part.cron = j.substr(1);
+      if (const flows::fs_watch::status* w = t.fs ? here(ctx)->watch_state(name, t.id) : nullptr) {
+        field(j, "watched_dirs", w->watches);
+        field(j, "events_count", w->events);
+        field(j, "overflow_count", w->overflows);
+        field(j, "dropped_count", w->dropped);
+        field(j, "refused_count", w->refused);
+        if (!w->error.empty()) field(j, "error", w->error);
+        part.error = w->error;
+      }
+      auto v = t.cron ? here(ctx)->cron_state(name, t.id) : std::nullopt;
+      if (v) {
+        time_field(j, "next_fire_at", v->next_s ? uint64_t(*v->next_s) * 1000 : 0);
+        time_field(j, "last_scheduled_at", uint64_t(v->last_s) * 1000);
+        field(j, "skipped_count", v->skipped);
+        field(j, "running", v->running);
+      }
+      if (j.size() > 1) part.extra = j.substr(1);
     }
   return out;
 }
@@ -959,7 +990,8 @@ io::task<response> list_triggers(ctx_t ctx) {
       trigger_part& sum = all[id];
       sum.fires += tp.fires;
       sum.last_ms = std::max(sum.last_ms, tp.last_ms);
-      if (!tp.cron.empty()) sum.cron = std::move(tp.cron);
+      if (!tp.extra.empty()) sum.extra = std::move(tp.extra);
+      if (!tp.error.empty()) sum.error = std::move(tp.error);
     }
   if (!here(ctx)) co_return unavailable("xerv is stopping");
   std::string out = "{\"triggers\":[";
@@ -972,11 +1004,12 @@ io::task<response> list_triggers(ctx_t ctx) {
       field(out, "pipeline_state", flows::to_string(p->state));
       bool on = !p->triggers[i].off;
       field_raw(out, "enabled", on ? "true" : "false");
-      field(out, "state", on ? "active" : "disabled");
       auto sum = all.find(name + "." + t.id);
+      bool failing = sum != all.end() && !sum->second.error.empty();
+      field(out, "state", !on ? "disabled" : failing ? "error" : "active");
       field(out, "fire_count", sum == all.end() ? 0 : sum->second.fires);
       time_field(out, "last_fired_at", sum == all.end() ? 0 : sum->second.last_ms);
-      if (sum != all.end() && !sum->second.cron.empty()) out += "," + sum->second.cron;
+      if (sum != all.end() && !sum->second.extra.empty()) out += "," + sum->second.extra;
       out += '}';
     }
   out += "]}";

@@ -325,3 +325,61 @@ edges:
   EXPECT_TRUE(has(e, 6, "queue params.queue (the queue's name, [a-z0-9_-]{1,64}) is required")) << dump(e);
   EXPECT_TRUE(has(e, 7, "unknown queue param 'size' (queue, capacity)")) << dump(e);
 }
+
+TEST(compile, filesystem_trigger_params) {
+  auto e = errors_of(R"(name: fs
+version: "1"
+triggers:
+  - {id: a, type: filesystem, params: {paths: [/nonexistent/xerv-inbox]}}
+  - {id: b, type: filesystem, params: {paths: [relative/dir]}}
+  - {id: c, type: filesystem, params: {paths: /etc/passwd}}
+  - {id: d, type: filesystem, params: {paths: [/tmp], events: [created, renamed], patterns: ["a/*"]}}
+  - {id: e, type: filesystem, params: {paths: [/tmp, /tmp/], debounce_ms: 60001, recursive: yes, depth: 2}}
+  - {id: f, type: filesystem}
+nodes:
+  n: {type: std::log}
+edges:
+  - {from: a, to: n}
+  - {from: b, to: n}
+  - {from: c, to: n}
+  - {from: d, to: n}
+  - {from: e, to: n}
+  - {from: f, to: n}
+)");
+  EXPECT_TRUE(has(e, 4, "path '/nonexistent/xerv-inbox': No such file or directory (or set create: true)")) << dump(e);
+  EXPECT_TRUE(has(e, 5, "path 'relative/dir' must be absolute")) << dump(e);
+  EXPECT_TRUE(has(e, 6, "path '/etc/passwd' is not a directory")) << dump(e);
+  EXPECT_TRUE(has(e, 7, "unknown event 'renamed' (created, modified, deleted, moved)")) << dump(e);
+  EXPECT_TRUE(has(e, 7, "pattern 'a/*' must be a non-empty glob on the file name (no '/')")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "path '/tmp' is listed twice")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "debounce_ms must be an integer between 0 and 60000")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "recursive must be true or false")) << dump(e);
+  EXPECT_TRUE(has(e, 8, "unknown filesystem param 'depth'")) << dump(e);
+  EXPECT_TRUE(has(e, 9, "filesystem params.paths (directories to watch) is required")) << dump(e);
+
+  // Defaults, and create: true takes a directory that does not exist yet.
+  auto r = compile_flow(R"(name: fs
+triggers:
+  - {id: a, type: filesystem, params: {paths: /tmp/}}
+  - {id: b, type: filesystem, params: {paths: [/nonexistent/xerv-inbox], create: true, events: deleted, patterns: "*.csv", debounce_ms: 0, recursive: true}}
+nodes:
+  n: {type: std::log}
+edges:
+  - {from: a, to: n}
+  - {from: b, to: n}
+)");
+  auto* f = std::get_if<std::unique_ptr<compiled_flow>>(&r);
+  ASSERT_TRUE(f) << dump(std::get<std::vector<flow_error>>(r));
+  const fs_trigger& a = *(*f)->triggers[0].fs;
+  EXPECT_EQ(a.paths, std::vector<std::string>{"/tmp"});
+  EXPECT_EQ(a.events, fs_all_events);
+  EXPECT_TRUE(a.patterns.empty());
+  EXPECT_FALSE(a.recursive);
+  EXPECT_EQ(a.debounce_ms, 100u);
+  const fs_trigger& b = *(*f)->triggers[1].fs;
+  EXPECT_TRUE(b.create);
+  EXPECT_EQ(b.events, uint8_t(fs_event::deleted));
+  EXPECT_EQ(b.patterns, std::vector<std::string>{"*.csv"});
+  EXPECT_EQ(b.debounce_ms, 0u);
+  EXPECT_TRUE(b.recursive);
+}
