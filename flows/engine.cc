@@ -965,6 +965,12 @@ bool engine::resume(const std::shared_ptr<pipeline>& p, recovered_trace& rt) {
   }
   rt.nodes.clear();
   ++p->started;
+  // A message whose trace had not got anywhere is back in its queue's depth.
+  if (!trig->queue.empty() && t->replay->empty()) {
+    ++p->triggers[size_t(trig - f.triggers.data())].queued;
+    t->queued = true;
+    g_queue_depth.add(1, {trig->queue});
+  }
   XLOG(debug, "resuming trace %s of %s after %zu completed nodes", t->id.to_string().c_str(), f.name.c_str(),
        t->replay->size());
   // Recovered traces were in flight before the crash: they start whatever the

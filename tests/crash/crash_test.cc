@@ -27,6 +27,7 @@
 
 namespace {
 
+using xerv::testing::json_number;
 using xerv::testing::client;
 using xerv::testing::request;
 using xerv::testing::xerv_process;
@@ -965,6 +966,14 @@ settings: {max_concurrent_executions: 4}
     xerv_process p(env);
     uint16_t port = p.wait_ready();
     ASSERT_NE(port, 0) << p.log();
+    // The messages not run before the kill are in the queue's depth again.
+    long long depth = -1;
+    for (int i = 0; i < 100 && depth <= 0; ++i) {
+      depth = json_number(request(port, "GET", "/api/v1/queues", "", 3000).body, "depth");
+      if (depth <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_GT(depth, 0);
+    EXPECT_LE(depth, n);
     std::string q;
     for (int i = 0; i < 500; ++i) {  // until every message is taken and run (10 s at most)
       q = request(port, "GET", "/api/v1/traces?pipeline_id=consumer&status=completed&limit=1", "", 3000).body;
@@ -972,6 +981,7 @@ settings: {max_concurrent_executions: 4}
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     EXPECT_NE(q.find("\"total\":" + std::to_string(n) + ","), std::string::npos) << q;
+    EXPECT_EQ(json_number(request(port, "GET", "/api/v1/queues", "", 3000).body, "depth"), 0);
     p.signal(SIGTERM);
     ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
   }
