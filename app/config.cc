@@ -1,5 +1,7 @@
 #include "app/config.h"
 
+#include <charconv>
+
 namespace xerv::app {
 
 core::settings declare_settings(config& c) {
@@ -113,6 +115,17 @@ core::settings declare_settings(config& c) {
   s.add({"debug_routes", "XERV_DEBUG_ROUTES", "--debug-routes", "false",
          "serve POST /api/v1/debug/echo (answers with the request body; for benchmarks and tests)",
          core::parse_bool(&c.debug_routes)});
+  s.add({"debug_clock_offset_ms", "XERV_DEBUG_CLOCK_OFFSET_MS", "--debug-clock-offset-ms", "0",
+         "shift xerv's wall clock by this many ms (signed; tests of missed cron instants play a downtime with it)",
+         [&c](std::string_view t) -> std::string {
+           int64_t v = 0;
+           auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+           constexpr int64_t ten_years = 10ll * 366 * 24 * 3'600'000;
+           if (ec != std::errc() || p != t.data() + t.size() || v < -ten_years || v > ten_years)
+             return "expected an integer number of ms within ten years either way";
+           c.debug_clock_offset_ms = v;
+           return {};
+         }});
   return s;
 }
 

@@ -34,6 +34,7 @@ struct config {
   uint64_t connections_max = 10'000;
   uint64_t shutdown_timeout_ms = 30'000;
   bool debug_routes = false;
+  int64_t debug_clock_offset_ms = 0;
   uint64_t trace_retention_ms = 3'600'000;
   uint64_t traces_kept_max = 10'000;
   uint64_t circuit_open_ms = 30'000;

@@ -530,6 +530,10 @@ int main(int argc, char** argv) {
   }
   io::set_log_level(g_cfg.log_level);
   io::set_log_format(g_cfg.log_format);
+  core::set_clock_offset_ms(g_cfg.debug_clock_offset_ms);
+  if (g_cfg.debug_clock_offset_ms)
+    XLOG(warn, "the clock is shifted by %lld ms (XERV_DEBUG_CLOCK_OFFSET_MS): for tests only",
+         static_cast<long long>(g_cfg.debug_clock_offset_ms));
   g_api.max_body_bytes = g_cfg.max_body_bytes;
   if (!lock_data_dir()) return 1;
   if (!load_startup_flows()) return 2;

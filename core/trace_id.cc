@@ -7,11 +7,19 @@
 
 namespace xerv::core {
 
-uint64_t unix_ms_now() {
+namespace {
+int64_t g_clock_offset_ns = 0;  // written once at start, read-only after
+}
+
+void set_clock_offset_ms(int64_t offset) { g_clock_offset_ns = offset * 1'000'000; }
+
+int64_t unix_ns_now() {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
-  return uint64_t(ts.tv_sec) * 1000 + uint64_t(ts.tv_nsec) / 1'000'000;
+  return int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec + g_clock_offset_ns;
 }
+
+uint64_t unix_ms_now() { return uint64_t(unix_ns_now() / 1'000'000); }
 
 std::string trace_id::to_string() const {
   // By hand, not snprintf: a request formats its trace id several times.

@@ -25,6 +25,11 @@ struct trace_id {
 // A new id owned by `shard` (call on that shard: the sequence is per thread).
 trace_id new_trace_id(unsigned shard);
 
+// The wall clock every timestamp, trace id, cron instant and expiry reads:
+// CLOCK_REALTIME plus the offset XERV_DEBUG_CLOCK_OFFSET_MS set at start (0 but
+// in tests that play a long downtime without waiting for it).
 uint64_t unix_ms_now();
+int64_t unix_ns_now();
+void set_clock_offset_ms(int64_t offset);  // before any shard starts
 
 }  // namespace xerv::core

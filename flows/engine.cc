@@ -1325,7 +1325,7 @@ io::task<void> engine::cron_loop() {
     for (const cron_fire& f : _cron.due(now)) fire_cron(f, now);
     // To the nanosecond: rounding to milliseconds would add up to one each wake.
     auto next = _cron.next_ms();
-    int64_t now_ns = std::chrono::duration_cast<nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    int64_t now_ns = core::unix_ns_now();
     int64_t wait_ns = next ? int64_t(*next) * 1'000'000 - now_ns : 1'000'000'000;
     wait_ns = std::clamp<int64_t>(wait_ns, 100'000, 1'000'000'000);
     io::cancel_source wake;

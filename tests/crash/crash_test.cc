@@ -929,6 +929,59 @@ edges:
   EXPECT_GE(fires, 3u);
 }
 
+// An hourly schedule and three hours of downtime, played with the clock knob
+// (XERV_DEBUG_CLOCK_OFFSET_MS) after a kill -9: run_all fires each of the three
+// missed instants, run_once the newest, skip none; and a second restart at the
+// same time fires nothing again (the last fire is journaled).
+TEST(crash, hourly_cron_after_three_hours_down_follows_each_missed_policy) {
+  tmp_dir root("xerv-cron-hours");
+  fs::create_directories(root.path / "flows");
+  for (const char* policy : {"run_all", "run_once", "skip"})
+    std::ofstream(root.path / "flows" / (std::string(policy) + ".yaml")) << "name: h_" << policy << R"(
+version: "1"
+triggers:
+  - {id: hourly, type: cron, params: {schedule: "0 * * * *", missed: )" << policy << R"(}}
+nodes:
+  note: {type: std::log, config: {message: "tick"}}
+edges:
+  - {from: hourly, to: note}
+)";
+  fs::path data = root.path / "data";
+  auto env = serve_env(data, root.path / "flows");
+  int64_t deployed_ms = 0;
+  {
+    xerv_process p(env);
+    ASSERT_NE(p.wait_ready(), 0) << p.log();
+    deployed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch()).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the deploy marks are durable
+    kill9(p);
+  }
+  const int64_t hour = 3'600'000, offset = 3 * hour;
+  auto later = env;
+  later.push_back("XERV_DEBUG_CLOCK_OFFSET_MS=" + std::to_string(offset));
+  for (int start = 0; start < 2; ++start) {
+    xerv_process p(later);
+    ASSERT_NE(p.wait_ready(), 0) << p.log();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    p.signal(SIGTERM);
+    ASSERT_EQ(p.wait_exit(std::chrono::milliseconds(15000)), 0) << p.log();
+  }
+  std::map<std::string, std::vector<int64_t>> fired;  // pipeline -> the instants, in hours
+  for (const auto& v : inspected(data)) {
+    auto input = v.ref().find("input");
+    ASSERT_TRUE(input && input->find("scheduled_at")) << xerv::core::to_json(v.ref());
+    EXPECT_EQ(v.ref().find("status")->as_string(), "completed");
+    fired[std::string(v.ref().find("pipeline_id")->as_string())].push_back(
+        rfc3339_ms(input->find("scheduled_at")->as_string()) / hour);
+  }
+  for (auto& [p, list] : fired) std::sort(list.begin(), list.end());
+  int64_t first = deployed_ms / hour + 1;  // the first whole hour after the deploy
+  EXPECT_EQ(fired["h_run_all"], (std::vector<int64_t>{first, first + 1, first + 2}));
+  EXPECT_EQ(fired["h_run_once"], (std::vector<int64_t>{first + 2}));
+  EXPECT_EQ(fired.count("h_skip"), 0u);
+}
+
 // A message acknowledged (202) is consumed by exactly one trace, also when
 // xerv is killed -9 right after: none lost, none twice.
 TEST(crash, queue_messages_are_consumed_exactly_once_across_kill_9) {
