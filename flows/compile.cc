@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
@@ -402,22 +403,31 @@ class compiler {
     }
     std::vector<std::string> given;
     if (!strings(paths, what + "paths", given)) return;
-    for (std::string& p : given) {
+    for (const std::string& given_path : given) {
+      std::string p = std::filesystem::path(given_path).lexically_normal().string();
       while (p.size() > 1 && p.back() == '/') p.pop_back();
       if (p.empty() || p[0] != '/') {
-        error(paths, what + "path '" + p + "' must be absolute");
+        error(paths, what + "path '" + given_path + "' must be absolute");
         continue;
       }
-      if (std::find(fs->paths.begin(), fs->paths.end(), p) != fs->paths.end()) {
-        error(paths, what + "path '" + p + "' is listed twice");
-        continue;
+      // One watch per directory: two roots sharing one would mix up their events.
+      bool overlaps = false;
+      for (const auto& q : fs->paths) {
+        auto inside = [](const std::string& a, const std::string& b) {
+          return a == b || b == "/" || a.starts_with(b + "/");
+        };
+        if (inside(p, q) || inside(q, p)) {
+          error(paths, what + "paths '" + q + "' and '" + p + "' overlap (list each directory once)");
+          overlaps = true;
+        }
       }
+      if (overlaps) continue;
       // A deploy is a rare control-plane call: one stat per path, like loading a
       // time zone, and the user hears of a typo now rather than from /triggers.
       struct stat st {};
-      if (!fs->create && ::stat(p.c_str(), &st) != 0)
+      if (_limits.paths_must_exist && !fs->create && ::stat(p.c_str(), &st) != 0)
         error(paths, what + "path '" + p + "': " + std::strerror(errno) + " (or set create: true)");
-      else if (!fs->create && !S_ISDIR(st.st_mode))
+      else if (_limits.paths_must_exist && !fs->create && !S_ISDIR(st.st_mode))
         error(paths, what + "path '" + p + "' is not a directory");
       fs->paths.push_back(std::move(p));
     }

@@ -69,7 +69,9 @@ io::task<control_reply> control_plane::deploy(deploy_request req) {
   auto held = co_await _lock.lock();
   // A large flow takes a while to compile: let this shard's waiting work run first.
   co_await io::yield();
-  auto compiled = compile_flow(req.yaml);
+  flow_limits limits;
+  limits.paths_must_exist = req.persist;  // through the API, not from XERV_PIPELINES_DIR at start
+  auto compiled = compile_flow(req.yaml, limits);
   if (auto* errs = std::get_if<std::vector<flow_error>>(&compiled)) {
     control_reply r = refused(outcome::invalid, {}, std::to_string(errs->size()) + " problem(s) in the flow");
     r.errors = std::move(*errs);

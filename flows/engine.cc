@@ -1377,27 +1377,32 @@ io::task<void> run_watch(std::shared_ptr<fs_watch> w) { co_await w->run(); }
 void engine::sync_watches(const pipeline& p) {
   const std::string& name = p.flow->name;
   std::string prefix = name + ".";
-  std::map<std::string, std::shared_ptr<fs_watch>, std::less<>> kept;
   bool live = !_recovery_pending && !_stop_taking.cancelled();
+  // The watches to run now, with the ones already running that stay as they are.
+  std::map<std::string, std::shared_ptr<fs_watch>, std::less<>> kept;
+  std::vector<const trigger_def*> fresh;
   for (size_t i = 0; i < p.flow->triggers.size(); ++i) {
     const trigger_def& t = p.flow->triggers[i];
     if (!t.fs || !live || p.triggers[i].off || trigger_owner(name, t.id, _opts.shard_count) != _opts.shard) continue;
-    std::string key = prefix + t.id;
-    auto it = _watches.find(key);
+    auto it = _watches.find(prefix + t.id);
     if (it != _watches.end() && it->second->params() == *t.fs) {
-      kept.emplace(key, std::move(it->second));
-      _watches.erase(it);
+      kept.insert(_watches.extract(it));
       continue;
     }
-    auto fire = [this, name, trigger = t.id](const fs_fire& f, const io::path_info* info) {
+    fresh.push_back(&t);
+  }
+  // The old ones first (removed, changed or switched off), so that an old
+  // watch fires nothing into the new deployment.
+  stop_watches(name);
+  _watches.merge(kept);
+  for (const trigger_def* t : fresh) {
+    auto fire = [this, name, trigger = t->id](const fs_fire& f, const io::path_info* info) {
       return fire_fs(name, trigger, f, info);
     };
-    auto w = std::make_shared<fs_watch>(key, t.fs, std::move(fire));
+    auto w = std::make_shared<fs_watch>(prefix + t->id, t->fs, std::move(fire));
     if (!io::spawn(_timers, run_watch(w))) continue;
-    kept.emplace(key, std::move(w));
+    _watches.emplace(prefix + t->id, std::move(w));
   }
-  stop_watches(name);  // what is left of the old ones: removed, changed or switched off
-  _watches.merge(kept);
 }
 
 void engine::stop_watches(std::string_view pipeline) {
@@ -1415,6 +1420,7 @@ const fs_watch::status* engine::watch_state(std::string_view pipeline, std::stri
 
 bool engine::fire_fs(const std::string& pipeline, const std::string& trigger, const fs_fire& f,
                      const io::path_info* info) {
+  if (_stop_taking.cancelled()) return false;  // stopping: admit nothing new
   core::value_builder b;
   b.begin_object();
   b.key("path");

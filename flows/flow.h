@@ -33,6 +33,10 @@ struct flow_limits {
   size_t nodes_max = 1000;
   size_t edges_max = 10000;
   size_t depth_max = 64;
+  // A deploy through the API: a filesystem trigger's directories must exist
+  // (unless create: true). Not at start, where a directory missing after a
+  // reboot puts the trigger in state error instead of stopping xerv.
+  bool paths_must_exist = false;
 };
 
 struct flow_settings {

@@ -96,8 +96,9 @@ bool fs_debounce::add(const std::string& path, fs_change c, uint32_t cookie, uin
         _pending.erase(it);  // it came and went within one window
         return true;
       }
+      // Renamed here and deleted: the name a reader knew (`from`) is gone.
+      if (!known || e.event != fs_event::moved) e.from.clear();
       e.event = fs_event::deleted;
-      e.from.clear();
       e.writing = false;
       break;
     case fs_change::appeared:
@@ -107,11 +108,18 @@ bool fs_debounce::add(const std::string& path, fs_change c, uint32_t cookie, uin
       break;
     case fs_change::moved_to:
       if (carried && carried->event == fs_event::created) {
-        e = *carried;  // never seen under its old name: new here
+        // Never seen under its old name: new here (or a replacement of a deleted one).
+        fs_event ev = known && e.event == fs_event::deleted ? fs_event::modified : fs_event::created;
+        e = *carried;
+        e.event = ev;
       } else {
         e.event = fs_event::moved;
         e.from = carried && carried->event == fs_event::moved ? std::move(carried->from) : std::move(from);
         e.writing = carried && carried->writing;
+        if (e.from == path) {  // renamed away and back
+          _pending.erase(it);
+          return true;
+        }
       }
       break;
     case fs_change::moved_from: break;  // handled above
@@ -122,6 +130,7 @@ bool fs_debounce::add(const std::string& path, fs_change c, uint32_t cookie, uin
 
 void fs_debounce::emit(std::vector<fs_fire>& out, std::string path, const entry& e) const {
   fs_fire f{std::move(path), {}, e.event};
+  if (e.event == fs_event::deleted && !e.from.empty()) f.path = e.from;
   if (e.event == fs_event::moved) {
     bool to = _params.matches(file_name(f.path)), was = _params.matches(file_name(e.from));
     if (to && was) f.from = e.from;

@@ -14,7 +14,8 @@
 //   modified + deleted = deleted      deleted + created = modified (replaced)
 //   a rename inside the watched paths = moved (with `from`); moved in from
 //   elsewhere = created; moved out = deleted; created, then renamed = created
-//   at the new name (write-then-rename drops fire once, as created).
+//   at the new name (write-then-rename drops fire once, as created); renamed
+//   and then deleted = deleted under the old name; renamed away and back = nothing.
 // Patterns (globs on the file name, fnmatch) apply to both names of a rename:
 // renamed from a non-matching name (x.tmp → x.csv) is created, to one is deleted.
 
@@ -70,7 +71,8 @@ class fs_debounce {
   // False when `pending_max` paths already wait: the change is dropped.
   bool add(const std::string& path, fs_change c, uint32_t cookie, uint64_t now_ms);
   // The paths whose quiet period is over, as the trigger's events and patterns
-  // see them (filtered), oldest first.
+  // see them (filtered): renamed away for good first, then the others oldest
+  // first.
   std::vector<fs_fire> due(uint64_t now_ms);
   // When the next path is due (nullopt: none waits).
   std::optional<uint64_t> next_ms() const;

@@ -1,7 +1,5 @@
 #include "flows/watcher.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cstring>
 
@@ -20,11 +18,19 @@ core::counter g_dropped{"xerv_trigger_events_dropped_total",
 
 constexpr uint32_t dir_mask = IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
                               IN_MOVE_SELF | IN_DELETE_SELF | IN_ONLYDIR | IN_EXCL_UNLINK;
+constexpr size_t walk_batch = 64;  // directories listed between yields
 
 uint64_t steady_ms() {
   return uint64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::steady_clock::now().time_since_epoch())
                       .count());
+}
+
+std::string join(const std::string& dir, std::string_view name) {
+  std::string out = dir == "/" ? std::string() : dir;
+  out += '/';
+  out += name;
+  return out;
 }
 
 // Logged at the first and then at every thousandth, so a flood does not flood the log.
@@ -38,7 +44,7 @@ fs_watch::fs_watch(std::string id, std::shared_ptr<const fs_trigger> params, fir
       _debounce(*_params, pending_max),
       _root_wd(_params->paths.size(), -1),
       _root_error(_params->paths.size()),
-      _armed_before(_params->paths.size(), 0) {}
+      _tried(_params->paths.size(), 0) {}
 
 void fs_watch::stop() {
   _stop.cancel();
@@ -50,7 +56,7 @@ void fs_watch::wake() {
 }
 
 void fs_watch::set_error() {
-  _status.error.clear();
+  _status.error = _limit_error;
   for (const auto& e : _root_error)
     if (!e.empty()) _status.error += (_status.error.empty() ? "" : "; ") + e;
   _status.watches = _wds.size();
@@ -69,129 +75,184 @@ io::task<void> fs_watch::run() {
     if (!slept) co_return;
   }
   if (_params->create)
-    for (const auto& p : _params->paths) {
-      auto made = co_await io::make_dirs(p);
-      if (!made) XLOG(warn, "filesystem trigger %s: cannot create %s: %s", _id.c_str(), p.c_str(),
+    for (size_t i = 0; i < _params->paths.size(); ++i) {
+      auto made = co_await io::make_dirs(_params->paths[i]);
+      if (!made) XLOG(warn, "filesystem trigger %s: cannot create %s: %s", _id.c_str(), _params->paths[i].c_str(),
                       made.error().message().c_str());
     }
+  if (_stop.cancelled()) co_return;
   arm_missing(steady_ms());
+  co_await drain_walks();
   auto both = io::when_all(read_loop(), settle_loop());
   co_await std::move(both);
 }
 
-void fs_watch::arm_missing(uint64_t now) {
-  bool changed = false;
-  for (size_t i = 0; i < _root_wd.size(); ++i) {
-    if (_root_wd[i] >= 0) continue;
-    bool announce = _armed_before[i];
-    if (!watch_tree(_params->paths[i], i, announce, now)) continue;
-    changed = true;
-    if (announce) XLOG(info, "filesystem trigger %s: %s is back, watching it again", _id.c_str(), _params->paths[i].c_str());
-    _armed_before[i] = 1;
-    _root_error[i].clear();
+io::result<int> fs_watch::watch_dir(const std::string& dir, size_t root, bool announce, uint64_t now) {
+  auto wd = _fd.add(dir, dir_mask);
+  if (!wd) return wd;
+  auto known = _wds.find(*wd);
+  bool fresh = known == _wds.end() || known->second.dir != dir;
+  _wds[*wd] = {dir, root};
+  if (dir == _params->paths[root]) _root_wd[root] = *wd;
+  bool announce_files = announce && fresh;  // (its subdirectories decide for themselves)
+  if (!_params->recursive && !announce_files) return wd;
+  auto entries = io::list_dir(dir);
+  if (!entries) return wd;  // gone again already: its IN_IGNORED follows
+  for (const auto& e : *entries) {
+    std::string path = join(dir, e.name);
+    if (e.is_dir) {
+      if (!_params->recursive) continue;
+      if (_wds.size() + _walks.size() >= watches_max) {
+        if (_limit_error.empty()) {
+          _limit_error = _params->paths[root] + ": more than " + std::to_string(watches_max) +
+                         " directories, the rest is not watched";
+          XLOG(warn, "filesystem trigger %s: %s", _id.c_str(), _limit_error.c_str());
+        }
+        continue;
+      }
+      _walks.push_back({std::move(path), root, announce});
+    } else if (announce_files && _params->matches(e.name) && !_debounce.add(path, fs_change::appeared, 0, now)) {
+      ++_status.dropped;
+      g_dropped.inc({_id, "queue_full"});
+    }
   }
-  if (changed) wake();
-  set_error();
+  return wd;
 }
 
-bool fs_watch::watch_tree(const std::string& top, size_t root, bool announce, uint64_t now) {
-  std::vector<std::string> dirs{top};
-  bool top_ok = false;
-  while (!dirs.empty()) {
-    std::string dir = std::move(dirs.back());
-    dirs.pop_back();
-    if (_wds.size() >= watches_max) {
-      _root_error[root] = _params->paths[root] + ": more than " + std::to_string(watches_max) + " directories";
-      XLOG(warn, "filesystem trigger %s: %s; the rest is not watched", _id.c_str(), _root_error[root].c_str());
-      break;
-    }
-    auto wd = _fd.add(dir, dir_mask);
-    if (!wd) {
-      if (dir == top) {
-        _root_error[root] = top + ": " + wd.error().message();
-        return false;
-      }
-      // A subdirectory gone again, or out of watches (fs.inotify.max_user_watches).
-      if (wd.error() != std::errc::no_such_file_or_directory)
-        XLOG(warn, "filesystem trigger %s: cannot watch %s: %s", _id.c_str(), dir.c_str(), wd.error().message().c_str());
-      continue;
-    }
-    _wds[*wd] = {dir, root};
-    if (dir == top) {
-      _root_wd[root] = *wd;
-      top_ok = true;
-    }
-    if (!_params->recursive && !announce) continue;
-    auto entries = io::list_dir(dir);
-    if (!entries) continue;
-    for (const auto& e : *entries) {
-      std::string path = dir + "/" + e.name;
-      if (e.is_dir) {
-        if (_params->recursive) dirs.push_back(std::move(path));
-      } else if (announce && _params->matches(e.name) && !_debounce.add(path, fs_change::appeared, 0, now)) {
-        ++_status.dropped;
-        g_dropped.inc({_id, "queue_full"});
-      }
+io::task<void> fs_watch::drain_walks() {
+  if (_walking) co_return;  // the walker already running takes these too
+  _walking = true;
+  size_t done = 0;
+  while (!_walks.empty() && !_stop.cancelled()) {
+    walk w = std::move(_walks.front());
+    _walks.pop_front();
+    if (_root_wd[w.root] < 0) continue;  // its root went away meanwhile
+    auto wd = watch_dir(w.dir, w.root, w.announce, steady_ms());
+    // Gone again (a short-lived directory), or out of watches (fs.inotify.max_user_watches).
+    if (!wd && wd.error() != std::errc::no_such_file_or_directory && wd.error() != std::errc::not_a_directory)
+      XLOG(warn, "filesystem trigger %s: cannot watch %s: %s", _id.c_str(), w.dir.c_str(), wd.error().message().c_str());
+    if (++done % walk_batch == 0) {
+      set_error();
+      co_await io::yield();
     }
   }
-  return top_ok;
+  _walking = false;
+  set_error();
+  wake();  // files it announced may be due
+}
+
+void fs_watch::arm_missing(uint64_t now) {
+  for (size_t i = 0; i < _root_wd.size(); ++i) {
+    if (_root_wd[i] >= 0) continue;
+    bool again = _tried[i];
+    _tried[i] = 1;
+    auto wd = watch_dir(_params->paths[i], i, again, now);
+    if (!wd) {
+      // Keep the first reason ("deleted" says more than the retry's ENOENT).
+      if (_root_error[i].empty()) {
+        _root_error[i] = _params->paths[i] + ": " + wd.error().message();
+        XLOG(warn, "filesystem trigger %s: %s; looking for it every second", _id.c_str(), _root_error[i].c_str());
+      }
+      continue;
+    }
+    if (!_root_error[i].empty())
+      XLOG(info, "filesystem trigger %s: %s is there, watching it", _id.c_str(), _params->paths[i].c_str());
+    _root_error[i].clear();
+  }
+  set_error();
 }
 
 void fs_watch::unwatch_tree(const std::string& dir) {
   std::string prefix = dir + "/";
   for (auto it = _wds.begin(); it != _wds.end();) {
-    if (it->second.dir == dir || it->second.dir.starts_with(prefix)) {
-      if (_root_wd[it->second.root] == it->first) ++it;  // a root: its own IN_MOVE_SELF handles it
-      else {
-        _fd.remove(it->first);
-        it = _wds.erase(it);
-      }
-    } else {
-      ++it;
+    bool inside = it->second.dir == dir || it->second.dir.starts_with(prefix);
+    if (!inside || _root_wd[it->second.root] == it->first) {
+      ++it;  // (a root's own watch goes in root_lost)
+      continue;
     }
+    _fd.remove(it->first);
+    it = _wds.erase(it);
+  }
+}
+
+void fs_watch::rename_tree(const std::string& from, const std::string& to, size_t root) {
+  std::string prefix = from + "/";
+  for (auto& [wd, w] : _wds)
+    if (w.dir == from || w.dir.starts_with(prefix)) {
+      w.dir = to + w.dir.substr(from.size());
+      w.root = root;
+    }
+}
+
+void fs_watch::finish_dir_move() {
+  if (!_dir_move) return;
+  unwatch_tree(_dir_move->from);  // renamed out of the watched tree
+  _dir_move.reset();
+  set_error();
+}
+
+void fs_watch::root_lost(size_t root, const char* how) {
+  const std::string& path = _params->paths[root];
+  int wd = _root_wd[root];
+  unwatch_tree(path);
+  _fd.remove(wd);  // (already gone when deleted; watching a moved one under its old name would be wrong)
+  _wds.erase(wd);
+  _root_wd[root] = -1;
+  _root_error[root] = path + ": the directory was " + how;
+  XLOG(warn, "filesystem trigger %s: %s; looking for it every second", _id.c_str(), _root_error[root].c_str());
+  set_error();
+}
+
+void fs_watch::resync() {
+  _resync = false;
+  for (size_t i = 0; i < _root_wd.size(); ++i) {
+    if (_root_wd[i] < 0) continue;
+    auto wd = _fd.add(_params->paths[i], dir_mask);
+    if (!wd || *wd != _root_wd[i]) {
+      root_lost(i, "replaced or deleted");  // arm_missing watches a new one, announcing its files
+      continue;
+    }
+    if (_params->recursive) _walks.push_back({_params->paths[i], i, true});  // new subdirectories announce
   }
 }
 
 void fs_watch::handle(const inotify_event& e, uint64_t now) {
   if (e.mask & IN_Q_OVERFLOW) {
     ++_status.overflows;
+    _resync = true;
     g_dropped.inc({_id, "overflow"});
     if (worth_logging(_status.overflows))
       XLOG(warn, "filesystem trigger %s: the kernel's event queue overflowed, events were lost (%llu times; see "
                  "fs.inotify.max_queued_events)", _id.c_str(), static_cast<unsigned long long>(_status.overflows));
     return;
   }
+  // The kernel queues a rename's two halves next to each other: anything else
+  // after a directory's IN_MOVED_FROM means it left the tree.
+  if (_dir_move && !(e.mask & IN_MOVED_TO && e.cookie == _dir_move->cookie)) finish_dir_move();
   auto w = _wds.find(e.wd);
   if (w == _wds.end()) return;  // a watch removed meanwhile
   size_t root = w->second.root;
   bool is_root = _root_wd[root] == e.wd;
-  if (e.mask & IN_IGNORED || (is_root && e.mask & IN_MOVE_SELF)) {
-    if (!is_root) {
-      _wds.erase(w);
-      set_error();
-      return;
-    }
-    if (e.mask & IN_MOVE_SELF) _fd.remove(e.wd);  // watching it under its new name would be wrong
-    unwatch_tree(_params->paths[root]);
-    _wds.erase(e.wd);
-    _root_wd[root] = -1;
-    _root_error[root] = _params->paths[root] + ": the directory was " + (e.mask & IN_MOVE_SELF ? "moved" : "deleted");
-    XLOG(warn, "filesystem trigger %s: %s; watching for it to come back", _id.c_str(), _root_error[root].c_str());
+  if (e.mask & IN_IGNORED) {
+    if (is_root) return root_lost(root, "deleted");
+    _wds.erase(w);
     set_error();
     return;
   }
+  if (is_root && e.mask & IN_MOVE_SELF) return root_lost(root, "moved");
   if (!e.len) return;  // an event on the directory itself
   std::string name(e.name, strnlen(e.name, e.len));
-  std::string path = w->second.dir + "/" + name;
+  std::string path = join(w->second.dir, name);
   if (e.mask & IN_ISDIR) {
     if (!_params->recursive) return;
-    // A directory renamed inside the tree brings no new files; one made or moved in does.
-    if (e.mask & (IN_CREATE | IN_MOVED_TO)) watch_tree(path, root, !(e.mask & IN_MOVED_TO && e.cookie == _dir_moved), now);
     if (e.mask & IN_MOVED_FROM) {
-      unwatch_tree(path);
-      _dir_moved = e.cookie;
+      _dir_move = dir_move{e.cookie, std::move(path)};
+    } else if (e.mask & IN_MOVED_TO && _dir_move && _dir_move->cookie == e.cookie) {
+      rename_tree(_dir_move->from, path, root);  // renamed inside the tree: same watches, no new files
+      _dir_move.reset();
+    } else if (e.mask & (IN_CREATE | IN_MOVED_TO)) {
+      _walks.push_back({std::move(path), root, true});  // made here or moved in: its files are new
     }
-    set_error();
     return;
   }
   fs_change c;
@@ -216,7 +277,8 @@ io::task<void> fs_watch::read_loop() {
   // Room for many events per read: the kernel hands out whole events only.
   std::vector<char> buf(64 * 1024);
   while (!_stop.cancelled()) {
-    auto got = co_await _fd.read(std::span<char>(buf.data(), buf.size()), &_stop);
+    auto reading = _fd.read(std::span<char>(buf.data(), buf.size()), &_stop);
+    auto got = co_await std::move(reading);
     if (!got) {
       if (_stop.cancelled()) break;
       XLOG(error, "filesystem trigger %s: reading inotify: %s", _id.c_str(), got.error().message().c_str());
@@ -232,7 +294,12 @@ io::task<void> fs_watch::read_loop() {
       handle(*e, now);
       at += sizeof(inotify_event) + e->len;
     }
+    if (_resync) resync();
     if (_debounce.next_ms() != before) wake();
+    co_await drain_walks();
+    // A steady stream of events completes every read at once: let the shard's
+    // other work (and the settle loop) run between batches.
+    co_await io::yield();
   }
 }
 
@@ -242,9 +309,12 @@ io::task<void> fs_watch::settle_loop() {
     uint64_t now = steady_ms();
     if (now >= armed_at + 1000) {
       armed_at = now;
+      finish_dir_move();  // its other half would have come long ago
       arm_missing(now);
+      co_await drain_walks();
+      if (_stop.cancelled()) break;
     }
-    std::vector<fs_fire> fires = _debounce.due(now);
+    std::vector<fs_fire> fires = _debounce.due(steady_ms());
     for (size_t i = 0; i < fires.size(); ++i) {
       std::optional<io::path_info> info;
       if (fires[i].event != fs_event::deleted) {
@@ -252,11 +322,13 @@ io::task<void> fs_watch::settle_loop() {
         auto st = co_await std::move(stat);
         if (st) info = *st;  // gone already: size and mtime are null
       }
+      if (_stop.cancelled()) co_return;  // stopped (removed, disabled, updated) meanwhile: fire nothing more
       if (!_fire(fires[i], info ? &*info : nullptr)) {
         ++_status.refused;
         g_dropped.inc({_id, "refused"});
       }
     }
+    if (_stop.cancelled()) break;
     auto next = _debounce.next_ms();
     now = steady_ms();
     uint64_t until = armed_at + 1000;  // missing directories are looked for every second

@@ -10,11 +10,16 @@
 // again and the files already in it fire as created. Files present when the
 // trigger is first armed do not fire. The kernel's queue overflowing
 // (IN_Q_OVERFLOW) and changes beyond the pending cap are counted and logged:
-// those events are lost, nothing else is.
+// those events are lost; after an overflow every root is checked again (a
+// deleted or replaced one re-armed) and recursive trees are walked for new
+// subdirectories, whose files fire. Walks list directories with blocking
+// getdents calls (no ring op exists), a few at a time between yields.
 
 #include <sys/inotify.h>
 
+#include <deque>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -58,14 +63,31 @@ class fs_watch {
     std::string dir;
     size_t root = 0;
   };
+  struct walk {  // a directory to watch, found in a tree
+    std::string dir;
+    size_t root = 0;
+    bool announce = false;
+  };
+  struct dir_move {  // a directory renamed away, until its other half (or none) comes
+    uint32_t cookie = 0;
+    std::string from;
+  };
   io::task<void> read_loop();
   io::task<void> settle_loop();
   void handle(const inotify_event& e, uint64_t now);
-  // Watches `dir` (and with `recursive` its subdirectories); `announce`: the
-  // files found fire as created.
-  bool watch_tree(const std::string& dir, size_t root, bool announce, uint64_t now);
+  // Watches one directory; with `recursive` its subdirectories go to _walks.
+  // `announce`: if it was not watched yet, its files fire as created.
+  io::result<int> watch_dir(const std::string& dir, size_t root, bool announce, uint64_t now);
+  // Works through _walks, yielding every few directories (one walker at a time).
+  io::task<void> drain_walks();
   void unwatch_tree(const std::string& dir);
+  void rename_tree(const std::string& from, const std::string& to, size_t root);
+  void finish_dir_move();
+  void root_lost(size_t root, const char* how);
   void arm_missing(uint64_t now);
+  // After an overflow: each root's watch may have died unseen, new
+  // subdirectories may be unwatched. Re-adding tells (the same descriptor: alive).
+  void resync();
   void set_error();
   void wake();
 
@@ -77,8 +99,12 @@ class fs_watch {
   std::unordered_map<int, watched> _wds;
   std::vector<int> _root_wd;  // per path: its watch, or -1 while missing
   std::vector<std::string> _root_error;
-  uint32_t _dir_moved = 0;  // the cookie of the last directory renamed away (the kernel pairs them adjacently)
-  std::vector<char> _armed_before;  // per path: a re-arm announces the files it finds
+  std::vector<char> _tried;   // per path: armed (or tried) before, so arming it again announces its files
+  std::deque<walk> _walks;
+  bool _walking = false;
+  bool _resync = false;
+  std::string _limit_error;   // watches_max reached: part of the tree is not watched (until restarted)
+  std::optional<dir_move> _dir_move;
   status _status;
   io::cancel_source _stop;
   io::cancel_source* _sleep = nullptr;

@@ -279,7 +279,9 @@ io::task<response> get_pipeline(ctx_t ctx, std::string name) {
 }
 
 io::task<response> validate_pipeline(std::string yaml) {
-  auto r = flows::compile_flow(yaml);
+  flows::flow_limits limits;
+  limits.paths_must_exist = true;  // as a deploy would check
+  auto r = flows::compile_flow(yaml, limits);
   if (auto* errs = std::get_if<std::vector<flows::flow_error>>(&r))
     co_return json_error(400, "invalid_flow", std::to_string(errs->size()) + " problem(s) in the flow", errors_json(*errs));
   const auto& f = *std::get<std::unique_ptr<flows::compiled_flow>>(r);

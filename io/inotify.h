@@ -28,8 +28,8 @@ class inotify {
   // inotify_add_watch: a path lookup, no waiting. Returns the watch descriptor.
   result<int> add(const std::string& dir, uint32_t mask);
   void remove(int wd);
-  // Completes once events are queued (or `cs` fires); then fills `buf` with whole
-  // events. Returns the bytes read (0: woken, nothing there).
+  // Completes once events are queued, having filled `buf` with whole events
+  // (the bytes read), or with the cancel reason once `cs` fires.
   task<result<size_t>> read(std::span<char> buf, cancel_source* cs);
 
  private:

@@ -181,6 +181,38 @@ TEST(filesystem_trigger, recursive_watches_take_new_subdirectories) {
   std::sort(want.begin(), want.end());
   EXPECT_EQ(wait_fired(s, "tree", 4), want);
   EXPECT_EQ(json_number(trigger_json(s, "tree.files"), "watched_dirs"), 5);
+  // A subdirectory gone before it could be watched is no error.
+  for (int i = 0; i < 20; ++i) {
+    fs::create_directory(in.dir / "flash");
+    fs::remove(in.dir / "flash");
+  }
+  pause_ms(300);
+  std::string t = trigger_json(s, "tree.files");
+  EXPECT_NE(t.find("\"state\":\"active\""), std::string::npos) << t;
+  EXPECT_EQ(json_number(t, "watched_dirs"), 5) << t;
+}
+
+// From XERV_PIPELINES_DIR (or stored), a directory missing at start does not
+// stop xerv: the trigger is in state error until the directory is there.
+TEST(filesystem_trigger, a_directory_missing_at_start_is_an_error_not_a_failed_start) {
+  inbox in;
+  fs::create_directories(in.dir / "flows");
+  std::string dir = in / "later";
+  std::ofstream(in.dir / "flows" / "late.yaml") << fs_flow("late", "paths: [" + dir + "]");
+  api s({"XERV_PIPELINES_DIR=" + (in.dir / "flows").string()});
+  ASSERT_NE(s.port, 0);
+  std::string t = trigger_json(s, "late.files");
+  EXPECT_NE(t.find("\"state\":\"error\""), std::string::npos) << t;
+  EXPECT_EQ(json_field(t, "error"), dir + ": No such file or directory") << t;
+  fs::create_directories(dir);
+  write(dir + "/first", "f");  // there before the watch: fires as created once watched
+  for (int i = 0; i < 150; ++i) {
+    t = trigger_json(s, "late.files");
+    if (t.find("\"state\":\"active\"") != std::string::npos) break;
+    pause_ms(20);
+  }
+  EXPECT_NE(t.find("\"state\":\"active\""), std::string::npos) << t;
+  EXPECT_EQ(wait_fired(s, "late", 1), std::vector<std::string>{"created:" + dir + "/first"});
 }
 
 TEST(filesystem_trigger, a_missing_directory_is_an_invalid_flow_unless_create_is_set) {
@@ -191,6 +223,10 @@ TEST(filesystem_trigger, a_missing_directory_is_an_invalid_flow_unless_create_is
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(json_field(r.body, "error"), "invalid_flow") << r.body;
   EXPECT_NE(r.body.find(missing + "': No such file or directory"), std::string::npos) << r.body;
+  write(in / "plain", "not a directory");
+  r = s.post("/api/v1/pipelines", fs_flow("nope", "paths: [" + (in / "plain") + "]"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("plain' is not a directory"), std::string::npos) << r.body;
   ASSERT_EQ(s.post("/api/v1/pipelines", fs_flow("made", "paths: [" + missing + "], create: true")).status, 201);
   for (int i = 0; i < 100 && !fs::is_directory(missing); ++i) pause_ms(20);
   EXPECT_TRUE(fs::is_directory(missing));
@@ -242,4 +278,36 @@ TEST(filesystem_trigger, a_disabled_trigger_does_not_fire_and_fires_again_once_e
   pause_ms(100);
   write(in / "while_on", "x");
   EXPECT_EQ(wait_fired(s, "sw", 1), std::vector<std::string>{"created:" + (in / "while_on")});
+}
+
+// The kernel's queue overflows while xerv is stopped (SIGSTOP): the overflow
+// is counted, and the watch resyncs: a subdirectory made meanwhile (its event
+// lost) is watched and its file fires.
+TEST(filesystem_trigger, after_a_queue_overflow_the_watch_resyncs) {
+  inbox in;
+  api s;
+  ASSERT_EQ(s.post("/api/v1/pipelines",
+                   fs_flow("flood", "paths: " + in.dir.string() + R"(, recursive: true, patterns: ["*.csv"])"))
+                .status,
+            201);
+  pause_ms(200);
+  s.proc->signal(SIGSTOP);
+  // Two events per file (create, close-write): past fs.inotify.max_queued_events (16384 by default).
+  std::ifstream limit("/proc/sys/fs/inotify/max_queued_events");
+  long max_queued = 16384;
+  limit >> max_queued;
+  for (long i = 0; i < max_queued / 2 + 1000; ++i) write(in / ("f" + std::to_string(i) + ".dat"), "");
+  fs::create_directories(in.dir / "new");
+  write(in / "new/late.csv", "late");
+  s.proc->signal(SIGCONT);
+  std::string t;
+  for (int i = 0; i < 200; ++i) {
+    t = trigger_json(s, "flood.files");
+    if (json_number(t, "watched_dirs") == 2) break;
+    pause_ms(20);
+  }
+  EXPECT_GE(json_number(t, "overflow_count"), 1) << t;
+  EXPECT_EQ(json_number(t, "watched_dirs"), 2) << t;
+  EXPECT_NE(t.find("\"state\":\"active\""), std::string::npos) << t;
+  EXPECT_EQ(wait_fired(s, "flood", 1), std::vector<std::string>{"created:" + (in / "new/late.csv")});
 }

@@ -153,3 +153,23 @@ TEST(fs_events, names_round_trip) {
   }
   EXPECT_FALSE(parse_fs_event("renamed"));
 }
+
+TEST_F(debounce_test, renamed_then_deleted_or_renamed_back) {
+  add("/in/a", fs_change::moved_from, 0, 1);
+  add("/in/b", fs_change::moved_to, 0, 1);
+  add("/in/b", fs_change::remove, 10);  // the reader knew a: a is gone
+  add("/in/c", fs_change::moved_from, 0, 2);
+  add("/in/d", fs_change::moved_to, 0, 2);
+  add("/in/d", fs_change::moved_from, 5, 3);
+  add("/in/c", fs_change::moved_to, 5, 3);  // and back: nothing happened
+  EXPECT_EQ(show(d->due(1000)), "deleted:/in/a");
+}
+
+TEST_F(debounce_test, a_new_file_renamed_over_a_deleted_one_replaces_it) {
+  add("/in/b", fs_change::remove, 0);
+  add("/in/tmp", fs_change::create, 0);
+  add("/in/tmp", fs_change::close_write, 5);
+  add("/in/tmp", fs_change::moved_from, 10, 4);
+  add("/in/b", fs_change::moved_to, 10, 4);
+  EXPECT_EQ(show(d->due(1000)), "modified:/in/b");
+}
