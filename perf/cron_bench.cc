@@ -32,10 +32,12 @@
 #include <set>
 
 #include "perf/harness.h"
+#include "perf/serve.h"
 #include "tests/integration/xerv_process.h"
 
 using namespace xerv;
 namespace xt = xerv::testing;
+using namespace xerv::perf::serve;
 
 namespace {
 
@@ -45,38 +47,7 @@ struct config {
   int triggers = 20, seconds = 30, rounds = 1, shards = 2;
 };
 
-volatile sig_atomic_t g_signal = 0;
-void on_signal(int sig) { g_signal = sig; }
 
-// What a failure must clean up: the running server (stopped by pid) and the run's directory.
-std::unique_ptr<xt::xerv_process> g_server;
-std::string g_run_dir;
-
-void cleanup() {
-  if (g_server && !g_server->exited()) {
-    g_server->signal(SIGTERM);
-    g_server->wait_exit(std::chrono::seconds(15));
-  }
-  g_server.reset();  // SIGKILL if still running; removes its log
-  std::error_code ec;
-  if (!g_run_dir.empty()) std::filesystem::remove_all(g_run_dir, ec);
-  g_run_dir.clear();
-}
-
-[[noreturn]] void fail(const std::string& why) {
-  fprintf(stderr, "cron_bench: %s\n", why.c_str());
-  if (g_server) {
-    std::string log = g_server->log();
-    log.erase(0, log.size() > 4000 ? log.size() - 4000 : 0);
-    fprintf(stderr, "cron_bench: server log (tail):\n%s\n", log.c_str());
-  }
-  cleanup();
-  exit(1);
-}
-
-void check_signal() {
-  if (g_signal) fail("interrupted by signal " + std::to_string(int(g_signal)));
-}
 
 int64_t realtime_ns() {
   timespec t{};
@@ -238,6 +209,7 @@ double field_of(const perf::comparison& c, const std::string& key) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_bench = "cron_bench";
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   config cfg;

@@ -54,11 +54,13 @@
 #include <mutex>
 
 #include "perf/harness.h"
+#include "perf/serve.h"
 #include "tests/integration/xerv_process.h"
 
 using namespace xerv;
 using perf::histogram;
 namespace xt = xerv::testing;
+using namespace xerv::perf::serve;
 
 namespace {
 
@@ -71,8 +73,6 @@ struct config {
   int files = 1000, warmup = 20, rounds = 3, shards = 2, gap_ms = 2, timeout_ms = 5000;
 };
 
-volatile sig_atomic_t g_signal = 0;
-void on_signal(int sig) { g_signal = sig; }
 
 uint64_t now_ns() {
   timespec t{};
@@ -86,35 +86,6 @@ uint64_t fnv1a(std::string_view s) {
   return h;
 }
 
-// What a failure must clean up: the running server (stopped by pid) and the run's directory.
-std::unique_ptr<xt::xerv_process> g_server;
-std::string g_run_dir;
-
-void cleanup() {
-  if (g_server && !g_server->exited()) {
-    g_server->signal(SIGTERM);
-    g_server->wait_exit(std::chrono::seconds(15));
-  }
-  g_server.reset();  // SIGKILL if still running; removes its log
-  std::error_code ec;
-  if (!g_run_dir.empty()) std::filesystem::remove_all(g_run_dir, ec);
-  g_run_dir.clear();
-}
-
-[[noreturn]] void fail(const std::string& why) {
-  fprintf(stderr, "fs_bench: %s\n", why.c_str());
-  if (g_server) {
-    std::string log = g_server->log();
-    log.erase(0, log.size() > 4000 ? log.size() - 4000 : 0);
-    fprintf(stderr, "fs_bench: server log (tail):\n%s\n", log.c_str());
-  }
-  cleanup();
-  exit(1);  // the listener and inotify threads die with the process
-}
-
-void check_signal() {
-  if (g_signal) fail("interrupted by signal " + std::to_string(int(g_signal)));
-}
 
 // "path" as a JSON string, as std::http sends a single-selector body (the
 // paths here have nothing to escape).
@@ -470,25 +441,6 @@ xt::client::response call(uint16_t port, const std::string& path) {
   return r;
 }
 
-// Every sample of /metrics, label sets summed: name -> value.
-std::map<std::string, double> metrics(uint16_t port) {
-  auto r = call(port, "/metrics");
-  std::map<std::string, double> out;
-  std::istringstream in(r.body);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    size_t name_end = line.find_first_of("{ ");
-    size_t value_at = line.rfind(' ');
-    if (name_end == std::string::npos || value_at == std::string::npos) continue;
-    out[line.substr(0, name_end)] += strtod(line.c_str() + value_at + 1, nullptr);
-  }
-  return out;
-}
-
-double metric(const std::map<std::string, double>& m, const char* name) {
-  auto it = m.find(name);
-  return it == m.end() ? 0 : it->second;
-}
 
 // The trigger's object in GET /api/v1/triggers (empty when it is not listed).
 std::string trigger_json(uint16_t port) {
@@ -519,14 +471,14 @@ perf::run_result xerv_run(const config& cfg) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   (void)drop_files(cfg, watch, nullptr, 0, cfg.warmup);
-  auto before = metrics(port);
+  auto before = parse_metrics(call(port, "/metrics").body);
   drop_result r = drop_files(cfg, watch, nullptr, cfg.warmup, cfg.files);
-  auto after = metrics(port);
+  auto after = parse_metrics(call(port, "/metrics").body);
 
   // Every file was one trace, all completed; the trigger lost nothing.
   double traces = double(cfg.warmup + cfg.files);
   for (int tries = 0;; ++tries) {
-    auto m = tries == 0 ? after : metrics(port);
+    auto m = tries == 0 ? after : parse_metrics(call(port, "/metrics").body);
     double done = metric(m, "xerv_completed_traces_total"), failed = metric(m, "xerv_failed_traces_total");
     if (failed != 0) fail(std::to_string(int64_t(failed)) + " traces failed");
     if (done == traces) break;
@@ -573,6 +525,7 @@ double field_of(const perf::comparison& c, const std::string& key) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_bench = "fs_bench";
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);

@@ -36,6 +36,7 @@
 #include <random>
 
 #include "perf/harness.h"
+#include "perf/serve.h"
 #include "tests/integration/xerv_process.h"
 
 using namespace xerv;
@@ -172,22 +173,9 @@ xt::client::response call(const server& s, const std::string& method, const std:
 std::map<std::string, double> metrics(const server& s) {
   auto r = call(s, "GET", "/metrics");
   if (r.status != 200) fail("GET /metrics on %s: %d", s.name.c_str(), r.status);
-  std::map<std::string, double> out;
-  std::istringstream in(r.body);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty() || line[0] == '#') continue;
-    size_t name_end = line.find_first_of("{ ");
-    size_t value_at = line.rfind(' ');
-    if (name_end == std::string::npos || value_at == std::string::npos) continue;
-    out[line.substr(0, name_end)] += strtod(line.c_str() + value_at + 1, nullptr);
-  }
-  return out;
+  return perf::serve::parse_metrics(r.body);
 }
-
-double metric(const std::map<std::string, double>& m, const char* name) {
-  auto it = m.find(name);
-  return it == m.end() ? 0 : it->second;
-}
+using perf::serve::metric;
 
 // Polls /metrics until nothing runs or waits for a slot and `suspended` traces
 // wait in a std::wait; fails after `limit_s`.
