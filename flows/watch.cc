@@ -78,6 +78,8 @@ bool fs_debounce::add(const std::string& path, fs_change c, uint32_t cookie, uin
     it = _pending.emplace(path, entry{}).first;
   }
   entry& e = it->second;
+  if (c == fs_change::create || c == fs_change::modify || c == fs_change::close_write || c == fs_change::appeared)
+    e.written = true;
   switch (c) {
     case fs_change::create:
       e.event = known && e.event == fs_event::deleted ? fs_event::modified : known ? e.event : fs_event::created;
@@ -116,9 +118,14 @@ bool fs_debounce::add(const std::string& path, fs_change c, uint32_t cookie, uin
         e.event = fs_event::moved;
         e.from = carried && carried->event == fs_event::moved ? std::move(carried->from) : std::move(from);
         e.writing = carried && carried->writing;
-        if (e.from == path) {  // renamed away and back
-          _pending.erase(it);
-          return true;
+        e.written = carried && carried->written;
+        if (e.from == path) {  // renamed away and back: only what happened to its content counts
+          if (!e.written) {
+            _pending.erase(it);
+            return true;
+          }
+          e.event = fs_event::modified;
+          e.from.clear();
         }
       }
       break;
@@ -157,7 +164,7 @@ std::vector<fs_fire> fs_debounce::due(uint64_t now_ms) {
     }
     if (!r.before || r.before->event != fs_event::created) {
       bool was_moved = r.before && r.before->event == fs_event::moved;
-      emit(out, was_moved ? r.before->from : r.path, entry{fs_event::deleted, {}, false, r.at_ms});
+      emit(out, was_moved ? r.before->from : r.path, entry{fs_event::deleted, {}, false, false, r.at_ms});
     }
     it = _renames.erase(it);
   }
@@ -169,6 +176,25 @@ std::vector<fs_fire> fs_debounce::due(uint64_t now_ms) {
     emit(out, std::move(path), e);
   }
   return out;
+}
+
+void fs_debounce::rename_dir(const std::string& from, const std::string& to) {
+  std::string prefix = from + "/";
+  auto moved = [&](const std::string& p) { return p.starts_with(prefix) ? to + p.substr(from.size()) : p; };
+  std::vector<std::pair<std::string, entry>> under;
+  for (auto it = _pending.begin(); it != _pending.end();) {
+    if (!it->first.starts_with(prefix)) {
+      ++it;
+      continue;
+    }
+    under.emplace_back(moved(it->first), std::move(it->second));
+    it = _pending.erase(it);
+  }
+  for (auto& [path, e] : under) {
+    e.from = moved(e.from);
+    _pending.insert_or_assign(std::move(path), std::move(e));
+  }
+  for (auto& [cookie, r] : _renames) r.path = moved(r.path);
 }
 
 std::optional<uint64_t> fs_debounce::next_ms() const {

@@ -76,6 +76,9 @@ class fs_debounce {
   std::vector<fs_fire> due(uint64_t now_ms);
   // When the next path is due (nullopt: none waits).
   std::optional<uint64_t> next_ms() const;
+  // A directory renamed inside the watched paths: what waits under `from/`
+  // waits under `to/` now.
+  void rename_dir(const std::string& from, const std::string& to);
   size_t size() const { return _pending.size() + _renames.size(); }
 
  private:
@@ -83,6 +86,7 @@ class fs_debounce {
     fs_event event = fs_event::created;
     std::string from;
     bool writing = false;
+    bool written = false;  // its content changed in this window (renamed back: modified)
     uint64_t last_ms = 0;
   };
   struct rename {  // a moved_from waiting for its moved_to

@@ -91,6 +91,11 @@ io::result<int> fs_watch::watch_dir(const std::string& dir, size_t root, bool an
   auto wd = _fd.add(dir, dir_mask);
   if (!wd) return wd;
   auto known = _wds.find(*wd);
+  if (known == _wds.end() && _wds.size() >= watches_max) {
+    _fd.remove(*wd);
+    limit_reached(root);
+    return io::errc::queue_full;
+  }
   bool fresh = known == _wds.end() || known->second.dir != dir;
   _wds[*wd] = {dir, root};
   if (dir == _params->paths[root]) _root_wd[root] = *wd;
@@ -102,12 +107,8 @@ io::result<int> fs_watch::watch_dir(const std::string& dir, size_t root, bool an
     std::string path = join(dir, e.name);
     if (e.is_dir) {
       if (!_params->recursive) continue;
-      if (_wds.size() + _walks.size() >= watches_max) {
-        if (_limit_error.empty()) {
-          _limit_error = _params->paths[root] + ": more than " + std::to_string(watches_max) +
-                         " directories, the rest is not watched";
-          XLOG(warn, "filesystem trigger %s: %s", _id.c_str(), _limit_error.c_str());
-        }
+      if (_walks.size() >= watches_max) {
+        limit_reached(root);
         continue;
       }
       _walks.push_back({std::move(path), root, announce});
@@ -117,6 +118,13 @@ io::result<int> fs_watch::watch_dir(const std::string& dir, size_t root, bool an
     }
   }
   return wd;
+}
+
+void fs_watch::limit_reached(size_t root) {
+  if (!_limit_error.empty()) return;
+  _limit_error = _params->paths[root] + ": more than " + std::to_string(watches_max) +
+                 " directories, the rest is not watched";
+  XLOG(warn, "filesystem trigger %s: %s", _id.c_str(), _limit_error.c_str());
 }
 
 io::task<void> fs_watch::drain_walks() {
@@ -129,7 +137,8 @@ io::task<void> fs_watch::drain_walks() {
     if (_root_wd[w.root] < 0) continue;  // its root went away meanwhile
     auto wd = watch_dir(w.dir, w.root, w.announce, steady_ms());
     // Gone again (a short-lived directory), or out of watches (fs.inotify.max_user_watches).
-    if (!wd && wd.error() != std::errc::no_such_file_or_directory && wd.error() != std::errc::not_a_directory)
+    if (!wd && wd.error() != std::errc::no_such_file_or_directory && wd.error() != std::errc::not_a_directory &&
+        wd.error() != io::errc::queue_full)
       XLOG(warn, "filesystem trigger %s: cannot watch %s: %s", _id.c_str(), w.dir.c_str(), wd.error().message().c_str());
     if (++done % walk_batch == 0) {
       set_error();
@@ -177,11 +186,14 @@ void fs_watch::unwatch_tree(const std::string& dir) {
 
 void fs_watch::rename_tree(const std::string& from, const std::string& to, size_t root) {
   std::string prefix = from + "/";
-  for (auto& [wd, w] : _wds)
-    if (w.dir == from || w.dir.starts_with(prefix)) {
-      w.dir = to + w.dir.substr(from.size());
-      w.root = root;
-    }
+  auto rename = [&](std::string& dir, size_t& r) {
+    if (dir != from && !dir.starts_with(prefix)) return;
+    dir = to + dir.substr(from.size());
+    r = root;
+  };
+  for (auto& [wd, w] : _wds) rename(w.dir, w.root);
+  for (auto& w : _walks) rename(w.dir, w.root);  // (made and renamed before it was watched)
+  _debounce.rename_dir(from, to);
 }
 
 void fs_watch::finish_dir_move() {
@@ -203,17 +215,18 @@ void fs_watch::root_lost(size_t root, const char* how) {
   set_error();
 }
 
-void fs_watch::resync() {
+void fs_watch::resync(uint64_t now) {
   _resync = false;
   for (size_t i = 0; i < _root_wd.size(); ++i) {
     if (_root_wd[i] < 0) continue;
     auto wd = _fd.add(_params->paths[i], dir_mask);
     if (!wd || *wd != _root_wd[i]) {
-      root_lost(i, "replaced or deleted");  // arm_missing watches a new one, announcing its files
+      root_lost(i, "replaced or deleted");
       continue;
     }
     if (_params->recursive) _walks.push_back({_params->paths[i], i, true});  // new subdirectories announce
   }
+  arm_missing(now);  // a replaced one at once, announcing its files
 }
 
 void fs_watch::handle(const inotify_event& e, uint64_t now) {
@@ -246,12 +259,13 @@ void fs_watch::handle(const inotify_event& e, uint64_t now) {
   if (e.mask & IN_ISDIR) {
     if (!_params->recursive) return;
     if (e.mask & IN_MOVED_FROM) {
-      _dir_move = dir_move{e.cookie, std::move(path)};
+      _dir_move = dir_move{e.cookie, std::move(path), now};
     } else if (e.mask & IN_MOVED_TO && _dir_move && _dir_move->cookie == e.cookie) {
       rename_tree(_dir_move->from, path, root);  // renamed inside the tree: same watches, no new files
       _dir_move.reset();
     } else if (e.mask & (IN_CREATE | IN_MOVED_TO)) {
-      _walks.push_back({std::move(path), root, true});  // made here or moved in: its files are new
+      if (_walks.size() >= watches_max) limit_reached(root);
+      else _walks.push_back({std::move(path), root, true});  // made here or moved in: its files are new
     }
     return;
   }
@@ -294,7 +308,7 @@ io::task<void> fs_watch::read_loop() {
       handle(*e, now);
       at += sizeof(inotify_event) + e->len;
     }
-    if (_resync) resync();
+    if (_resync) resync(now);
     if (_debounce.next_ms() != before) wake();
     co_await drain_walks();
     // A steady stream of events completes every read at once: let the shard's
@@ -309,7 +323,9 @@ io::task<void> fs_watch::settle_loop() {
     uint64_t now = steady_ms();
     if (now >= armed_at + 1000) {
       armed_at = now;
-      finish_dir_move();  // its other half would have come long ago
+      // Its other half would have come by now (they are queued together, or
+      // nearly: one may end a read and the other begin the next).
+      if (_dir_move && now >= _dir_move->at_ms + 100) finish_dir_move();
       arm_missing(now);
       co_await drain_walks();
       if (_stop.cancelled()) break;

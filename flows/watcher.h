@@ -71,6 +71,7 @@ class fs_watch {
   struct dir_move {  // a directory renamed away, until its other half (or none) comes
     uint32_t cookie = 0;
     std::string from;
+    uint64_t at_ms = 0;
   };
   io::task<void> read_loop();
   io::task<void> settle_loop();
@@ -83,11 +84,12 @@ class fs_watch {
   void unwatch_tree(const std::string& dir);
   void rename_tree(const std::string& from, const std::string& to, size_t root);
   void finish_dir_move();
+  void limit_reached(size_t root);
   void root_lost(size_t root, const char* how);
   void arm_missing(uint64_t now);
   // After an overflow: each root's watch may have died unseen, new
   // subdirectories may be unwatched. Re-adding tells (the same descriptor: alive).
-  void resync();
+  void resync(uint64_t now);
   void set_error();
   void wake();
 

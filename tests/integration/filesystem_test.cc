@@ -190,6 +190,18 @@ TEST(filesystem_trigger, recursive_watches_take_new_subdirectories) {
   std::string t = trigger_json(s, "tree.files");
   EXPECT_NE(t.find("\"state\":\"active\""), std::string::npos) << t;
   EXPECT_EQ(json_number(t, "watched_dirs"), 5) << t;
+  // Built in a staging directory, then renamed into place: its file fires
+  // once, under the final name, and the directory is watched there.
+  fs::create_directory(in.dir / "stage");
+  write(in / "stage/x", "x");
+  fs::rename(in.dir / "stage", in.dir / "final");
+  want.push_back("created:" + (in / "final/x"));
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(wait_fired(s, "tree", want.size()), want);
+  write(in / "final/y", "y");
+  want.push_back("created:" + (in / "final/y"));
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(wait_fired(s, "tree", want.size()), want);
 }
 
 // From XERV_PIPELINES_DIR (or stored), a directory missing at start does not

@@ -173,3 +173,21 @@ TEST_F(debounce_test, a_new_file_renamed_over_a_deleted_one_replaces_it) {
   add("/in/b", fs_change::moved_to, 10, 4);
   EXPECT_EQ(show(d->due(1000)), "modified:/in/b");
 }
+
+TEST_F(debounce_test, modified_then_renamed_away_and_back_is_modified) {
+  add("/in/a", fs_change::modify, 0);
+  add("/in/a", fs_change::close_write, 0);
+  add("/in/a", fs_change::moved_from, 5, 6);
+  add("/in/b", fs_change::moved_to, 5, 6);
+  add("/in/b", fs_change::moved_from, 6, 7);
+  add("/in/a", fs_change::moved_to, 6, 7);
+  EXPECT_EQ(show(d->due(1000)), "modified:/in/a");
+}
+
+TEST_F(debounce_test, a_renamed_directory_takes_what_waits_under_it) {
+  add("/in/tmp/x", fs_change::create, 0);
+  add("/in/tmp/x", fs_change::close_write, 5);
+  add("/in/tmpfile", fs_change::appeared, 5);  // a sibling with the same prefix stays
+  d->rename_dir("/in/tmp", "/in/final");
+  EXPECT_EQ(show(d->due(1000)), "created:/in/final/x created:/in/tmpfile");
+}
