@@ -1,0 +1,312 @@
+#include "raft/node.h"
+
+#include <algorithm>
+
+#include "io/assert.h"
+
+namespace xerv::raft {
+
+const char* to_string(msg_type t) {
+  switch (t) {
+    case msg_type::pre_vote: return "pre_vote";
+    case msg_type::pre_vote_reply: return "pre_vote_reply";
+    case msg_type::vote: return "vote";
+    case msg_type::vote_reply: return "vote_reply";
+    case msg_type::append: return "append";
+    case msg_type::append_reply: return "append_reply";
+  }
+  return "unknown";
+}
+
+const char* to_string(role r) {
+  switch (r) {
+    case role::follower: return "follower";
+    case role::pre_candidate: return "pre_candidate";
+    case role::candidate: return "candidate";
+    case role::leader: return "leader";
+  }
+  return "unknown";
+}
+
+node::node(options opts, restored from)
+    : _opts(std::move(opts)), _hard(from.hard), _rng(_opts.seed ^ (_opts.id.value * 0x9e3779b97f4a7c15ull)) {
+  ASSERT(std::find(_opts.voters.begin(), _opts.voters.end(), _opts.id) != _opts.voters.end(),
+         "node %llu is not among its voters", static_cast<unsigned long long>(_opts.id.value));
+  for (auto& e : from.log) {
+    ASSERT(e.index == _log.last_index().next(), "restored log not contiguous at %llu",
+           static_cast<unsigned long long>(e.index.value));
+    _log.append(e.term, std::move(e.data));
+  }
+  ASSERT(_hard.commit <= _log.last_index(), "restored commit index past the log");
+  _saved = _hard;
+  _unstable = _log.last_index().next();
+  _persisted = _log.last_index();
+  reset_election_timer();
+}
+
+void node::reset_election_timer() {
+  _election_elapsed = 0;
+  _timeout = _opts.election_ticks + unsigned(_rng() % _opts.election_ticks);
+}
+
+void node::send(message m) {
+  m.from = _opts.id;
+  _outbox.push_back(std::move(m));
+}
+
+void node::tick() {
+  if (_role != role::leader) {
+    if (++_election_elapsed >= _timeout) campaign(_opts.pre_vote);
+    return;
+  }
+  if (++_heartbeat_elapsed >= _opts.heartbeat_ticks) {
+    _heartbeat_elapsed = 0;
+    broadcast_append(true);
+  }
+  // §6.2: a leader cut off from a majority steps down instead of serving on.
+  if (_opts.check_quorum && ++_election_elapsed >= _opts.election_ticks) {
+    _election_elapsed = 0;
+    size_t heard = 1;
+    for (auto& [id, pr] : _peers) {
+      heard += pr.active;
+      pr.active = false;
+    }
+    if (heard < quorum()) become_follower(_hard.term, node_id());
+  }
+}
+
+void node::become_follower(term_t term, node_id leader) {
+  if (term > _hard.term) {
+    _hard.term = term;
+    _hard.vote = node_id();
+  }
+  _role = role::follower;
+  _leader = leader;
+  _votes.reset();
+  _peers.clear();
+  reset_election_timer();
+}
+
+void node::campaign(bool pre) {
+  _leader = node_id();
+  _votes.emplace(_opts.voters, _opts.id);
+  reset_election_timer();
+  term_t term = _hard.term.next();
+  if (pre) {
+    _role = role::pre_candidate;  // asks at the next term without taking it (§9.6)
+  } else {
+    _role = role::candidate;
+    _hard.term = term;
+    _hard.vote = _opts.id;
+  }
+  if (_votes->record(_opts.id, true) == vote_round::outcome::won) {
+    if (pre) campaign(false);
+    else become_leader();
+    return;
+  }
+  for (node_id v : _opts.voters) {
+    if (v == _opts.id) continue;
+    message m;
+    m.type = pre ? msg_type::pre_vote : msg_type::vote;
+    m.to = v;
+    m.term = term;
+    m.index = _log.last_index();
+    m.log_term = _log.last_term();
+    send(std::move(m));
+  }
+}
+
+void node::become_leader() {
+  _role = role::leader;
+  _leader = _opts.id;
+  _votes.reset();
+  _peers.clear();
+  for (node_id v : _opts.voters)
+    if (v != _opts.id) _peers.emplace_back(v, progress{index_t(), _log.last_index().next()});
+  // §3.6.2: entries of earlier terms commit only under one of this term.
+  _log.append(_hard.term, {});
+  _heartbeat_elapsed = 0;
+  _election_elapsed = 0;
+  broadcast_append(false);
+}
+
+std::optional<index_t> node::propose(std::string data) {
+  if (_role != role::leader) return std::nullopt;
+  index_t i = _log.append(_hard.term, std::move(data));
+  broadcast_append(false);
+  return i;
+}
+
+void node::broadcast_append(bool heartbeat) {
+  for (auto& [id, pr] : _peers) send_append(id, heartbeat);
+}
+
+void node::send_append(node_id to, bool heartbeat) {
+  auto it = std::find_if(_peers.begin(), _peers.end(), [to](const auto& p) { return p.first == to; });
+  if (it == _peers.end()) return;
+  progress& pr = it->second;
+  bool room = pr.can_send(_opts.inflight_max) && pr.next <= _log.last_index();
+  if (!heartbeat && !room) return;
+  message m;
+  m.type = msg_type::append;
+  m.to = to;
+  m.term = _hard.term;
+  m.index = index_t(pr.next.value - 1);
+  m.log_term = *_log.term_at(m.index);
+  m.commit = _hard.commit;
+  if (room) {
+    m.entries = _log.slice(pr.next, _log.last_index(), _opts.batch_entries, _opts.batch_bytes);
+    pr.sent(m.entries.back().index);
+  } else {
+    m.heartbeat = true;
+  }
+  send(std::move(m));
+}
+
+void node::step(const message& m) {
+  if (m.term > _hard.term) {
+    bool future_round = m.type == msg_type::pre_vote || (m.type == msg_type::pre_vote_reply && m.granted);
+    // §4.2.3: while a leader is heard from, a vote request is a disruption, not an election.
+    bool leased = _opts.check_quorum && _leader != node_id() && _election_elapsed < _opts.election_ticks;
+    if (m.type == msg_type::vote && leased) return;
+    if (!future_round) become_follower(m.term, m.type == msg_type::append ? m.from : node_id());
+  } else if (m.term < _hard.term) {
+    // A stale leader or pre-candidate hears the current term (and steps down or gives up).
+    if (m.type == msg_type::append || m.type == msg_type::pre_vote) {
+      message r;
+      r.type = m.type == msg_type::append ? msg_type::append_reply : msg_type::pre_vote_reply;
+      r.to = m.from;
+      r.term = _hard.term;
+      r.match = _log.last_index();
+      r.heartbeat = m.heartbeat;
+      send(std::move(r));
+    }
+    return;
+  }
+  switch (m.type) {
+    case msg_type::pre_vote:
+    case msg_type::vote: on_vote_request(m); break;
+    case msg_type::pre_vote_reply:
+    case msg_type::vote_reply: on_vote_reply(m); break;
+    case msg_type::append: on_append(m); break;
+    case msg_type::append_reply:
+      if (_role == role::leader) on_append_reply(m);
+      break;
+  }
+}
+
+void node::on_vote_request(const message& m) {
+  message r;
+  r.to = m.from;
+  bool fresh_log = _log.up_to_date(m.index, m.log_term);
+  if (m.type == msg_type::pre_vote) {
+    bool leader_heard = _role == role::leader || (_leader != node_id() && _election_elapsed < _opts.election_ticks);
+    r.type = msg_type::pre_vote_reply;
+    r.granted = m.term > _hard.term && fresh_log && !leader_heard;
+    r.term = r.granted ? m.term : _hard.term;
+  } else {
+    r.type = msg_type::vote_reply;
+    r.granted = (_hard.vote == node_id() || _hard.vote == m.from) && fresh_log && _role == role::follower;
+    r.term = _hard.term;
+    if (r.granted) {
+      _hard.vote = m.from;
+      reset_election_timer();
+    }
+  }
+  send(std::move(r));
+}
+
+void node::on_vote_reply(const message& m) {
+  bool pre = m.type == msg_type::pre_vote_reply;
+  if (!_votes || _role != (pre ? role::pre_candidate : role::candidate)) return;
+  if (pre ? m.term != _hard.term.next() && m.granted : m.term != _hard.term) return;
+  switch (_votes->record(m.from, m.granted)) {
+    case vote_round::outcome::won:
+      if (pre) campaign(false);
+      else become_leader();
+      break;
+    case vote_round::outcome::lost: become_follower(_hard.term, node_id()); break;
+    case vote_round::outcome::pending: break;
+  }
+}
+
+void node::unstable_from(index_t i) {
+  if (i < _unstable) _unstable = i;
+  if (i <= _persisted) _persisted = index_t(i.value - 1);
+}
+
+void node::on_append(const message& m) {
+  if (_role != role::follower) become_follower(m.term, m.from);
+  _leader = m.from;
+  _election_elapsed = 0;
+  message r;
+  r.type = msg_type::append_reply;
+  r.to = m.from;
+  r.term = _hard.term;
+  r.heartbeat = m.heartbeat;
+  auto have = _log.term_at(m.index);
+  if (!have || *have != m.log_term) {
+    // Not matching before these entries: where to probe next (§3.5).
+    r.match = have ? index_t(m.index.value - 1) : _log.last_index();
+    send(std::move(r));
+    return;
+  }
+  if (auto changed = _log.merge(m.entries)) {
+    ASSERT(*changed > _hard.commit || _opts.unsafe_commit_without_quorum,
+           "node %llu: an append from %llu rewrites committed index %llu",
+           static_cast<unsigned long long>(_opts.id.value), static_cast<unsigned long long>(m.from.value),
+           static_cast<unsigned long long>(changed->value));
+    unstable_from(*changed);
+  }
+  index_t last_new(m.index.value + m.entries.size());
+  // (A late append may end before what is already committed here.)
+  _hard.commit = std::max(_hard.commit, std::min(m.commit, last_new));
+  r.granted = true;
+  r.match = last_new;
+  send(std::move(r));
+}
+
+void node::on_append_reply(const message& m) {
+  auto it = std::find_if(_peers.begin(), _peers.end(), [&](const auto& p) { return p.first == m.from; });
+  if (it == _peers.end()) return;
+  progress& pr = it->second;
+  if (!m.granted) {
+    pr.refused(m.match);
+  } else if (m.heartbeat) {
+    pr.active = true;
+    if (m.match > pr.match) pr.match = m.match;
+    if (pr.probing) pr.inflight = 0;  // the probe or its answer may be lost: send it again
+  } else {
+    pr.succeeded(m.match);
+  }
+  maybe_commit();
+  send_append(m.from, false);
+}
+
+void node::maybe_commit() {
+  std::vector<index_t> matches{_persisted};
+  for (const auto& [id, pr] : _peers) matches.push_back(pr.match);
+  std::sort(matches.begin(), matches.end(), std::greater<>());
+  index_t n = matches[quorum() - 1];
+  if (_opts.unsafe_commit_without_quorum && matches.size() > 1) n = matches[1];
+  if (n > _hard.commit && _log.term_at(n) == _hard.term) _hard.commit = n;
+}
+
+ready node::take_ready() {
+  ready r;
+  for (uint64_t i = _unstable.value; i <= _log.last_index().value; ++i) r.entries.push_back(_log.at(index_t(i)));
+  _persisted = _log.last_index();
+  _unstable = _persisted.next();
+  if (_role == role::leader) maybe_commit();  // its own copy counts once handed out
+  if (_hard != _saved) {
+    r.hard = _hard;
+    _saved = _hard;
+  }
+  r.messages = std::move(_outbox);
+  _outbox.clear();
+  for (uint64_t i = _applied.value + 1; i <= _hard.commit.value; ++i) r.committed.push_back(_log.at(index_t(i)));
+  _applied = _hard.commit;
+  return r;
+}
+
+}  // namespace xerv::raft

@@ -1,0 +1,115 @@
+#pragma once
+// One Raft node as a deterministic state machine (no I/O, no clock, no
+// threads): the caller feeds it ticks and messages and carries out what
+// take_ready() hands back. Section numbers are Ongaro's dissertation
+// ("Consensus: Bridging Theory and Practice", 2014).
+//
+// The caller's contract for each ready, in this order: make `hard` and
+// `entries` durable (entries from entries.front().index replace whatever the
+// stored log has there), then send `messages`, then apply `committed`. A node
+// therefore never acknowledges (votes, append replies) what is not durable;
+// and a leader counts its own log as matching only up to what it has handed
+// out for persisting.
+//
+// Rounds: elections with pre-vote (§9.6: a node partitioned away cannot bump
+// everyone's term when it comes back) and leader stickiness (§4.2.3: a vote
+// request is ignored while a leader is heard from); check-quorum (§6.2: a
+// leader that heard from no majority within an election timeout steps down);
+// replication per follower (raft/replication.h) with probing, pipelining and
+// batching; commit of entries of the leader's own term only (§3.6.2).
+
+#include <functional>
+#include <optional>
+#include <random>
+#include <vector>
+
+#include "raft/election.h"
+#include "raft/log.h"
+#include "raft/replication.h"
+
+namespace xerv::raft {
+
+enum class role : uint8_t { follower, pre_candidate, candidate, leader };
+const char* to_string(role r);
+
+struct options {
+  node_id id;
+  std::vector<node_id> voters;  // every voter, this node included
+  unsigned election_ticks = 10;  // the timeout is randomized in [this, 2 × this)
+  unsigned heartbeat_ticks = 1;
+  size_t inflight_max = 64;      // pipelined appends per follower
+  size_t batch_entries = 256;    // entries per append
+  size_t batch_bytes = 1 << 20;  // data bytes per append (at least one entry)
+  bool pre_vote = true;
+  bool check_quorum = true;
+  uint64_t seed = 0;             // the election timeouts' randomness
+  // Test-only: commit what any one follower has (no quorum). The simulation
+  // must catch it (tests/sim).
+  bool unsafe_commit_without_quorum = false;
+};
+
+// What the node has restored from its storage.
+struct restored {
+  hard_state hard;
+  std::vector<entry> log;
+};
+
+struct ready {
+  std::optional<hard_state> hard;  // changed: persist it
+  std::vector<entry> entries;      // persist (replacing the stored log from the first one's index)
+  std::vector<message> messages;   // then send
+  std::vector<entry> committed;    // then apply, in order
+  bool empty() const { return !hard && entries.empty() && messages.empty() && committed.empty(); }
+};
+
+class node {
+ public:
+  explicit node(options opts, restored from = {});
+
+  void tick();
+  void step(const message& m);
+  // Leader only: appends `data` and returns its index (nullopt: not the leader).
+  std::optional<index_t> propose(std::string data);
+  ready take_ready();
+
+  node_id id() const { return _opts.id; }
+  role current_role() const { return _role; }
+  term_t term() const { return _hard.term; }
+  node_id leader() const { return _leader; }
+  index_t commit_index() const { return _hard.commit; }
+  const raft_log& log() const { return _log; }
+
+ private:
+  size_t quorum() const { return _opts.voters.size() / 2 + 1; }
+  void become_follower(term_t term, node_id leader);
+  void campaign(bool pre);
+  void become_leader();
+  void reset_election_timer();
+  void send(message m);
+  void send_append(node_id to, bool heartbeat);
+  void broadcast_append(bool heartbeat);
+  void maybe_commit();
+  void commit_to(index_t i);
+  void on_vote_request(const message& m);
+  void on_vote_reply(const message& m);
+  void on_append(const message& m);
+  void on_append_reply(const message& m);
+  void unstable_from(index_t i);
+
+  options _opts;
+  hard_state _hard;
+  raft_log _log;
+  role _role = role::follower;
+  node_id _leader;
+  unsigned _election_elapsed = 0, _heartbeat_elapsed = 0, _timeout = 0;
+  std::mt19937_64 _rng;
+  std::optional<vote_round> _votes;
+  std::vector<std::pair<node_id, progress>> _peers;  // leader: every other voter
+  index_t _unstable;   // the first log index not handed out for persisting yet
+  index_t _persisted;  // the last index handed out (the leader's own match)
+  index_t _applied;    // the last index handed out for applying
+  hard_state _saved;   // as last handed out
+  std::vector<message> _outbox;
+};
+
+}  // namespace xerv::raft

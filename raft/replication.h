@@ -1,0 +1,44 @@
+#pragma once
+// What a leader knows of one follower's log (§3.5, and etcd's "progress"):
+// where it matches, what to send next, and how much is in flight. A follower
+// is probed one append at a time until an append succeeds, then appends are
+// pipelined: sent before the previous ones are answered, up to `inflight_max`
+// messages (flow control by count; each carries at most `batch_bytes`).
+
+#include <cstddef>
+
+#include "raft/types.h"
+
+namespace xerv::raft {
+
+struct progress {
+  index_t match;     // the highest index known to match the leader's log
+  index_t next;      // the first index to send
+  size_t inflight = 0;
+  bool probing = true;
+  bool active = false;  // answered since the last check-quorum (§6.2)
+
+  bool can_send(size_t inflight_max) const { return probing ? inflight == 0 : inflight < inflight_max; }
+  // An append up to `last` went out.
+  void sent(index_t last) {
+    ++inflight;
+    if (!probing && last.value + 1 > next.value) next = last.next();
+  }
+  void succeeded(index_t m) {
+    active = true;
+    if (inflight) --inflight;
+    if (m > match) match = m;
+    if (match.next() > next) next = match.next();
+    probing = false;
+  }
+  // Refused: its log ends at `last` or does not match before `next`.
+  void refused(index_t last) {
+    active = true;
+    inflight = 0;
+    probing = true;
+    uint64_t n = std::min(next.value > 1 ? next.value - 1 : 1, last.value + 1);
+    next = index_t(std::max<uint64_t>(n, match.value + 1));
+  }
+};
+
+}  // namespace xerv::raft

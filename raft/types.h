@@ -1,0 +1,65 @@
+#pragma once
+// The vocabulary of the protocol: strong types for terms, log indexes and node
+// ids (a term passed as an index does not compile), log entries and the
+// messages nodes exchange. Plain values: the transport encodes them, the
+// simulation passes them as they are.
+
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace xerv::raft {
+
+template <class Tag>
+struct strong {
+  uint64_t value = 0;
+  constexpr strong() = default;
+  constexpr explicit strong(uint64_t v) : value(v) {}
+  constexpr auto operator<=>(const strong&) const = default;
+  constexpr strong next() const { return strong(value + 1); }
+};
+using term_t = strong<struct term_tag>;
+using index_t = strong<struct index_tag>;
+using node_id = strong<struct node_tag>;  // 0: none
+
+struct entry {
+  term_t term;
+  index_t index;
+  std::string data;  // empty: the no-op a new leader appends (dissertation §3.6.2)
+};
+
+enum class msg_type : uint8_t {
+  pre_vote,        // §9.6: would you vote for me at `term`? (nobody's term changes)
+  pre_vote_reply,
+  vote,            // §3.4 RequestVote
+  vote_reply,
+  append,          // §3.5 AppendEntries (no entries: a heartbeat)
+  append_reply,
+};
+const char* to_string(msg_type t);
+
+struct message {
+  msg_type type = msg_type::append;
+  node_id from, to;
+  term_t term;
+  // pre_vote, vote: the candidate's last entry. append: the entry before `entries`.
+  index_t index;
+  term_t log_term;
+  std::vector<entry> entries;
+  index_t commit;       // append: the leader's commit index
+  bool granted = false; // vote replies; append_reply: success
+  bool heartbeat = false;  // append without entries, and its reply (not counted in flight)
+  // append_reply: success: the follower's last index matching the leader's;
+  // refused: its last index (where the leader probes next).
+  index_t match;
+};
+
+struct hard_state {
+  term_t term;
+  node_id vote;
+  index_t commit;
+  bool operator==(const hard_state&) const = default;
+};
+
+}  // namespace xerv::raft

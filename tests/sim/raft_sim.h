@@ -1,0 +1,271 @@
+#pragma once
+// A deterministic simulation of a Raft cluster (STYLE §7, after TigerBeetle's
+// VOPR): N raft::node in one thread on a tick clock, a network that drops,
+// delays (so reorders), duplicates and partitions (also one way), and nodes
+// that crash (losing the ready they were persisting) and restart from what
+// they persisted. One seed drives every choice, so a failing seed replays
+// exactly. Checkers, as the run goes: election safety (one leader per term),
+// leader completeness (a new leader holds every committed entry), state
+// machine safety (one entry per applied index, everywhere); at the end, log
+// matching across every pair of logs, and liveness: once the faults stop, a
+// leader is elected and a new entry is applied everywhere.
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "raft/node.h"
+
+namespace xerv::testing::sim {
+
+struct sim_options {
+  unsigned nodes = 3;
+  uint64_t seed = 1;
+  unsigned ticks = 1000;        // with faults, then a quiet phase for liveness
+  unsigned election_ticks = 10;
+  double drop = 0.05, duplicate = 0.02;
+  unsigned delay_max = 3;       // ticks; a message takes 0..delay_max
+  double partition_rate = 0.01; // per tick: a partition starts (or the current one heals)
+  double crash_rate = 0.005;    // per tick: a node crashes (down for 5..50 ticks)
+  double propose_rate = 0.3;    // per tick: a client proposes to whoever is leader
+  bool unsafe_commit_without_quorum = false;
+};
+
+class cluster {
+ public:
+  explicit cluster(sim_options o) : _o(o), _rng(o.seed) {
+    for (unsigned i = 1; i <= _o.nodes; ++i) _voters.push_back(raft::node_id(i));
+    _m.resize(_o.nodes);
+    for (unsigned i = 0; i < _o.nodes; ++i) start(i);
+  }
+
+  // The first violation found (empty: none), with the seed to replay it.
+  std::string run() {
+    for (_now = 0; _now < _o.ticks && _failure.empty(); ++_now) {
+      faults();
+      step_all();
+      if (chance(_o.propose_rate)) propose();
+    }
+    if (_failure.empty()) quiet_phase();
+    if (_failure.empty()) check_log_matching();
+    return _failure.empty() ? std::string() : "seed " + std::to_string(_o.seed) + ": " + _failure;
+  }
+
+  uint64_t committed() const { return _committed.size(); }
+  uint64_t elections() const { return _leaders.size(); }
+
+ private:
+  struct member {
+    std::unique_ptr<raft::node> n;
+    raft::hard_state hard;          // what it persisted
+    std::vector<raft::entry> log;
+    std::vector<raft::entry> applied;
+    unsigned down_until = 0;
+    bool leader_seen = false;       // checked as leader in its current term
+  };
+  struct flight {
+    unsigned at;
+    raft::message m;
+  };
+
+  bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(_rng) < p; }
+  unsigned pick(unsigned n) { return unsigned(_rng() % n); }
+  void fail(std::string why) {
+    if (_failure.empty()) _failure = "tick " + std::to_string(_now) + ": " + why;
+  }
+
+  void start(unsigned i) {
+    raft::options opts;
+    opts.id = _voters[i];
+    opts.voters = _voters;
+    opts.election_ticks = _o.election_ticks;
+    opts.seed = _o.seed * 1000 + _now;
+    opts.unsafe_commit_without_quorum = _o.unsafe_commit_without_quorum;
+    member& m = _m[i];
+    m.n = std::make_unique<raft::node>(opts, raft::restored{m.hard, m.log});
+    m.applied.clear();  // the state machine is rebuilt from the log
+    m.leader_seen = false;
+  }
+  bool up(unsigned i) const { return _m[i].n != nullptr; }
+
+  void crash(unsigned i) {
+    _m[i].n.reset();
+    _m[i].down_until = _now + 5 + pick(46);
+  }
+
+  void faults() {
+    if (chance(_o.partition_rate)) {
+      if (!_group.empty()) {
+        _group.clear();
+      } else {
+        // Two sides at random; one way only now and then.
+        _group.assign(_o.nodes, 0);
+        for (auto& g : _group) g = int(pick(2));
+        _one_way = chance(0.3);
+      }
+    }
+    for (unsigned i = 0; i < _o.nodes; ++i)
+      if (!up(i) && _now >= _m[i].down_until) start(i);
+    if (chance(_o.crash_rate)) {
+      unsigned i = pick(_o.nodes);
+      if (up(i)) crash(i);
+    }
+  }
+
+  bool reachable(unsigned from, unsigned to) const {
+    if (_group.empty() || _group[from] == _group[to]) return true;
+    return _one_way && _group[from] < _group[to];  // one way: side 0 reaches side 1 only
+  }
+
+  void step_all() {
+    for (unsigned i = 0; i < _o.nodes; ++i)
+      if (up(i)) {
+        _m[i].n->tick();
+        handle_ready(i);
+      }
+    // Due messages, in an order of their own.
+    std::vector<flight> due;
+    for (auto it = _net.begin(); it != _net.end();) {
+      if (it->at > _now) {
+        ++it;
+        continue;
+      }
+      due.push_back(std::move(*it));
+      it = _net.erase(it);
+    }
+    std::shuffle(due.begin(), due.end(), _rng);
+    for (auto& f : due) {
+      unsigned to = unsigned(f.m.to.value - 1);
+      if (!up(to)) continue;
+      _m[to].n->step(f.m);
+      handle_ready(to);
+    }
+  }
+
+  void handle_ready(unsigned i) {
+    member& m = _m[i];
+    raft::ready r = m.n->take_ready();
+    // Crashed while persisting: the ready is lost, none of it was sent.
+    if (!r.empty() && chance(_o.crash_rate / 10)) return crash(i);
+    if (r.hard) {
+      if (r.hard->term < m.hard.term) fail("node " + std::to_string(i + 1) + " saved a lower term");
+      m.hard = *r.hard;
+    }
+    if (!r.entries.empty()) {
+      m.log.resize(r.entries.front().index.value - 1);
+      m.log.insert(m.log.end(), r.entries.begin(), r.entries.end());
+    }
+    for (auto& msg : r.messages) {
+      unsigned to = unsigned(msg.to.value - 1);
+      if (!reachable(i, to) || chance(_o.drop)) continue;
+      int copies = chance(_o.duplicate) ? 2 : 1;
+      for (int c = 0; c < copies; ++c) _net.push_back({_now + pick(_o.delay_max + 1), msg});
+    }
+    for (auto& e : r.committed) apply(i, e);
+    check_leader(i);
+  }
+
+  void apply(unsigned i, const raft::entry& e) {
+    member& m = _m[i];
+    if (e.index.value != m.applied.size() + 1)
+      return fail("node " + std::to_string(i + 1) + " applied index " + std::to_string(e.index.value) + " after " +
+                  std::to_string(m.applied.size()));
+    m.applied.push_back(e);
+    auto [it, fresh] = _committed.emplace(e.index.value, e);
+    if (!fresh && (it->second.term != e.term || it->second.data != e.data))
+      fail("state machine safety: index " + std::to_string(e.index.value) + " applied as two different entries");
+  }
+
+  void check_leader(unsigned i) {
+    member& m = _m[i];
+    if (m.n->current_role() != raft::role::leader) {
+      m.leader_seen = false;
+      return;
+    }
+    if (m.leader_seen) return;
+    m.leader_seen = true;
+    uint64_t term = m.n->term().value;
+    auto [it, fresh] = _leaders.emplace(term, i);
+    if (!fresh && it->second != i)
+      return fail("election safety: nodes " + std::to_string(it->second + 1) + " and " + std::to_string(i + 1) +
+                  " lead term " + std::to_string(term));
+    // Leader completeness: every entry applied anywhere is in the new leader's log.
+    const raft::raft_log& log = m.n->log();
+    for (const auto& [index, e] : _committed) {
+      auto t = log.term_at(raft::index_t(index));
+      if (!t || *t != e.term || log.at(raft::index_t(index)).data != e.data)
+        return fail("leader completeness: leader " + std::to_string(i + 1) + " of term " + std::to_string(term) +
+                    " lacks committed index " + std::to_string(index));
+    }
+  }
+
+  void propose() {
+    for (unsigned i = 0; i < _o.nodes; ++i)
+      if (up(i) && _m[i].n->propose("v" + std::to_string(++_proposals))) return handle_ready(i);
+  }
+
+  // The faults stop: everyone up, everyone reachable, nothing lost. A leader
+  // must come, and a new entry must reach every state machine.
+  void quiet_phase() {
+    _group.clear();
+    _o.drop = _o.duplicate = _o.crash_rate = 0;
+    for (unsigned i = 0; i < _o.nodes; ++i)
+      if (!up(i)) start(i);
+    unsigned until = _now + 60 * _o.election_ticks;
+    std::string final = "final";
+    bool proposed = false;
+    unsigned proposed_at = 0;
+    for (; _now < until && _failure.empty(); ++_now) {
+      step_all();
+      // A client retries: an entry its leader had not committed may be lost with it.
+      if (proposed && _now > proposed_at + 5 * _o.election_ticks) proposed = false;
+      for (unsigned i = 0; i < _o.nodes && !proposed; ++i)
+        if (_m[i].n->propose(final)) {
+          proposed = true;
+          proposed_at = _now;
+          handle_ready(i);
+        }
+      bool everywhere = proposed;
+      for (unsigned i = 0; i < _o.nodes && everywhere; ++i)
+        everywhere = std::any_of(_m[i].applied.begin(), _m[i].applied.end(),
+                                 [&](const raft::entry& e) { return e.data == final; });
+      if (everywhere) return;
+    }
+    fail(proposed ? "liveness: the final entry did not reach every node" : "liveness: no leader after the faults stopped");
+  }
+
+  void check_log_matching() {
+    for (unsigned a = 0; a < _o.nodes; ++a)
+      for (unsigned b = a + 1; b < _o.nodes; ++b) {
+        const auto& la = _m[a].log;
+        const auto& lb = _m[b].log;
+        for (size_t i = std::min(la.size(), lb.size()); i > 0; --i) {
+          if (la[i - 1].term != lb[i - 1].term) continue;
+          for (size_t k = 0; k < i; ++k)
+            if (la[k].term != lb[k].term || la[k].data != lb[k].data)
+              return fail("log matching: nodes " + std::to_string(a + 1) + " and " + std::to_string(b + 1) +
+                          " agree at " + std::to_string(i) + " but differ at " + std::to_string(k + 1));
+          break;
+        }
+      }
+  }
+
+  sim_options _o;
+  std::mt19937_64 _rng;
+  std::vector<raft::node_id> _voters;
+  std::vector<member> _m;
+  std::vector<flight> _net;
+  std::vector<int> _group;  // empty: no partition
+  bool _one_way = false;
+  unsigned _now = 0;
+  uint64_t _proposals = 0;
+  std::map<uint64_t, raft::entry> _committed;  // index -> the entry applied there
+  std::map<uint64_t, unsigned> _leaders;       // term -> its leader
+  std::string _failure;
+};
+
+}  // namespace xerv::testing::sim
