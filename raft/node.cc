@@ -14,6 +14,7 @@ const char* to_string(msg_type t) {
     case msg_type::vote_reply: return "vote_reply";
     case msg_type::append: return "append";
     case msg_type::append_reply: return "append_reply";
+    case msg_type::timeout_now: return "timeout_now";
   }
   return "unknown";
 }
@@ -59,6 +60,7 @@ void node::tick() {
     if (++_election_elapsed >= _timeout) campaign(_opts.pre_vote);
     return;
   }
+  if (_transfer_to != node_id() && ++_transfer_elapsed >= _opts.election_ticks) _transfer_to = node_id();  // gave up
   if (++_heartbeat_elapsed >= _opts.heartbeat_ticks) {
     _heartbeat_elapsed = 0;
     broadcast_append(true);
@@ -80,14 +82,16 @@ void node::become_follower(term_t term, node_id leader) {
     _hard.term = term;
     _hard.vote = node_id();
   }
+  if (_role == role::leader) drop_reads();
   _role = role::follower;
   _leader = leader;
   _votes.reset();
   _peers.clear();
+  _transfer_to = node_id();
   reset_election_timer();
 }
 
-void node::campaign(bool pre) {
+void node::campaign(bool pre, bool transfer) {
   _leader = node_id();
   _votes.emplace(_opts.voters, _opts.id);
   reset_election_timer();
@@ -112,6 +116,7 @@ void node::campaign(bool pre) {
     m.term = term;
     m.index = _log.last_index();
     m.log_term = _log.last_term();
+    m.transfer = transfer;
     send(std::move(m));
   }
 }
@@ -125,16 +130,59 @@ void node::become_leader() {
     if (v != _opts.id) _peers.emplace_back(v, progress{index_t(), _log.last_index().next()});
   // §3.6.2: entries of earlier terms commit only under one of this term.
   _log.append(_hard.term, {});
+  _transfer_to = node_id();
   _heartbeat_elapsed = 0;
   _election_elapsed = 0;
   broadcast_append(false);
 }
 
 std::optional<index_t> node::propose(std::string data) {
-  if (_role != role::leader) return std::nullopt;
+  if (_role != role::leader || _transfer_to != node_id()) return std::nullopt;
   index_t i = _log.append(_hard.term, std::move(data));
   broadcast_append(false);
   return i;
+}
+
+bool node::transfer_leadership(node_id to) {
+  if (_role != role::leader) return false;
+  auto it = std::find_if(_peers.begin(), _peers.end(), [to](const auto& p) { return p.first == to; });
+  if (it == _peers.end()) return false;
+  _transfer_to = to;
+  _transfer_elapsed = 0;
+  if (it->second.match == _log.last_index()) {
+    message m;
+    m.type = msg_type::timeout_now;
+    m.to = to;
+    m.term = _hard.term;
+    send(std::move(m));
+  } else {
+    send_append(to, false);  // the reply that shows it caught up sends timeout_now
+  }
+  return true;
+}
+
+bool node::read_index(uint64_t id) {
+  if (_role != role::leader || _log.term_at(_hard.commit) != _hard.term) return false;
+  _reads.push_back({id, _hard.commit, ++_read_round, {}});
+  confirm_reads(_opts.id, 0);  // a single voter is its own quorum
+  broadcast_append(true);
+  return true;
+}
+
+void node::confirm_reads(node_id from, uint64_t round) {
+  for (auto& r : _reads)
+    if (r.round <= round && std::find(r.acks.begin(), r.acks.end(), from) == r.acks.end()) r.acks.push_back(from);
+  size_t done = 0;
+  while (done < _reads.size() && (_reads[done].acks.size() + 1 >= quorum() || _opts.unsafe_read_without_quorum)) {
+    _reads_ready.push_back({_reads[done].id, _reads[done].index});
+    ++done;
+  }
+  _reads.erase(_reads.begin(), _reads.begin() + long(done));
+}
+
+void node::drop_reads() {
+  for (const auto& r : _reads) _reads_lost.push_back(r.id);
+  _reads.clear();
 }
 
 void node::broadcast_append(bool heartbeat) {
@@ -159,6 +207,7 @@ void node::send_append(node_id to, bool heartbeat) {
     pr.sent(m.entries.back().index);
   } else {
     m.heartbeat = true;
+    m.context = _read_round;
   }
   send(std::move(m));
 }
@@ -168,7 +217,7 @@ void node::step(const message& m) {
     bool future_round = m.type == msg_type::pre_vote || (m.type == msg_type::pre_vote_reply && m.granted);
     // §4.2.3: while a leader is heard from, a vote request is a disruption, not an election.
     bool leased = _opts.check_quorum && _leader != node_id() && _election_elapsed < _opts.election_ticks;
-    if (m.type == msg_type::vote && leased) return;
+    if (m.type == msg_type::vote && leased && !m.transfer) return;
     if (!future_round) become_follower(m.term, m.type == msg_type::append ? m.from : node_id());
   } else if (m.term < _hard.term) {
     // A stale leader or pre-candidate hears the current term (and steps down or gives up).
@@ -191,6 +240,9 @@ void node::step(const message& m) {
     case msg_type::append: on_append(m); break;
     case msg_type::append_reply:
       if (_role == role::leader) on_append_reply(m);
+      break;
+    case msg_type::timeout_now:
+      if (_role != role::leader) campaign(false, true);  // no pre-vote: the leader asked for it
       break;
   }
 }
@@ -244,6 +296,7 @@ void node::on_append(const message& m) {
   r.to = m.from;
   r.term = _hard.term;
   r.heartbeat = m.heartbeat;
+  r.context = m.context;
   auto have = _log.term_at(m.index);
   if (!have || *have != m.log_term) {
     // Not matching before these entries: where to probe next (§3.5).
@@ -279,8 +332,17 @@ void node::on_append_reply(const message& m) {
   } else {
     pr.succeeded(m.match);
   }
+  // Any answer at this term shows it still follows this leader.
+  if (m.context) confirm_reads(m.from, m.context);
   maybe_commit();
   send_append(m.from, false);
+  if (m.from == _transfer_to && pr.match == _log.last_index()) {
+    message t;
+    t.type = msg_type::timeout_now;
+    t.to = m.from;
+    t.term = _hard.term;
+    send(std::move(t));
+  }
 }
 
 void node::maybe_commit() {
@@ -306,6 +368,10 @@ ready node::take_ready() {
   _outbox.clear();
   for (uint64_t i = _applied.value + 1; i <= _hard.commit.value; ++i) r.committed.push_back(_log.at(index_t(i)));
   _applied = _hard.commit;
+  r.reads = std::move(_reads_ready);
+  _reads_ready.clear();
+  r.reads_lost = std::move(_reads_lost);
+  _reads_lost.clear();
   return r;
 }
 

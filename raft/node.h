@@ -46,6 +46,8 @@ struct options {
   // Test-only: commit what any one follower has (no quorum). The simulation
   // must catch it (tests/sim).
   bool unsafe_commit_without_quorum = false;
+  // Test-only: answer reads without confirming leadership with a quorum.
+  bool unsafe_read_without_quorum = false;
 };
 
 // What the node has restored from its storage.
@@ -54,12 +56,22 @@ struct restored {
   std::vector<entry> log;
 };
 
+// A linearizable read (§6.4): serve it once the state machine has applied `index`.
+struct read_state {
+  uint64_t id = 0;
+  index_t index;
+};
+
 struct ready {
   std::optional<hard_state> hard;  // changed: persist it
   std::vector<entry> entries;      // persist (replacing the stored log from the first one's index)
   std::vector<message> messages;   // then send
   std::vector<entry> committed;    // then apply, in order
-  bool empty() const { return !hard && entries.empty() && messages.empty() && committed.empty(); }
+  std::vector<read_state> reads;   // confirmed reads
+  std::vector<uint64_t> reads_lost;  // reads this node can no longer confirm (it stopped leading): retry elsewhere
+  bool empty() const {
+    return !hard && entries.empty() && messages.empty() && committed.empty() && reads.empty() && reads_lost.empty();
+  }
 };
 
 class node {
@@ -68,8 +80,16 @@ class node {
 
   void tick();
   void step(const message& m);
-  // Leader only: appends `data` and returns its index (nullopt: not the leader).
+  // Leader only: appends `data` and returns its index (nullopt: not the
+  // leader, or handing over leadership).
   std::optional<index_t> propose(std::string data);
+  // Leader only (§3.10): brings `to` up to date, then has it campaign; given up
+  // after an election timeout. False: not the leader, or `to` is no peer.
+  bool transfer_leadership(node_id to);
+  // Leader only (§6.4): confirms with a quorum that it still leads, then
+  // hands `id` back in ready::reads with the commit index of now. False: not
+  // the leader, or nothing of its term committed yet (retry shortly).
+  bool read_index(uint64_t id);
   ready take_ready();
 
   node_id id() const { return _opts.id; }
@@ -82,7 +102,9 @@ class node {
  private:
   size_t quorum() const { return _opts.voters.size() / 2 + 1; }
   void become_follower(term_t term, node_id leader);
-  void campaign(bool pre);
+  void campaign(bool pre, bool transfer = false);
+  void confirm_reads(node_id from, uint64_t round);
+  void drop_reads();
   void become_leader();
   void reset_election_timer();
   void send(message m);
@@ -110,6 +132,18 @@ class node {
   index_t _applied;    // the last index handed out for applying
   hard_state _saved;   // as last handed out
   std::vector<message> _outbox;
+  node_id _transfer_to;  // leader: handing over to it
+  unsigned _transfer_elapsed = 0;
+  struct pending_read {
+    uint64_t id = 0;
+    index_t index;
+    uint64_t round = 0;
+    std::vector<node_id> acks;
+  };
+  std::vector<pending_read> _reads;  // oldest first
+  uint64_t _read_round = 0;
+  std::vector<read_state> _reads_ready;
+  std::vector<uint64_t> _reads_lost;
 };
 
 }  // namespace xerv::raft

@@ -36,6 +36,7 @@ enum class msg_type : uint8_t {
   vote_reply,
   append,          // §3.5 AppendEntries (no entries: a heartbeat)
   append_reply,
+  timeout_now,     // §3.10: a leader handing over tells its successor to campaign now
 };
 const char* to_string(msg_type t);
 
@@ -50,6 +51,8 @@ struct message {
   index_t commit;       // append: the leader's commit index
   bool granted = false; // vote replies; append_reply: success
   bool heartbeat = false;  // append without entries, and its reply (not counted in flight)
+  bool transfer = false;   // vote: the election of a leadership transfer (taken despite a live leader)
+  uint64_t context = 0;    // heartbeat and its reply: the ReadIndex round it confirms (§6.4)
   // append_reply: success: the follower's last index matching the leader's;
   // refused: its last index (where the leader probes next).
   index_t match;

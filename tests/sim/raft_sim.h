@@ -6,7 +6,9 @@
 // they persisted. One seed drives every choice, so a failing seed replays
 // exactly. Checkers, as the run goes: election safety (one leader per term),
 // leader completeness (a new leader holds every committed entry), state
-// machine safety (one entry per applied index, everywhere); at the end, log
+// machine safety (one entry per applied index, everywhere), linearizable
+// reads (a ReadIndex read sees every write applied before it was asked);
+// leadership transfers happen at random too. At the end, log
 // matching across every pair of logs, and liveness: once the faults stop, a
 // leader is elected and a new entry is applied everywhere.
 
@@ -32,7 +34,11 @@ struct sim_options {
   double partition_rate = 0.01; // per tick: a partition starts (or the current one heals)
   double crash_rate = 0.005;    // per tick: a node crashes (down for 5..50 ticks)
   double propose_rate = 0.3;    // per tick: a client proposes to whoever is leader
+  double read_rate = 0.1;       // per tick: a linearizable read (ReadIndex) on the leader
+  double transfer_rate = 0.003; // per tick: the leader hands over to a random peer
   bool unsafe_commit_without_quorum = false;
+  bool unsafe_read_without_quorum = false;
+  bool check_quorum = true;  // off: a cut-off leader keeps leading (and, unsafe, reading)
 };
 
 class cluster {
@@ -49,6 +55,8 @@ class cluster {
       faults();
       step_all();
       if (chance(_o.propose_rate)) propose();
+      if (chance(_o.read_rate)) read();
+      if (chance(_o.transfer_rate)) transfer();
     }
     if (_failure.empty()) quiet_phase();
     if (_failure.empty()) check_log_matching();
@@ -57,6 +65,23 @@ class cluster {
 
   uint64_t committed() const { return _committed.size(); }
   uint64_t elections() const { return _leaders.size(); }
+  uint64_t reads() const { return _reads_done; }
+  uint64_t transfers() const { return _transfers; }
+
+  // Scripted scenarios: ticks without faults, and who leads now (-1: nobody).
+  void quiet_ticks(unsigned n) {
+    for (unsigned end = _now + n; _now < end; ++_now) step_all();
+  }
+  int leader() const {
+    for (unsigned i = 0; i < _o.nodes; ++i)
+      if (up(i) && _m[i].n->current_role() == raft::role::leader) return int(i);
+    return -1;
+  }
+  bool transfer(unsigned from, unsigned to) {
+    bool ok = _m[from].n->transfer_leadership(_voters[to]);
+    handle_ready(from);
+    return ok;
+  }
 
  private:
   struct member {
@@ -85,6 +110,8 @@ class cluster {
     opts.election_ticks = _o.election_ticks;
     opts.seed = _o.seed * 1000 + _now;
     opts.unsafe_commit_without_quorum = _o.unsafe_commit_without_quorum;
+    opts.unsafe_read_without_quorum = _o.unsafe_read_without_quorum;
+    opts.check_quorum = _o.check_quorum;
     member& m = _m[i];
     m.n = std::make_unique<raft::node>(opts, raft::restored{m.hard, m.log});
     m.applied.clear();  // the state machine is rebuilt from the log
@@ -166,6 +193,20 @@ class cluster {
       for (int c = 0; c < copies; ++c) _net.push_back({_now + pick(_o.delay_max + 1), msg});
     }
     for (auto& e : r.committed) apply(i, e);
+    // A read must see every write applied anywhere before it was asked (§6.4).
+    for (const auto& rs : r.reads) {
+      auto it = _pending_reads.find(rs.id);
+      if (it == _pending_reads.end()) {
+        fail("read " + std::to_string(rs.id) + " answered twice or never asked");
+        continue;
+      }
+      if (rs.index.value < it->second)
+        fail("linearizability: read " + std::to_string(rs.id) + " at index " + std::to_string(rs.index.value) +
+             " misses index " + std::to_string(it->second) + ", applied before it was asked");
+      _pending_reads.erase(it);
+      ++_reads_done;
+    }
+    for (uint64_t id : r.reads_lost) _pending_reads.erase(id);
     check_leader(i);
   }
 
@@ -201,6 +242,24 @@ class cluster {
         return fail("leader completeness: leader " + std::to_string(i + 1) + " of term " + std::to_string(term) +
                     " lacks committed index " + std::to_string(index));
     }
+  }
+
+  void read() {
+    int l = leader();
+    if (l < 0) return;
+    uint64_t applied = 0;
+    for (const auto& m : _m) applied = std::max<uint64_t>(applied, m.applied.size());
+    uint64_t id = ++_read_ids;
+    if (!_m[l].n->read_index(id)) return;
+    _pending_reads[id] = applied;
+    handle_ready(unsigned(l));
+  }
+
+  void transfer() {
+    int l = leader();
+    if (l < 0 || _o.nodes < 2) return;
+    unsigned to = (unsigned(l) + 1 + pick(_o.nodes - 1)) % _o.nodes;
+    _transfers += transfer(unsigned(l), to);
   }
 
   void propose() {
@@ -265,6 +324,8 @@ class cluster {
   uint64_t _proposals = 0;
   std::map<uint64_t, raft::entry> _committed;  // index -> the entry applied there
   std::map<uint64_t, unsigned> _leaders;       // term -> its leader
+  std::map<uint64_t, uint64_t> _pending_reads;  // read id -> the highest index applied anywhere when asked
+  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0;
   std::string _failure;
 };
 

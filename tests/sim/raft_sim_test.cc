@@ -22,7 +22,7 @@ uint64_t env_or(const char* name, uint64_t fallback) {
 void run_seeds(unsigned nodes, uint64_t seeds) {
   uint64_t first = env_or("XERV_SIM_SEED", 1);
   if (std::getenv("XERV_SIM_SEED")) seeds = 1;
-  uint64_t committed = 0, elections = 0;
+  uint64_t committed = 0, elections = 0, reads = 0, transfers = 0;
   for (uint64_t s = first; s < first + seeds; ++s) {
     sim_options o;
     o.nodes = nodes;
@@ -32,12 +32,17 @@ void run_seeds(unsigned nodes, uint64_t seeds) {
     ASSERT_EQ(failure, "") << "replay: XERV_SIM_SEED=" << s << " --gtest_filter=*" << nodes << "_nodes*";
     committed += c.committed();
     elections += c.elections();
+    reads += c.reads();
+    transfers += c.transfers();
   }
   // The runs did something: elections and commits in every seed, on average.
   EXPECT_GE(elections, seeds);
   EXPECT_GE(committed, seeds * 10);
-  printf("%llu seeds of %u nodes: %llu elections, %llu entries committed\n", static_cast<unsigned long long>(seeds),
-         nodes, static_cast<unsigned long long>(elections), static_cast<unsigned long long>(committed));
+  EXPECT_GE(reads, seeds * 10);
+  printf("%llu seeds of %u nodes: %llu elections, %llu entries committed, %llu reads, %llu transfers\n",
+         static_cast<unsigned long long>(seeds), nodes, static_cast<unsigned long long>(elections),
+         static_cast<unsigned long long>(committed), static_cast<unsigned long long>(reads),
+         static_cast<unsigned long long>(transfers));
 }
 
 }  // namespace
@@ -66,4 +71,36 @@ TEST(raft_sim, commit_without_quorum_is_caught) {
   }
   EXPECT_NE(caught, "") << "the simulation did not notice commits without a quorum";
   printf("caught: %s\n", caught.c_str());
+}
+
+// Reads answered without a quorum's confirmation: a leader cut off (and,
+// without check-quorum, still leading) serves stale ones, and the
+// linearizability checker must see it.
+TEST(raft_sim, reads_without_quorum_are_caught) {
+  std::string caught;
+  for (uint64_t s = 1; s <= 500 && caught.find("linearizability") == std::string::npos; ++s) {
+    sim_options o;
+    o.seed = s;
+    o.unsafe_read_without_quorum = true;
+    o.check_quorum = false;
+    o.read_rate = 0.5;
+    caught = cluster(o).run();
+  }
+  EXPECT_NE(caught.find("linearizability"), std::string::npos) << caught;
+  printf("caught: %s\n", caught.c_str());
+}
+
+TEST(raft_sim, leadership_moves_to_the_chosen_node) {
+  sim_options o;
+  o.drop = o.duplicate = o.partition_rate = o.crash_rate = 0;
+  o.transfer_rate = 0;
+  cluster c(o);
+  c.quiet_ticks(100);
+  int from = c.leader();
+  ASSERT_GE(from, 0);
+  unsigned to = (unsigned(from) + 1) % 3;
+  ASSERT_TRUE(c.transfer(unsigned(from), to));
+  c.quiet_ticks(3 * o.election_ticks);  // well within one election timeout in practice
+  EXPECT_EQ(c.leader(), int(to));
+  EXPECT_EQ(c.run(), "");  // and the cluster goes on
 }
