@@ -2,6 +2,7 @@
 // One round of votes (§3.4) or pre-votes (§9.6): who answered what, and whether
 // a majority of the voters has decided it.
 
+#include <algorithm>
 #include <map>
 #include <vector>
 
@@ -13,20 +14,20 @@ class vote_round {
  public:
   enum class outcome { pending, won, lost };
 
-  vote_round(const std::vector<node_id>& voters, node_id self) : _voters(voters.size()) { record(self, true); }
-  // A second answer from the same node does not count again.
+  vote_round(std::vector<node_id> voters, node_id self) : _voters(std::move(voters)) { record(self, true); }
+  // A second answer from the same node does not count again, nor one from a non-voter.
   outcome record(node_id from, bool granted) {
-    _answers.emplace(from, granted);
+    if (std::find(_voters.begin(), _voters.end(), from) != _voters.end()) _answers.emplace(from, granted);
     size_t yes = 0, no = 0;
     for (const auto& [id, g] : _answers) (g ? yes : no)++;
-    size_t quorum = _voters / 2 + 1;
+    size_t quorum = _voters.size() / 2 + 1;
     if (yes >= quorum) return outcome::won;
-    if (no > _voters - quorum) return outcome::lost;
+    if (no > _voters.size() - quorum) return outcome::lost;
     return outcome::pending;
   }
 
  private:
-  size_t _voters;
+  std::vector<node_id> _voters;
   std::map<node_id, bool> _answers;
 };
 

@@ -8,9 +8,9 @@ std::optional<term_t> raft_log::term_at(index_t i) const {
   return at(i).term;
 }
 
-index_t raft_log::append(term_t term, std::string data) {
+index_t raft_log::append(term_t term, std::string data, entry_kind kind) {
   index_t i = last_index().next();
-  _entries.push_back({term, i, std::move(data)});
+  _entries.push_back({term, i, std::move(data), kind});
   return i;
 }
 

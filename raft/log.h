@@ -21,7 +21,7 @@ class raft_log {
   bool up_to_date(index_t index, term_t term) const {
     return term > last_term() || (term == last_term() && index >= last_index());
   }
-  index_t append(term_t term, std::string data);
+  index_t append(term_t term, std::string data, entry_kind kind = entry_kind::data);
   // Appends `es` (which follow entry `prev`), dropping a conflicting suffix
   // first (§3.5). Returns the first index that changed (none: nullopt).
   std::optional<index_t> merge(const std::vector<entry>& es);

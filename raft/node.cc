@@ -31,18 +31,102 @@ const char* to_string(role r) {
 
 node::node(options opts, restored from)
     : _opts(std::move(opts)), _hard(from.hard), _rng(_opts.seed ^ (_opts.id.value * 0x9e3779b97f4a7c15ull)) {
-  ASSERT(std::find(_opts.voters.begin(), _opts.voters.end(), _opts.id) != _opts.voters.end(),
-         "node %llu is not among its voters", static_cast<unsigned long long>(_opts.id.value));
   for (auto& e : from.log) {
     ASSERT(e.index == _log.last_index().next(), "restored log not contiguous at %llu",
            static_cast<unsigned long long>(e.index.value));
-    _log.append(e.term, std::move(e.data));
+    _log.append(e.term, std::move(e.data), e.kind);
   }
+  reload_config();
   ASSERT(_hard.commit <= _log.last_index(), "restored commit index past the log");
   _saved = _hard;
   _unstable = _log.last_index().next();
   _persisted = _log.last_index();
   reset_election_timer();
+}
+
+void node::reload_config() {
+  for (uint64_t i = _log.last_index().value; i > 0; --i) {
+    const entry& e = _log.at(index_t(i));
+    if (e.kind != entry_kind::config) continue;
+    auto c = configuration::decode(e.data);
+    ASSERT(c, "config entry %llu does not decode: %s", static_cast<unsigned long long>(i), e.data.c_str());
+    return apply_config(std::move(*c), index_t(i));
+  }
+  configuration first;
+  first.voters = _opts.voters;
+  std::sort(first.voters.begin(), first.voters.end());
+  apply_config(std::move(first), index_t());
+}
+
+void node::apply_config(configuration c, index_t at) {
+  _config = std::move(c);
+  _config_index = at;
+  if (_role != role::leader) return;
+  // A leader follows every member but itself; new ones are probed from its end.
+  std::vector<std::pair<node_id, progress>> peers;
+  auto follow = [&](node_id n) {
+    if (n == _opts.id) return;
+    if (progress* pr = peer(n)) peers.emplace_back(n, *pr);
+    else peers.emplace_back(n, progress{index_t(), _log.last_index().next()});
+  };
+  for (node_id n : _config.voters) follow(n);
+  for (node_id n : _config.learners) follow(n);
+  _peers = std::move(peers);
+}
+
+bool node::may_campaign() const {
+  if (_config.is_voter(_opts.id)) return true;
+  // Removed by an entry not committed yet: its log may be the only one that
+  // holds that entry, so it must still be able to lead long enough to commit
+  // it (then it steps down), or nobody could win.
+  for (uint64_t i = std::min(_hard.commit, _config_index).value; i > 0; --i) {
+    const entry& e = _log.at(index_t(i));
+    if (e.kind == entry_kind::config) return configuration::decode(e.data)->is_voter(_opts.id);
+  }
+  return std::find(_opts.voters.begin(), _opts.voters.end(), _opts.id) != _opts.voters.end();
+}
+
+progress* node::peer(node_id n) {
+  auto it = std::find_if(_peers.begin(), _peers.end(), [n](const auto& p) { return p.first == n; });
+  return it == _peers.end() ? nullptr : &it->second;
+}
+
+node::change_result node::change_membership(change c, node_id n) {
+  if (_role != role::leader || _transfer_to != node_id()) return change_result::not_leader;
+  if (_config_index > _hard.commit) return change_result::busy;  // §4.1: one at a time
+  // Nor before an entry of this term is committed: else a leader of an older
+  // configuration's majority could still commit in parallel (the bug in the
+  // original single-server scheme, Ongaro's raft-dev post of 2015).
+  if (_log.term_at(_hard.commit) != _hard.term) return change_result::busy;
+  configuration next = _config;
+  auto erase = [n](std::vector<node_id>& v) { v.erase(std::remove(v.begin(), v.end(), n), v.end()); };
+  switch (c) {
+    case change::add_learner:
+      if (_config.is_member(n)) return change_result::no_change;
+      next.learners.push_back(n);
+      break;
+    case change::promote: {
+      if (!_config.is_learner(n)) return _config.is_voter(n) ? change_result::no_change : change_result::unknown_node;
+      progress* pr = peer(n);
+      if (!pr || pr->match < _hard.commit) return change_result::not_caught_up;
+      erase(next.learners);
+      next.voters.push_back(n);
+      break;
+    }
+    case change::remove:
+      if (!_config.is_member(n)) return change_result::unknown_node;
+      if (_config.is_voter(n) && _config.voters.size() == 1) return change_result::no_change;  // the last voter stays
+      erase(next.voters);
+      erase(next.learners);
+      break;
+  }
+  std::sort(next.voters.begin(), next.voters.end());
+  std::sort(next.learners.begin(), next.learners.end());
+  index_t i = _log.append(_hard.term, next.encode(), entry_kind::config);
+  apply_config(std::move(next), i);
+  broadcast_append(false);
+  maybe_commit();
+  return change_result::done;
 }
 
 void node::reset_election_timer() {
@@ -57,7 +141,11 @@ void node::send(message m) {
 
 void node::tick() {
   if (_role != role::leader) {
-    if (++_election_elapsed >= _timeout) campaign(_opts.pre_vote);
+    // Learners and removed servers never campaign (§4.2.3: they cannot
+    // disrupt), but their clock runs on: silence from the leader still ends
+    // its lease for their votes.
+    if (_election_elapsed < _timeout) ++_election_elapsed;
+    if (_election_elapsed >= _timeout && may_campaign()) campaign(_opts.pre_vote);
     return;
   }
   if (_transfer_to != node_id() && ++_transfer_elapsed >= _opts.election_ticks) _transfer_to = node_id();  // gave up
@@ -68,9 +156,9 @@ void node::tick() {
   // §6.2: a leader cut off from a majority steps down instead of serving on.
   if (_opts.check_quorum && ++_election_elapsed >= _opts.election_ticks) {
     _election_elapsed = 0;
-    size_t heard = 1;
+    size_t heard = _config.is_voter(_opts.id);
     for (auto& [id, pr] : _peers) {
-      heard += pr.active;
+      heard += pr.active && _config.is_voter(id);
       pr.active = false;
     }
     if (heard < quorum()) become_follower(_hard.term, node_id());
@@ -93,7 +181,7 @@ void node::become_follower(term_t term, node_id leader) {
 
 void node::campaign(bool pre, bool transfer) {
   _leader = node_id();
-  _votes.emplace(_opts.voters, _opts.id);
+  _votes.emplace(_config.voters, _opts.id);
   reset_election_timer();
   term_t term = _hard.term.next();
   if (pre) {
@@ -108,7 +196,7 @@ void node::campaign(bool pre, bool transfer) {
     else become_leader();
     return;
   }
-  for (node_id v : _opts.voters) {
+  for (node_id v : _config.voters) {
     if (v == _opts.id) continue;
     message m;
     m.type = pre ? msg_type::pre_vote : msg_type::vote;
@@ -126,8 +214,7 @@ void node::become_leader() {
   _leader = _opts.id;
   _votes.reset();
   _peers.clear();
-  for (node_id v : _opts.voters)
-    if (v != _opts.id) _peers.emplace_back(v, progress{index_t(), _log.last_index().next()});
+  apply_config(_config, _config_index);  // every member a peer
   // §3.6.2: entries of earlier terms commit only under one of this term.
   _log.append(_hard.term, {});
   _transfer_to = node_id();
@@ -144,12 +231,12 @@ std::optional<index_t> node::propose(std::string data) {
 }
 
 bool node::transfer_leadership(node_id to) {
-  if (_role != role::leader) return false;
-  auto it = std::find_if(_peers.begin(), _peers.end(), [to](const auto& p) { return p.first == to; });
-  if (it == _peers.end()) return false;
+  if (_role != role::leader || !_config.is_voter(to)) return false;
+  progress* pr = peer(to);
+  if (!pr) return false;
   _transfer_to = to;
   _transfer_elapsed = 0;
-  if (it->second.match == _log.last_index()) {
+  if (pr->match == _log.last_index()) {
     message m;
     m.type = msg_type::timeout_now;
     m.to = to;
@@ -170,10 +257,12 @@ bool node::read_index(uint64_t id) {
 }
 
 void node::confirm_reads(node_id from, uint64_t round) {
-  for (auto& r : _reads)
-    if (r.round <= round && std::find(r.acks.begin(), r.acks.end(), from) == r.acks.end()) r.acks.push_back(from);
+  if (from != _opts.id && _config.is_voter(from))
+    for (auto& r : _reads)
+      if (r.round <= round && std::find(r.acks.begin(), r.acks.end(), from) == r.acks.end()) r.acks.push_back(from);
+  size_t self = _config.is_voter(_opts.id);
   size_t done = 0;
-  while (done < _reads.size() && (_reads[done].acks.size() + 1 >= quorum() || _opts.unsafe_read_without_quorum)) {
+  while (done < _reads.size() && (_reads[done].acks.size() + self >= quorum() || _opts.unsafe_read_without_quorum)) {
     _reads_ready.push_back({_reads[done].id, _reads[done].index});
     ++done;
   }
@@ -190,9 +279,9 @@ void node::broadcast_append(bool heartbeat) {
 }
 
 void node::send_append(node_id to, bool heartbeat) {
-  auto it = std::find_if(_peers.begin(), _peers.end(), [to](const auto& p) { return p.first == to; });
-  if (it == _peers.end()) return;
-  progress& pr = it->second;
+  progress* p = peer(to);
+  if (!p) return;
+  progress& pr = *p;
   bool room = pr.can_send(_opts.inflight_max) && pr.next <= _log.last_index();
   if (!heartbeat && !room) return;
   message m;
@@ -310,6 +399,10 @@ void node::on_append(const message& m) {
            static_cast<unsigned long long>(_opts.id.value), static_cast<unsigned long long>(m.from.value),
            static_cast<unsigned long long>(changed->value));
     unstable_from(*changed);
+    // A config entry came or went: the latest one rules from now on.
+    if (*changed <= _config_index ||
+        std::any_of(m.entries.begin(), m.entries.end(), [](const entry& e) { return e.kind == entry_kind::config; }))
+      reload_config();
   }
   index_t last_new(m.index.value + m.entries.size());
   // (A late append may end before what is already committed here.)
@@ -320,9 +413,9 @@ void node::on_append(const message& m) {
 }
 
 void node::on_append_reply(const message& m) {
-  auto it = std::find_if(_peers.begin(), _peers.end(), [&](const auto& p) { return p.first == m.from; });
-  if (it == _peers.end()) return;
-  progress& pr = it->second;
+  progress* p = peer(m.from);
+  if (!p) return;
+  progress& pr = *p;
   if (!m.granted) {
     pr.refused(m.match);
   } else if (m.heartbeat) {
@@ -335,6 +428,7 @@ void node::on_append_reply(const message& m) {
   // Any answer at this term shows it still follows this leader.
   if (m.context) confirm_reads(m.from, m.context);
   maybe_commit();
+  if (_role != role::leader) return;  // it removed itself (and `pr` is gone)
   send_append(m.from, false);
   if (m.from == _transfer_to && pr.match == _log.last_index()) {
     message t;
@@ -346,12 +440,18 @@ void node::on_append_reply(const message& m) {
 }
 
 void node::maybe_commit() {
-  std::vector<index_t> matches{_persisted};
-  for (const auto& [id, pr] : _peers) matches.push_back(pr.match);
+  // A majority of the voters (the leader among them only while it is one, §4.2.2).
+  std::vector<index_t> matches;
+  if (_config.is_voter(_opts.id)) matches.push_back(_persisted);
+  for (const auto& [id, pr] : _peers)
+    if (_config.is_voter(id)) matches.push_back(pr.match);
   std::sort(matches.begin(), matches.end(), std::greater<>());
+  if (matches.size() < quorum()) return;
   index_t n = matches[quorum() - 1];
   if (_opts.unsafe_commit_without_quorum && matches.size() > 1) n = matches[1];
   if (n > _hard.commit && _log.term_at(n) == _hard.term) _hard.commit = n;
+  // A leader the committed configuration removed hands over by stepping down.
+  if (_hard.commit >= _config_index && !_config.is_voter(_opts.id)) become_follower(_hard.term, node_id());
 }
 
 ready node::take_ready() {

@@ -25,6 +25,7 @@
 
 #include "raft/election.h"
 #include "raft/log.h"
+#include "raft/membership.h"
 #include "raft/replication.h"
 
 namespace xerv::raft {
@@ -34,7 +35,7 @@ const char* to_string(role r);
 
 struct options {
   node_id id;
-  std::vector<node_id> voters;  // every voter, this node included
+  std::vector<node_id> voters;  // the first configuration (until a config entry in the log says otherwise)
   unsigned election_ticks = 10;  // the timeout is randomized in [this, 2 × this)
   unsigned heartbeat_ticks = 1;
   size_t inflight_max = 64;      // pipelined appends per follower
@@ -90,6 +91,15 @@ class node {
   // hands `id` back in ready::reads with the commit index of now. False: not
   // the leader, or nothing of its term committed yet (retry shortly).
   bool read_index(uint64_t id);
+
+  // Leader only, one at a time (§4.1): a new server joins as a learner, is
+  // promoted to voter once it has caught up (§4.2.1: its log holds what is
+  // committed), or a server leaves. A leader that removes itself steps down
+  // once the change is committed (§4.2.2).
+  enum class change { add_learner, promote, remove };
+  enum class change_result { done, not_leader, busy, unknown_node, not_caught_up, no_change };
+  change_result change_membership(change c, node_id n);
+  const configuration& config() const { return _config; }
   ready take_ready();
 
   node_id id() const { return _opts.id; }
@@ -100,7 +110,12 @@ class node {
   const raft_log& log() const { return _log; }
 
  private:
-  size_t quorum() const { return _opts.voters.size() / 2 + 1; }
+  size_t quorum() const { return _config.quorum(); }
+  // The latest config entry in the log (or the first configuration).
+  void reload_config();
+  void apply_config(configuration c, index_t at);
+  progress* peer(node_id n);
+  bool may_campaign() const;
   void become_follower(term_t term, node_id leader);
   void campaign(bool pre, bool transfer = false);
   void confirm_reads(node_id from, uint64_t round);
@@ -119,6 +134,8 @@ class node {
   void unstable_from(index_t i);
 
   options _opts;
+  configuration _config;
+  index_t _config_index;  // the entry it comes from (0: the options)
   hard_state _hard;
   raft_log _log;
   role _role = role::follower;

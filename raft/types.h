@@ -23,10 +23,16 @@ using term_t = strong<struct term_tag>;
 using index_t = strong<struct index_tag>;
 using node_id = strong<struct node_tag>;  // 0: none
 
+enum class entry_kind : uint8_t {
+  data,    // the state machine's (empty: the no-op a new leader appends, dissertation §3.6.2)
+  config,  // a membership change: raft/membership.h's encoding
+};
+
 struct entry {
   term_t term;
   index_t index;
-  std::string data;  // empty: the no-op a new leader appends (dissertation §3.6.2)
+  std::string data;
+  entry_kind kind = entry_kind::data;
 };
 
 enum class msg_type : uint8_t {

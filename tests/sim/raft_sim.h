@@ -8,7 +8,8 @@
 // leader completeness (a new leader holds every committed entry), state
 // machine safety (one entry per applied index, everywhere), linearizable
 // reads (a ReadIndex read sees every write applied before it was asked);
-// leadership transfers happen at random too. At the end, log
+// leadership transfers and membership changes (spare servers added as
+// learners, promoted, servers removed) happen at random too. At the end, log
 // matching across every pair of logs, and liveness: once the faults stop, a
 // leader is elected and a new entry is applied everywhere.
 
@@ -25,7 +26,9 @@
 namespace xerv::testing::sim {
 
 struct sim_options {
-  unsigned nodes = 3;
+  unsigned nodes = 3;           // the first configuration's voters
+  unsigned spares = 0;          // more servers, members only once added (as learners, then promoted)
+  double membership_rate = 0;   // per tick: the leader adds, promotes or removes one server
   uint64_t seed = 1;
   unsigned ticks = 1000;        // with faults, then a quiet phase for liveness
   unsigned election_ticks = 10;
@@ -45,6 +48,8 @@ class cluster {
  public:
   explicit cluster(sim_options o) : _o(o), _rng(o.seed) {
     for (unsigned i = 1; i <= _o.nodes; ++i) _voters.push_back(raft::node_id(i));
+    _o.nodes += _o.spares;  // from here on: every server
+    for (unsigned i = 1; i <= _o.nodes; ++i) _ids.push_back(raft::node_id(i));
     _m.resize(_o.nodes);
     for (unsigned i = 0; i < _o.nodes; ++i) start(i);
   }
@@ -57,6 +62,7 @@ class cluster {
       if (chance(_o.propose_rate)) propose();
       if (chance(_o.read_rate)) read();
       if (chance(_o.transfer_rate)) transfer();
+      if (chance(_o.membership_rate)) change_membership();
     }
     if (_failure.empty()) quiet_phase();
     if (_failure.empty()) check_log_matching();
@@ -67,6 +73,7 @@ class cluster {
   uint64_t elections() const { return _leaders.size(); }
   uint64_t reads() const { return _reads_done; }
   uint64_t transfers() const { return _transfers; }
+  uint64_t membership_changes() const { return _changes; }
 
   // Scripted scenarios: ticks without faults, and who leads now (-1: nobody).
   void quiet_ticks(unsigned n) {
@@ -78,7 +85,7 @@ class cluster {
     return -1;
   }
   bool transfer(unsigned from, unsigned to) {
-    bool ok = _m[from].n->transfer_leadership(_voters[to]);
+    bool ok = _m[from].n->transfer_leadership(_ids[to]);
     handle_ready(from);
     return ok;
   }
@@ -105,7 +112,7 @@ class cluster {
 
   void start(unsigned i) {
     raft::options opts;
-    opts.id = _voters[i];
+    opts.id = _ids[i];
     opts.voters = _voters;
     opts.election_ticks = _o.election_ticks;
     opts.seed = _o.seed * 1000 + _now;
@@ -262,6 +269,18 @@ class cluster {
     _transfers += transfer(unsigned(l), to);
   }
 
+  void change_membership() {
+    int l = leader();
+    if (l < 0) return;
+    raft::node& n = *_m[l].n;
+    const raft::configuration& c = n.config();
+    raft::node_id who = _ids[pick(_o.nodes)];
+    using k = raft::node::change;
+    k what = !c.is_member(who) ? k::add_learner : c.is_learner(who) && chance(0.7) ? k::promote : k::remove;
+    _changes += n.change_membership(what, who) == raft::node::change_result::done;
+    handle_ready(unsigned(l));
+  }
+
   void propose() {
     for (unsigned i = 0; i < _o.nodes; ++i)
       if (up(i) && _m[i].n->propose("v" + std::to_string(++_proposals))) return handle_ready(i);
@@ -288,13 +307,22 @@ class cluster {
           proposed_at = _now;
           handle_ready(i);
         }
-      bool everywhere = proposed;
+      // Everywhere: on every member of the leader's configuration.
+      int l = leader();
+      bool everywhere = proposed && l >= 0;
       for (unsigned i = 0; i < _o.nodes && everywhere; ++i)
-        everywhere = std::any_of(_m[i].applied.begin(), _m[i].applied.end(),
+        everywhere = !_m[l].n->config().is_member(_ids[i]) ||
+                     std::any_of(_m[i].applied.begin(), _m[i].applied.end(),
                                  [&](const raft::entry& e) { return e.data == final; });
       if (everywhere) return;
     }
-    fail(proposed ? "liveness: the final entry did not reach every node" : "liveness: no leader after the faults stopped");
+    std::string state;
+    for (unsigned i = 0; i < _o.nodes; ++i)
+      state += "; node " + std::to_string(i + 1) + " " + raft::to_string(_m[i].n->current_role()) + " term " +
+               std::to_string(_m[i].n->term().value) + " last " + std::to_string(_m[i].n->log().last_index().value) +
+               " commit " + std::to_string(_m[i].n->commit_index().value) + " config " + _m[i].n->config().encode();
+    fail((proposed ? "liveness: the final entry did not reach every node" : "liveness: no leader after the faults stopped") +
+         state);
   }
 
   void check_log_matching() {
@@ -315,7 +343,8 @@ class cluster {
 
   sim_options _o;
   std::mt19937_64 _rng;
-  std::vector<raft::node_id> _voters;
+  std::vector<raft::node_id> _voters;  // the first configuration
+  std::vector<raft::node_id> _ids;     // every server
   std::vector<member> _m;
   std::vector<flight> _net;
   std::vector<int> _group;  // empty: no partition
@@ -325,7 +354,7 @@ class cluster {
   std::map<uint64_t, raft::entry> _committed;  // index -> the entry applied there
   std::map<uint64_t, unsigned> _leaders;       // term -> its leader
   std::map<uint64_t, uint64_t> _pending_reads;  // read id -> the highest index applied anywhere when asked
-  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0;
+  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0, _changes = 0;
   std::string _failure;
 };
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <functional>
 
 #include "tests/sim/raft_sim.h"
 
@@ -19,36 +20,65 @@ uint64_t env_or(const char* name, uint64_t fallback) {
   return v && *v ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-void run_seeds(unsigned nodes, uint64_t seeds) {
+struct totals {
+  uint64_t committed = 0, elections = 0, reads = 0, transfers = 0, changes = 0;
+};
+
+// Runs `seeds` seeds (or only XERV_SIM_SEED), each with the options `make`
+// gives for it; stops at the first failure, printing how to replay it.
+totals run_seeds(const char* filter, uint64_t seeds, const std::function<sim_options(uint64_t)>& make) {
   uint64_t first = env_or("XERV_SIM_SEED", 1);
   if (std::getenv("XERV_SIM_SEED")) seeds = 1;
-  uint64_t committed = 0, elections = 0, reads = 0, transfers = 0;
+  totals t;
   for (uint64_t s = first; s < first + seeds; ++s) {
+    cluster c(make(s));
+    std::string failure = c.run();
+    EXPECT_EQ(failure, "") << "replay: XERV_SIM_SEED=" << s << " --gtest_filter=*" << filter << "*";
+    if (!failure.empty()) break;
+    t.committed += c.committed();
+    t.elections += c.elections();
+    t.reads += c.reads();
+    t.transfers += c.transfers();
+    t.changes += c.membership_changes();
+  }
+  printf("%llu seeds: %llu elections, %llu entries committed, %llu reads, %llu transfers, %llu membership changes\n",
+         static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(t.elections),
+         static_cast<unsigned long long>(t.committed), static_cast<unsigned long long>(t.reads),
+         static_cast<unsigned long long>(t.transfers), static_cast<unsigned long long>(t.changes));
+  return t;
+}
+
+void run_cluster(unsigned nodes) {
+  uint64_t seeds = env_or("XERV_SIM_SEEDS", 2000);
+  totals t = run_seeds(nodes == 3 ? "3_nodes" : "5_nodes", seeds, [nodes](uint64_t s) {
     sim_options o;
     o.nodes = nodes;
     o.seed = s;
-    cluster c(o);
-    std::string failure = c.run();
-    ASSERT_EQ(failure, "") << "replay: XERV_SIM_SEED=" << s << " --gtest_filter=*" << nodes << "_nodes*";
-    committed += c.committed();
-    elections += c.elections();
-    reads += c.reads();
-    transfers += c.transfers();
-  }
-  // The runs did something: elections and commits in every seed, on average.
-  EXPECT_GE(elections, seeds);
-  EXPECT_GE(committed, seeds * 10);
-  EXPECT_GE(reads, seeds * 10);
-  printf("%llu seeds of %u nodes: %llu elections, %llu entries committed, %llu reads, %llu transfers\n",
-         static_cast<unsigned long long>(seeds), nodes, static_cast<unsigned long long>(elections),
-         static_cast<unsigned long long>(committed), static_cast<unsigned long long>(reads),
-         static_cast<unsigned long long>(transfers));
+    return o;
+  });
+  // The runs did something: elections, commits and reads in every seed, on average.
+  uint64_t ran = std::getenv("XERV_SIM_SEED") ? 1 : seeds;
+  EXPECT_GE(t.elections, ran);
+  EXPECT_GE(t.committed, 10 * ran);
+  EXPECT_GE(t.reads, ran);
 }
 
 }  // namespace
 
-TEST(raft_sim, every_checker_holds_on_3_nodes) { run_seeds(3, env_or("XERV_SIM_SEEDS", 2500)); }
-TEST(raft_sim, every_checker_holds_on_5_nodes) { run_seeds(5, env_or("XERV_SIM_SEEDS", 2500)); }
+TEST(raft_sim, every_checker_holds_on_3_nodes) { run_cluster(3); }
+TEST(raft_sim, every_checker_holds_on_5_nodes) { run_cluster(5); }
+
+// Servers join (learner, then voter) and leave while everything else goes on.
+TEST(raft_sim, every_checker_holds_through_membership_changes) {
+  totals t = run_seeds("membership", env_or("XERV_SIM_SEEDS", 2000) / 2, [](uint64_t s) {
+    sim_options o;
+    o.seed = s;
+    o.spares = 2;
+    o.membership_rate = 0.02;
+    return o;
+  });
+  EXPECT_GT(t.changes, 0u);
+}
 
 TEST(raft_sim, a_single_node_elects_itself_and_commits) {
   sim_options o;
@@ -57,6 +87,24 @@ TEST(raft_sim, a_single_node_elects_itself_and_commits) {
   cluster c(o);
   EXPECT_EQ(c.run(), "");
   EXPECT_GE(c.committed(), 100u);
+}
+
+// The seed that found a leader appending a configuration change before it had
+// committed an entry of its own term (the known flaw of single-server
+// changes, raft/node.cc): a replay that fails if that check goes.
+TEST(raft_sim, a_new_leader_changes_membership_only_after_committing_in_its_term) {
+  sim_options o;
+  o.seed = 1457;
+  o.spares = 2;
+  o.membership_rate = 0.05;
+  o.drop = 0.15;
+  o.duplicate = 0.05;
+  o.delay_max = 6;
+  o.partition_rate = 0.02;
+  o.crash_rate = 0.01;
+  o.ticks = 2000;
+  o.transfer_rate = 0.01;
+  EXPECT_EQ(cluster(o).run(), "");
 }
 
 // Committing what one follower has, not a majority: some seed must expose it.
