@@ -15,6 +15,8 @@ const char* to_string(msg_type t) {
     case msg_type::append: return "append";
     case msg_type::append_reply: return "append_reply";
     case msg_type::timeout_now: return "timeout_now";
+    case msg_type::snapshot: return "snapshot";
+    case msg_type::snapshot_reply: return "snapshot_reply";
   }
   return "unknown";
 }
@@ -31,6 +33,11 @@ const char* to_string(role r) {
 
 node::node(options opts, restored from)
     : _opts(std::move(opts)), _hard(from.hard), _rng(_opts.seed ^ (_opts.id.value * 0x9e3779b97f4a7c15ull)) {
+  if (from.snap) {
+    _log.restore(from.snap->index, from.snap->term);
+    _applied = from.snap->index;
+    _snapshot = std::move(from.snap);
+  }
   for (auto& e : from.log) {
     ASSERT(e.index == _log.last_index().next(), "restored log not contiguous at %llu",
            static_cast<unsigned long long>(e.index.value));
@@ -44,18 +51,23 @@ node::node(options opts, restored from)
   reset_election_timer();
 }
 
+configuration node::base_config() const {
+  if (_snapshot) return *configuration::decode(_snapshot->config);
+  configuration first;
+  first.voters = _opts.voters;
+  std::sort(first.voters.begin(), first.voters.end());
+  return first;
+}
+
 void node::reload_config() {
-  for (uint64_t i = _log.last_index().value; i > 0; --i) {
+  for (uint64_t i = _log.last_index().value; i > _log.snapshot_index().value; --i) {
     const entry& e = _log.at(index_t(i));
     if (e.kind != entry_kind::config) continue;
     auto c = configuration::decode(e.data);
     ASSERT(c, "config entry %llu does not decode: %s", static_cast<unsigned long long>(i), e.data.c_str());
     return apply_config(std::move(*c), index_t(i));
   }
-  configuration first;
-  first.voters = _opts.voters;
-  std::sort(first.voters.begin(), first.voters.end());
-  apply_config(std::move(first), index_t());
+  apply_config(base_config(), _log.snapshot_index());
 }
 
 void node::apply_config(configuration c, index_t at) {
@@ -79,11 +91,11 @@ bool node::may_campaign() const {
   // Removed by an entry not committed yet: its log may be the only one that
   // holds that entry, so it must still be able to lead long enough to commit
   // it (then it steps down), or nobody could win.
-  for (uint64_t i = std::min(_hard.commit, _config_index).value; i > 0; --i) {
+  for (uint64_t i = std::min(_hard.commit, _config_index).value; i > _log.snapshot_index().value; --i) {
     const entry& e = _log.at(index_t(i));
     if (e.kind == entry_kind::config) return configuration::decode(e.data)->is_voter(_opts.id);
   }
-  return std::find(_opts.voters.begin(), _opts.voters.end(), _opts.id) != _opts.voters.end();
+  return base_config().is_voter(_opts.id);
 }
 
 progress* node::peer(node_id n) {
@@ -282,6 +294,12 @@ void node::send_append(node_id to, bool heartbeat) {
   progress* p = peer(to);
   if (!p) return;
   progress& pr = *p;
+  // What it needs next is compacted away: it gets the snapshot (§5.3); a
+  // heartbeat sends the chunk in flight again, in case it was lost.
+  if (pr.snapshotting || pr.next <= _log.snapshot_index()) {
+    if (heartbeat || !pr.snapshotting) send_snapshot(to, pr);
+    return;
+  }
   bool room = pr.can_send(_opts.inflight_max) && pr.next <= _log.last_index();
   if (!heartbeat && !room) return;
   message m;
@@ -301,18 +319,110 @@ void node::send_append(node_id to, bool heartbeat) {
   send(std::move(m));
 }
 
+void node::send_snapshot(node_id to, progress& pr) {
+  ASSERT(_snapshot, "a compacted log without its snapshot");
+  if (!pr.snapshotting || pr.snapshot_index != _snapshot->index) {
+    pr.snapshotting = true;
+    pr.snapshot_index = _snapshot->index;
+    pr.snapshot_offset = 0;
+  }
+  message m;
+  m.type = msg_type::snapshot;
+  m.to = to;
+  m.term = _hard.term;
+  m.index = _snapshot->index;
+  m.log_term = _snapshot->term;
+  m.offset = pr.snapshot_offset;
+  m.chunk = _snapshot->data.substr(std::min<size_t>(m.offset, _snapshot->data.size()), _opts.snapshot_chunk_bytes);
+  m.last = m.offset + m.chunk.size() >= _snapshot->data.size();
+  m.config = _snapshot->config;
+  send(std::move(m));
+}
+
+void node::on_snapshot(const message& m) {
+  if (_role != role::follower) become_follower(m.term, m.from);
+  _leader = m.from;
+  _election_elapsed = 0;
+  message r;
+  r.type = msg_type::snapshot_reply;
+  r.to = m.from;
+  r.term = _hard.term;
+  if (m.index <= _hard.commit) {  // it has all of that already
+    _incoming.reset();
+    r.granted = true;
+    r.match = m.index;
+    return send(std::move(r));
+  }
+  if (m.offset == 0) _incoming = snapshot{m.index, m.log_term, m.config, {}};
+  if (!_incoming || _incoming->index != m.index || m.offset != _incoming->data.size()) {
+    // Not the chunk it needs: where to go on from.
+    r.offset = _incoming && _incoming->index == m.index ? _incoming->data.size() : 0;
+    return send(std::move(r));
+  }
+  _incoming->data += m.chunk;
+  r.offset = _incoming->data.size();
+  if (m.last) {
+    _log.restore(m.index, m.log_term);
+    // The stored log is replaced: what stays after the snapshot is handed out again.
+    _persisted = m.index;
+    _unstable = m.index.next();
+    _snapshot = std::move(*_incoming);
+    _incoming.reset();
+    _snapshot_ready = *_snapshot;
+    _hard.commit = m.index;
+    _applied = m.index;  // the state machine restarts from the snapshot
+    reload_config();
+    r.granted = true;
+    r.match = m.index;
+  }
+  send(std::move(r));
+}
+
+void node::on_snapshot_reply(const message& m) {
+  progress* p = peer(m.from);
+  if (!p || !p->snapshotting) return;
+  progress& pr = *p;
+  pr.active = true;
+  if (!m.granted) {
+    pr.snapshot_offset = m.offset;
+    return send_snapshot(m.from, pr);
+  }
+  pr.snapshotting = false;
+  pr.inflight = 0;
+  pr.probing = true;
+  if (m.match > pr.match) pr.match = m.match;
+  pr.next = pr.match.next();
+  maybe_commit();
+  if (_role == role::leader) send_append(m.from, false);
+}
+
+void node::compact(index_t upto, std::string data) {
+  ASSERT(upto <= _applied && upto > _log.snapshot_index(), "compact to %llu (applied %llu, snapshot %llu)",
+         static_cast<unsigned long long>(upto.value), static_cast<unsigned long long>(_applied.value),
+         static_cast<unsigned long long>(_log.snapshot_index().value));
+  std::string config;
+  for (uint64_t i = upto.value; i > _log.snapshot_index().value && config.empty(); --i)
+    if (_log.at(index_t(i)).kind == entry_kind::config) config = _log.at(index_t(i)).data;
+  if (config.empty()) config = base_config().encode();
+  _snapshot = snapshot{upto, *_log.term_at(upto), std::move(config), std::move(data)};
+  _log.compact(upto);
+}
+
 void node::step(const message& m) {
   if (m.term > _hard.term) {
     bool future_round = m.type == msg_type::pre_vote || (m.type == msg_type::pre_vote_reply && m.granted);
     // §4.2.3: while a leader is heard from, a vote request is a disruption, not an election.
     bool leased = _opts.check_quorum && _leader != node_id() && _election_elapsed < _opts.election_ticks;
     if (m.type == msg_type::vote && leased && !m.transfer) return;
-    if (!future_round) become_follower(m.term, m.type == msg_type::append ? m.from : node_id());
+    bool from_leader = m.type == msg_type::append || m.type == msg_type::snapshot;
+    if (!future_round) become_follower(m.term, from_leader ? m.from : node_id());
   } else if (m.term < _hard.term) {
     // A stale leader or pre-candidate hears the current term (and steps down or gives up).
-    if (m.type == msg_type::append || m.type == msg_type::pre_vote) {
+    if (m.type == msg_type::append || m.type == msg_type::snapshot || m.type == msg_type::pre_vote) {
       message r;
-      r.type = m.type == msg_type::append ? msg_type::append_reply : msg_type::pre_vote_reply;
+      r.type = m.type == msg_type::append     ? msg_type::append_reply
+               : m.type == msg_type::snapshot ? msg_type::snapshot_reply
+                                              : msg_type::pre_vote_reply;
       r.to = m.from;
       r.term = _hard.term;
       r.match = _log.last_index();
@@ -329,6 +439,10 @@ void node::step(const message& m) {
     case msg_type::append: on_append(m); break;
     case msg_type::append_reply:
       if (_role == role::leader) on_append_reply(m);
+      break;
+    case msg_type::snapshot: on_snapshot(m); break;
+    case msg_type::snapshot_reply:
+      if (_role == role::leader) on_snapshot_reply(m);
       break;
     case msg_type::timeout_now:
       if (_role != role::leader) campaign(false, true);  // no pre-vote: the leader asked for it
@@ -386,6 +500,19 @@ void node::on_append(const message& m) {
   r.term = _hard.term;
   r.heartbeat = m.heartbeat;
   r.context = m.context;
+  // Entries before this node's snapshot are committed, so they match: what
+  // follows them is compared as usual.
+  if (m.index < _log.snapshot_index()) {
+    message trimmed = m;
+    trimmed.entries.clear();
+    for (const entry& e : m.entries)
+      if (e.index > _log.snapshot_index()) trimmed.entries.push_back(e);
+    trimmed.index = _log.snapshot_index();
+    trimmed.log_term = _log.snapshot_term();
+    if (trimmed.entries.empty() || trimmed.entries.front().index == trimmed.index.next()) return on_append(trimmed);
+    r.match = _log.last_index();
+    return send(std::move(r));
+  }
   auto have = _log.term_at(m.index);
   if (!have || *have != m.log_term) {
     // Not matching before these entries: where to probe next (§3.5).
@@ -456,7 +583,10 @@ void node::maybe_commit() {
 
 ready node::take_ready() {
   ready r;
-  for (uint64_t i = _unstable.value; i <= _log.last_index().value; ++i) r.entries.push_back(_log.at(index_t(i)));
+  r.snap = std::move(_snapshot_ready);
+  _snapshot_ready.reset();
+  for (uint64_t i = std::max(_unstable.value, _log.snapshot_index().value + 1); i <= _log.last_index().value; ++i)
+    r.entries.push_back(_log.at(index_t(i)));
   _persisted = _log.last_index();
   _unstable = _persisted.next();
   if (_role == role::leader) maybe_commit();  // its own copy counts once handed out

@@ -41,6 +41,7 @@ struct options {
   size_t inflight_max = 64;      // pipelined appends per follower
   size_t batch_entries = 256;    // entries per append
   size_t batch_bytes = 1 << 20;  // data bytes per append (at least one entry)
+  size_t snapshot_chunk_bytes = 1 << 20;  // per InstallSnapshot message
   bool pre_vote = true;
   bool check_quorum = true;
   uint64_t seed = 0;             // the election timeouts' randomness
@@ -54,7 +55,8 @@ struct options {
 // What the node has restored from its storage.
 struct restored {
   hard_state hard;
-  std::vector<entry> log;
+  std::optional<snapshot> snap;  // the state machine was restored from it
+  std::vector<entry> log;        // the entries after it
 };
 
 // A linearizable read (§6.4): serve it once the state machine has applied `index`.
@@ -64,6 +66,10 @@ struct read_state {
 };
 
 struct ready {
+  // Installed from the leader: persist it in place of the whole stored log
+  // (`entries` then holds what follows it) and restore the state machine
+  // from it, before the rest of this ready.
+  std::optional<snapshot> snap;
   std::optional<hard_state> hard;  // changed: persist it
   std::vector<entry> entries;      // persist (replacing the stored log from the first one's index)
   std::vector<message> messages;   // then send
@@ -71,7 +77,8 @@ struct ready {
   std::vector<read_state> reads;   // confirmed reads
   std::vector<uint64_t> reads_lost;  // reads this node can no longer confirm (it stopped leading): retry elsewhere
   bool empty() const {
-    return !hard && entries.empty() && messages.empty() && committed.empty() && reads.empty() && reads_lost.empty();
+    return !snap && !hard && entries.empty() && messages.empty() && committed.empty() && reads.empty() &&
+           reads_lost.empty();
   }
 };
 
@@ -101,6 +108,9 @@ class node {
   change_result change_membership(change c, node_id n);
   const configuration& config() const { return _config; }
   ready take_ready();
+  // The caller took a snapshot of its state machine as of `upto` (applied):
+  // the log up to there goes (§5.1); followers too far behind get `data`.
+  void compact(index_t upto, std::string data);
 
   node_id id() const { return _opts.id; }
   role current_role() const { return _role; }
@@ -108,6 +118,7 @@ class node {
   node_id leader() const { return _leader; }
   index_t commit_index() const { return _hard.commit; }
   const raft_log& log() const { return _log; }
+  const std::optional<snapshot>& last_snapshot() const { return _snapshot; }
 
  private:
   size_t quorum() const { return _config.quorum(); }
@@ -131,6 +142,11 @@ class node {
   void on_vote_reply(const message& m);
   void on_append(const message& m);
   void on_append_reply(const message& m);
+  void send_snapshot(node_id to, progress& pr);
+  void on_snapshot(const message& m);
+  void on_snapshot_reply(const message& m);
+  // The configuration of the snapshot, else the options'.
+  configuration base_config() const;
   void unstable_from(index_t i);
 
   options _opts;
@@ -149,6 +165,9 @@ class node {
   index_t _applied;    // the last index handed out for applying
   hard_state _saved;   // as last handed out
   std::vector<message> _outbox;
+  std::optional<snapshot> _snapshot;        // the latest: what the log before it became
+  std::optional<snapshot> _incoming;        // being received, chunk by chunk
+  std::optional<snapshot> _snapshot_ready;  // installed, to hand out
   node_id _transfer_to;  // leader: handing over to it
   unsigned _transfer_elapsed = 0;
   struct pending_read {

@@ -17,6 +17,10 @@ struct progress {
   size_t inflight = 0;
   bool probing = true;
   bool active = false;  // answered since the last check-quorum (§6.2)
+  // Sending it the snapshot (its next entries are compacted away), one chunk at a time.
+  bool snapshotting = false;
+  index_t snapshot_index;
+  uint64_t snapshot_offset = 0;
 
   bool can_send(size_t inflight_max) const { return probing ? inflight == 0 : inflight < inflight_max; }
   // An append up to `last` went out.

@@ -43,6 +43,8 @@ enum class msg_type : uint8_t {
   append,          // §3.5 AppendEntries (no entries: a heartbeat)
   append_reply,
   timeout_now,     // §3.10: a leader handing over tells its successor to campaign now
+  snapshot,        // §5.3 InstallSnapshot, one chunk
+  snapshot_reply,
 };
 const char* to_string(msg_type t);
 
@@ -59,9 +61,25 @@ struct message {
   bool heartbeat = false;  // append without entries, and its reply (not counted in flight)
   bool transfer = false;   // vote: the election of a leadership transfer (taken despite a live leader)
   uint64_t context = 0;    // heartbeat and its reply: the ReadIndex round it confirms (§6.4)
+  // snapshot: `index`/`log_term` are its last entry; the chunk at `offset`
+  // (`last`: the final one) and the configuration it holds. snapshot_reply:
+  // `offset` is what the follower has received (where to go on), `granted`
+  // with `match` once it installed it.
+  uint64_t offset = 0;
+  std::string chunk;
+  bool last = false;
+  std::string config;
   // append_reply: success: the follower's last index matching the leader's;
   // refused: its last index (where the leader probes next).
   index_t match;
+};
+
+// The state machine as of `index` (§5.1), with the configuration then.
+struct snapshot {
+  index_t index;
+  term_t term;
+  std::string config;  // raft/membership.h's encoding
+  std::string data;
 };
 
 struct hard_state {

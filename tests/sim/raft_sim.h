@@ -6,7 +6,9 @@
 // they persisted. One seed drives every choice, so a failing seed replays
 // exactly. Checkers, as the run goes: election safety (one leader per term),
 // leader completeness (a new leader holds every committed entry), state
-// machine safety (one entry per applied index, everywhere), linearizable
+// machine safety (one entry per applied index, everywhere, snapshots
+// included: nodes compact their logs and laggards get snapshots in small
+// chunks), linearizable
 // reads (a ReadIndex read sees every write applied before it was asked);
 // leadership transfers and membership changes (spare servers added as
 // learners, promoted, servers removed) happen at random too. At the end, log
@@ -42,6 +44,8 @@ struct sim_options {
   bool unsafe_commit_without_quorum = false;
   bool unsafe_read_without_quorum = false;
   bool check_quorum = true;  // off: a cut-off leader keeps leading (and, unsafe, reading)
+  unsigned compact_every = 100;  // entries applied beyond a node's snapshot before it takes another (0: never)
+  size_t snapshot_chunk_bytes = 64;  // small: a snapshot travels in many chunks
 };
 
 class cluster {
@@ -74,6 +78,7 @@ class cluster {
   uint64_t reads() const { return _reads_done; }
   uint64_t transfers() const { return _transfers; }
   uint64_t membership_changes() const { return _changes; }
+  uint64_t snapshots_installed() const { return _installs; }
 
   // Scripted scenarios: ticks without faults, and who leads now (-1: nobody).
   void quiet_ticks(unsigned n) {
@@ -94,7 +99,8 @@ class cluster {
   struct member {
     std::unique_ptr<raft::node> n;
     raft::hard_state hard;          // what it persisted
-    std::vector<raft::entry> log;
+    std::optional<raft::snapshot> snap;
+    std::vector<raft::entry> log;   // after the snapshot
     std::vector<raft::entry> applied;
     unsigned down_until = 0;
     bool leader_seen = false;       // checked as leader in its current term
@@ -119,10 +125,32 @@ class cluster {
     opts.unsafe_commit_without_quorum = _o.unsafe_commit_without_quorum;
     opts.unsafe_read_without_quorum = _o.unsafe_read_without_quorum;
     opts.check_quorum = _o.check_quorum;
+    opts.snapshot_chunk_bytes = _o.snapshot_chunk_bytes;
     member& m = _m[i];
-    m.n = std::make_unique<raft::node>(opts, raft::restored{m.hard, m.log});
-    m.applied.clear();  // the state machine is rebuilt from the log
+    m.n = std::make_unique<raft::node>(opts, raft::restored{m.hard, m.snap, m.log});
+    // The state machine is rebuilt from the snapshot, then the log.
+    m.applied.clear();
+    if (m.snap) restore_state(i, m.snap->data);
     m.leader_seen = false;
+  }
+
+  // A snapshot's data: the applied entries, one "term kind data" line each.
+  static std::string encode_state(const std::vector<raft::entry>& applied, size_t upto) {
+    std::string out;
+    for (size_t k = 0; k < upto; ++k)
+      out += std::to_string(applied[k].term.value) + '\t' + std::to_string(int(applied[k].kind)) + '\t' +
+             applied[k].data + '\n';
+    return out;
+  }
+  void restore_state(unsigned i, const std::string& data) {
+    _m[i].applied.clear();
+    for (size_t at = 0, k = 1; at < data.size(); ++k) {
+      size_t t1 = data.find('\t', at), t2 = data.find('\t', t1 + 1), nl = data.find('\n', t2 + 1);
+      raft::entry e{raft::term_t(std::stoull(data.substr(at, t1 - at))), raft::index_t(k),
+                    data.substr(t2 + 1, nl - t2 - 1), raft::entry_kind(std::stoi(data.substr(t1 + 1, t2 - t1 - 1)))};
+      apply(i, e);
+      at = nl + 1;
+    }
   }
   bool up(unsigned i) const { return _m[i].n != nullptr; }
 
@@ -189,8 +217,15 @@ class cluster {
       if (r.hard->term < m.hard.term) fail("node " + std::to_string(i + 1) + " saved a lower term");
       m.hard = *r.hard;
     }
+    if (r.snap) {
+      m.snap = *r.snap;
+      m.log.clear();
+      ++_installs;
+    }
     if (!r.entries.empty()) {
-      m.log.resize(r.entries.front().index.value - 1);
+      uint64_t from = r.entries.front().index.value;
+      m.log.erase(std::remove_if(m.log.begin(), m.log.end(), [from](const raft::entry& e) { return e.index.value >= from; }),
+                  m.log.end());
       m.log.insert(m.log.end(), r.entries.begin(), r.entries.end());
     }
     for (auto& msg : r.messages) {
@@ -199,7 +234,9 @@ class cluster {
       int copies = chance(_o.duplicate) ? 2 : 1;
       for (int c = 0; c < copies; ++c) _net.push_back({_now + pick(_o.delay_max + 1), msg});
     }
+    if (r.snap) restore_state(i, r.snap->data);
     for (auto& e : r.committed) apply(i, e);
+    maybe_compact(i);
     // A read must see every write applied anywhere before it was asked (§6.4).
     for (const auto& rs : r.reads) {
       auto it = _pending_reads.find(rs.id);
@@ -215,6 +252,17 @@ class cluster {
     }
     for (uint64_t id : r.reads_lost) _pending_reads.erase(id);
     check_leader(i);
+  }
+
+  void maybe_compact(unsigned i) {
+    member& m = _m[i];
+    uint64_t base = m.snap ? m.snap->index.value : 0;
+    if (!_o.compact_every || m.applied.size() < base + _o.compact_every || !chance(0.5)) return;
+    size_t upto = m.applied.size() - 5;  // a few entries stay in the log
+    m.n->compact(raft::index_t(upto), encode_state(m.applied, upto));
+    m.snap = *m.n->last_snapshot();
+    m.log.erase(std::remove_if(m.log.begin(), m.log.end(), [upto](const raft::entry& e) { return e.index.value <= upto; }),
+                m.log.end());
   }
 
   void apply(unsigned i, const raft::entry& e) {
@@ -244,7 +292,14 @@ class cluster {
     // Leader completeness: every entry applied anywhere is in the new leader's log.
     const raft::raft_log& log = m.n->log();
     for (const auto& [index, e] : _committed) {
+      if (index < log.snapshot_index().value) continue;  // in its snapshot (checked when it was restored)
       auto t = log.term_at(raft::index_t(index));
+      if (index == log.snapshot_index().value) {
+        if (t != e.term)
+          return fail("leader completeness: leader " + std::to_string(i + 1) + "'s snapshot ends at index " +
+                      std::to_string(index) + " of another term");
+        continue;
+      }
       if (!t || *t != e.term || log.at(raft::index_t(index)).data != e.data)
         return fail("leader completeness: leader " + std::to_string(i + 1) + " of term " + std::to_string(term) +
                     " lacks committed index " + std::to_string(index));
@@ -325,18 +380,25 @@ class cluster {
          state);
   }
 
+  // Where two logs hold the same index with the same term, they hold the same
+  // entries before it too (as far as both still hold entries).
   void check_log_matching() {
     for (unsigned a = 0; a < _o.nodes; ++a)
       for (unsigned b = a + 1; b < _o.nodes; ++b) {
-        const auto& la = _m[a].log;
-        const auto& lb = _m[b].log;
-        for (size_t i = std::min(la.size(), lb.size()); i > 0; --i) {
-          if (la[i - 1].term != lb[i - 1].term) continue;
-          for (size_t k = 0; k < i; ++k)
-            if (la[k].term != lb[k].term || la[k].data != lb[k].data)
-              return fail("log matching: nodes " + std::to_string(a + 1) + " and " + std::to_string(b + 1) +
-                          " agree at " + std::to_string(i) + " but differ at " + std::to_string(k + 1));
-          break;
+        std::map<uint64_t, const raft::entry*> in_b;
+        for (const auto& e : _m[b].log) in_b[e.index.value] = &e;
+        const raft::entry* agree = nullptr;
+        for (const auto& e : _m[a].log) {
+          auto it = in_b.find(e.index.value);
+          if (it != in_b.end() && it->second->term == e.term) agree = &e;
+        }
+        if (!agree) continue;
+        for (const auto& e : _m[a].log) {
+          if (e.index > agree->index) break;
+          auto it = in_b.find(e.index.value);
+          if (it != in_b.end() && (it->second->term != e.term || it->second->data != e.data))
+            return fail("log matching: nodes " + std::to_string(a + 1) + " and " + std::to_string(b + 1) + " agree at " +
+                        std::to_string(agree->index.value) + " but differ at " + std::to_string(e.index.value));
         }
       }
   }
@@ -354,7 +416,7 @@ class cluster {
   std::map<uint64_t, raft::entry> _committed;  // index -> the entry applied there
   std::map<uint64_t, unsigned> _leaders;       // term -> its leader
   std::map<uint64_t, uint64_t> _pending_reads;  // read id -> the highest index applied anywhere when asked
-  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0, _changes = 0;
+  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0, _changes = 0, _installs = 0;
   std::string _failure;
 };
 

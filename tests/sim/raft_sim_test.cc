@@ -21,7 +21,7 @@ uint64_t env_or(const char* name, uint64_t fallback) {
 }
 
 struct totals {
-  uint64_t committed = 0, elections = 0, reads = 0, transfers = 0, changes = 0;
+  uint64_t committed = 0, elections = 0, reads = 0, transfers = 0, changes = 0, installs = 0;
 };
 
 // Runs `seeds` seeds (or only XERV_SIM_SEED), each with the options `make`
@@ -40,11 +40,14 @@ totals run_seeds(const char* filter, uint64_t seeds, const std::function<sim_opt
     t.reads += c.reads();
     t.transfers += c.transfers();
     t.changes += c.membership_changes();
+    t.installs += c.snapshots_installed();
   }
-  printf("%llu seeds: %llu elections, %llu entries committed, %llu reads, %llu transfers, %llu membership changes\n",
+  printf("%llu seeds: %llu elections, %llu entries committed, %llu reads, %llu transfers, %llu membership changes, "
+         "%llu snapshots installed\n",
          static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(t.elections),
          static_cast<unsigned long long>(t.committed), static_cast<unsigned long long>(t.reads),
-         static_cast<unsigned long long>(t.transfers), static_cast<unsigned long long>(t.changes));
+         static_cast<unsigned long long>(t.transfers), static_cast<unsigned long long>(t.changes),
+         static_cast<unsigned long long>(t.installs));
   return t;
 }
 
@@ -61,6 +64,9 @@ void run_cluster(unsigned nodes) {
   EXPECT_GE(t.elections, ran);
   EXPECT_GE(t.committed, 10 * ran);
   EXPECT_GE(t.reads, ran);
+  if (ran > 100) {
+    EXPECT_GT(t.installs, 0u);  // laggards caught up by snapshot
+  }
 }
 
 }  // namespace
