@@ -148,7 +148,11 @@ void node::reset_election_timer() {
 
 void node::send(message m) {
   m.from = _opts.id;
-  _outbox.push_back(std::move(m));
+  // What a leader (or pre-candidate) sends depends on nothing this node has
+  // yet to persist: its commit index counts only entries handed out before.
+  bool early = m.type == msg_type::append || m.type == msg_type::snapshot || m.type == msg_type::timeout_now ||
+               m.type == msg_type::pre_vote;
+  (early ? _outbox_now : _outbox).push_back(std::move(m));
 }
 
 void node::tick() {
@@ -594,6 +598,8 @@ ready node::take_ready() {
     r.hard = _hard;
     _saved = _hard;
   }
+  r.messages_now = std::move(_outbox_now);
+  _outbox_now.clear();
   r.messages = std::move(_outbox);
   _outbox.clear();
   for (uint64_t i = _applied.value + 1; i <= _hard.commit.value; ++i) r.committed.push_back(_log.at(index_t(i)));

@@ -4,12 +4,15 @@
 // take_ready() hands back. Section numbers are Ongaro's dissertation
 // ("Consensus: Bridging Theory and Practice", 2014).
 //
-// The caller's contract for each ready, in this order: make `hard` and
-// `entries` durable (entries from entries.front().index replace whatever the
-// stored log has there), then send `messages`, then apply `committed`. A node
-// therefore never acknowledges (votes, append replies) what is not durable;
-// and a leader counts its own log as matching only up to what it has handed
-// out for persisting.
+// The caller's contract for each ready, in this order: send `messages_now`
+// (a leader's appends, snapshot chunks, pre-votes: they promise nothing about
+// this node's disk, so the leader writes its log while the followers write
+// theirs, §10.2.1), make `snap`, `hard` and `entries` durable (entries from
+// entries.front().index replace whatever the stored log has there), then
+// send `messages`, then apply `committed`, all before the next call into the
+// node. A node therefore never acknowledges (votes, replies) what is not
+// durable; and a leader counts its own log as matching only up to what it has
+// handed out for persisting.
 //
 // Rounds: elections with pre-vote (§9.6: a node partitioned away cannot bump
 // everyone's term when it comes back) and leader stickiness (§4.2.3: a vote
@@ -72,13 +75,14 @@ struct ready {
   std::optional<snapshot> snap;
   std::optional<hard_state> hard;  // changed: persist it
   std::vector<entry> entries;      // persist (replacing the stored log from the first one's index)
-  std::vector<message> messages;   // then send
+  std::vector<message> messages_now;  // send at once
+  std::vector<message> messages;      // send once the rest is durable
   std::vector<entry> committed;    // then apply, in order
   std::vector<read_state> reads;   // confirmed reads
   std::vector<uint64_t> reads_lost;  // reads this node can no longer confirm (it stopped leading): retry elsewhere
   bool empty() const {
-    return !snap && !hard && entries.empty() && messages.empty() && committed.empty() && reads.empty() &&
-           reads_lost.empty();
+    return !snap && !hard && entries.empty() && messages_now.empty() && messages.empty() && committed.empty() &&
+           reads.empty() && reads_lost.empty();
   }
 };
 
@@ -164,7 +168,7 @@ class node {
   index_t _persisted;  // the last index handed out (the leader's own match)
   index_t _applied;    // the last index handed out for applying
   hard_state _saved;   // as last handed out
-  std::vector<message> _outbox;
+  std::vector<message> _outbox_now, _outbox;
   std::optional<snapshot> _snapshot;        // the latest: what the log before it became
   std::optional<snapshot> _incoming;        // being received, chunk by chunk
   std::optional<snapshot> _snapshot_ready;  // installed, to hand out

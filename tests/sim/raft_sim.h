@@ -2,8 +2,8 @@
 // A deterministic simulation of a Raft cluster (STYLE §7, after TigerBeetle's
 // VOPR): N raft::node in one thread on a tick clock, a network that drops,
 // delays (so reorders), duplicates and partitions (also one way), and nodes
-// that crash (losing the ready they were persisting) and restart from what
-// they persisted. One seed drives every choice, so a failing seed replays
+// that crash (losing the ready they were persisting, after its messages_now
+// went out) and restart from what they persisted. One seed drives every choice, so a failing seed replays
 // exactly. Checkers, as the run goes: election safety (one leader per term),
 // leader completeness (a new leader holds every committed entry), state
 // machine safety (one entry per applied index, everywhere, snapshots
@@ -211,7 +211,8 @@ class cluster {
   void handle_ready(unsigned i) {
     member& m = _m[i];
     raft::ready r = m.n->take_ready();
-    // Crashed while persisting: the ready is lost, none of it was sent.
+    for (auto& msg : r.messages_now) transmit(i, std::move(msg));
+    // Crashed while persisting: the rest of the ready is lost, none of it sent.
     if (!r.empty() && chance(_o.crash_rate / 10)) return crash(i);
     if (r.hard) {
       if (r.hard->term < m.hard.term) fail("node " + std::to_string(i + 1) + " saved a lower term");
@@ -228,12 +229,7 @@ class cluster {
                   m.log.end());
       m.log.insert(m.log.end(), r.entries.begin(), r.entries.end());
     }
-    for (auto& msg : r.messages) {
-      unsigned to = unsigned(msg.to.value - 1);
-      if (!reachable(i, to) || chance(_o.drop)) continue;
-      int copies = chance(_o.duplicate) ? 2 : 1;
-      for (int c = 0; c < copies; ++c) _net.push_back({_now + pick(_o.delay_max + 1), msg});
-    }
+    for (auto& msg : r.messages) transmit(i, std::move(msg));
     if (r.snap) restore_state(i, r.snap->data);
     for (auto& e : r.committed) apply(i, e);
     maybe_compact(i);
@@ -252,6 +248,13 @@ class cluster {
     }
     for (uint64_t id : r.reads_lost) _pending_reads.erase(id);
     check_leader(i);
+  }
+
+  void transmit(unsigned from, raft::message msg) {
+    unsigned to = unsigned(msg.to.value - 1);
+    if (!reachable(from, to) || chance(_o.drop)) return;
+    if (chance(_o.duplicate)) _net.push_back({_now + pick(_o.delay_max + 1), msg});
+    _net.push_back({_now + pick(_o.delay_max + 1), std::move(msg)});
   }
 
   void maybe_compact(unsigned i) {

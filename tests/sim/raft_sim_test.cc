@@ -95,24 +95,6 @@ TEST(raft_sim, a_single_node_elects_itself_and_commits) {
   EXPECT_GE(c.committed(), 100u);
 }
 
-// The seed that found a leader appending a configuration change before it had
-// committed an entry of its own term (the known flaw of single-server
-// changes, raft/node.cc): a replay that fails if that check goes.
-TEST(raft_sim, a_new_leader_changes_membership_only_after_committing_in_its_term) {
-  sim_options o;
-  o.seed = 1457;
-  o.spares = 2;
-  o.membership_rate = 0.05;
-  o.drop = 0.15;
-  o.duplicate = 0.05;
-  o.delay_max = 6;
-  o.partition_rate = 0.02;
-  o.crash_rate = 0.01;
-  o.ticks = 2000;
-  o.transfer_rate = 0.01;
-  EXPECT_EQ(cluster(o).run(), "");
-}
-
 // Committing what one follower has, not a majority: some seed must expose it.
 TEST(raft_sim, commit_without_quorum_is_caught) {
   std::string caught;
