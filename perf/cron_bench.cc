@@ -37,6 +37,8 @@
 
 using namespace xerv;
 namespace xt = xerv::testing;
+using perf::arg_string;
+using perf::field_of;
 using namespace xerv::perf::serve;
 
 namespace {
@@ -192,18 +194,6 @@ perf::run_result xerv_run(const config& cfg) {
   auto r = summarize(std::move(jitter), checksum, early);
   r.extra.push_back({"not_completed", not_completed});
   return r;
-}
-
-std::string arg_string(int argc, char** argv, const char* key, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (strcmp(argv[i], key) == 0) return argv[i + 1];
-  return fallback;
-}
-
-double field_of(const perf::comparison& c, const std::string& key) {
-  for (const auto& [k, v] : c.extra)
-    if (k == key) return v;
-  return 0;
 }
 
 }  // namespace

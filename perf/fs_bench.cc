@@ -60,6 +60,8 @@
 using namespace xerv;
 using perf::histogram;
 namespace xt = xerv::testing;
+using perf::arg_string;
+using perf::field_of;
 using namespace xerv::perf::serve;
 
 namespace {
@@ -508,18 +510,6 @@ perf::run_result xerv_run(const config& cfg) {
            {"files", double(h.total)},
            {"wal_sync_mean_us", syncs > 0 ? sync_s / syncs * 1e6 : 0},
            {"wal_syncs_per_file", syncs / double(cfg.files)}}};
-}
-
-std::string arg_string(int argc, char** argv, const char* key, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (strcmp(argv[i], key) == 0) return argv[i + 1];
-  return fallback;
-}
-
-double field_of(const perf::comparison& c, const std::string& key) {
-  for (const auto& [k, v] : c.extra)
-    if (k == key) return v;
-  return 0;
 }
 
 }  // namespace

@@ -195,5 +195,17 @@ inline double arg_number(int argc, char** argv, const char* key, double fallback
     if (strcmp(argv[i], key) == 0) return strtod(argv[i + 1], nullptr);
   return fallback;
 }
+inline std::string arg_string(int argc, char** argv, const char* key, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (strcmp(argv[i], key) == 0) return argv[i + 1];
+  return fallback;
+}
+
+// A figure of a comparison's `extra` by name (0 when absent).
+inline double field_of(const comparison& c, const std::string& key) {
+  for (const auto& [k, v] : c.extra)
+    if (k == key) return v;
+  return 0;
+}
 
 }  // namespace xerv::perf

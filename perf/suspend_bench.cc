@@ -42,6 +42,8 @@
 using namespace xerv;
 using perf::histogram;
 namespace xt = xerv::testing;
+using perf::arg_string;
+using perf::field_of;
 
 namespace {
 
@@ -586,18 +588,6 @@ perf::run_result latency_sample(const load_result& r, const char* what, int roun
            {"max_us", static_cast<double>(r.latency.max) / 1000.0},
            {"achieved_per_s", r.rate()},
            {"late_sends", static_cast<double>(r.late)}}};
-}
-
-double field_of(const perf::comparison& c, const std::string& name) {
-  for (const auto& [k, v] : c.extra)
-    if (k == name) return v;
-  return 0;
-}
-
-std::string arg_string(int argc, char** argv, const char* key, const std::string& fallback) {
-  for (int i = 1; i + 1 < argc; ++i)
-    if (strcmp(argv[i], key) == 0) return argv[i + 1];
-  return fallback;
 }
 
 config parse_args(int argc, char** argv) {

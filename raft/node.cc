@@ -343,14 +343,19 @@ void node::send_snapshot(node_id to, progress& pr) {
   send(std::move(m));
 }
 
-void node::on_snapshot(const message& m) {
+message node::heard_leader(const message& m, msg_type reply) {
   if (_role != role::follower) become_follower(m.term, m.from);
   _leader = m.from;
   _election_elapsed = 0;
   message r;
-  r.type = msg_type::snapshot_reply;
+  r.type = reply;
   r.to = m.from;
   r.term = _hard.term;
+  return r;
+}
+
+void node::on_snapshot(const message& m) {
+  message r = heard_leader(m, msg_type::snapshot_reply);
   if (m.index <= _hard.commit) {  // it has all of that already
     _incoming.reset();
     r.granted = true;
@@ -495,13 +500,7 @@ void node::unstable_from(index_t i) {
 }
 
 void node::on_append(const message& m) {
-  if (_role != role::follower) become_follower(m.term, m.from);
-  _leader = m.from;
-  _election_elapsed = 0;
-  message r;
-  r.type = msg_type::append_reply;
-  r.to = m.from;
-  r.term = _hard.term;
+  message r = heard_leader(m, msg_type::append_reply);
   r.heartbeat = m.heartbeat;
   r.context = m.context;
   // Entries before this node's snapshot are committed, so they match: what

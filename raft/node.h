@@ -144,6 +144,8 @@ class node {
   void commit_to(index_t i);
   void on_vote_request(const message& m);
   void on_vote_reply(const message& m);
+  // An append or snapshot of the current term: its sender leads. The reply's start.
+  message heard_leader(const message& m, msg_type reply);
   void on_append(const message& m);
   void on_append_reply(const message& m);
   void send_snapshot(node_id to, progress& pr);
