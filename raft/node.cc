@@ -36,10 +36,14 @@ node::node(options opts, restored from)
   if (from.snap) {
     _log.restore(from.snap->index, from.snap->term);
     _applied = from.snap->index;
+    // A snapshot holds committed entries only, whatever the saved commit says.
+    _hard.commit = std::max(_hard.commit, from.snap->index);
     _snapshot = std::move(from.snap);
   }
   for (auto& e : from.log) {
     ASSERT(e.index == _log.last_index().next(), "restored log not contiguous at %llu",
+           static_cast<unsigned long long>(e.index.value));
+    ASSERT(e.term >= _log.last_term(), "restored log's terms decrease at %llu",
            static_cast<unsigned long long>(e.index.value));
     _log.append(e.term, std::move(e.data), e.kind);
   }
@@ -301,7 +305,9 @@ void node::send_append(node_id to, bool heartbeat) {
   // What it needs next is compacted away: it gets the snapshot (§5.3); a
   // heartbeat sends the chunk in flight again, in case it was lost.
   if (pr.snapshotting || pr.next <= _log.snapshot_index()) {
-    if (heartbeat || !pr.snapshotting) send_snapshot(to, pr);
+    // (Again only after an election timeout without an answer: sooner, the
+    // answer of the chunk in flight would lose to its resend.)
+    if (!pr.snapshotting || (heartbeat && ++pr.snapshot_quiet >= _opts.election_ticks)) send_snapshot(to, pr);
     return;
   }
   bool room = pr.can_send(_opts.inflight_max) && pr.next <= _log.last_index();
@@ -330,10 +336,12 @@ void node::send_snapshot(node_id to, progress& pr) {
     pr.snapshot_index = _snapshot->index;
     pr.snapshot_offset = 0;
   }
+  pr.snapshot_quiet = 0;
   message m;
   m.type = msg_type::snapshot;
   m.to = to;
   m.term = _hard.term;
+  m.context = ++pr.snapshot_seq;
   m.index = _snapshot->index;
   m.log_term = _snapshot->term;
   m.offset = pr.snapshot_offset;
@@ -356,6 +364,7 @@ message node::heard_leader(const message& m, msg_type reply) {
 
 void node::on_snapshot(const message& m) {
   message r = heard_leader(m, msg_type::snapshot_reply);
+  r.context = m.context;
   if (m.index <= _hard.commit) {  // it has all of that already
     _incoming.reset();
     r.granted = true;
@@ -392,6 +401,7 @@ void node::on_snapshot_reply(const message& m) {
   if (!p || !p->snapshotting) return;
   progress& pr = *p;
   pr.active = true;
+  if (m.context != pr.snapshot_seq) return;  // an answer to a chunk sent before the one in flight
   if (!m.granted) {
     pr.snapshot_offset = m.offset;
     return send_snapshot(m.from, pr);
@@ -454,7 +464,8 @@ void node::step(const message& m) {
       if (_role == role::leader) on_snapshot_reply(m);
       break;
     case msg_type::timeout_now:
-      if (_role != role::leader) campaign(false, true);  // no pre-vote: the leader asked for it
+      // No pre-vote: the leader asked for it (unless this node may not lead).
+      if (_role != role::leader && may_campaign()) campaign(false, true);
       break;
   }
 }
@@ -551,7 +562,9 @@ void node::on_append_reply(const message& m) {
   } else if (m.heartbeat) {
     pr.active = true;
     if (m.match > pr.match) pr.match = m.match;
-    if (pr.probing) pr.inflight = 0;  // the probe or its answer may be lost: send it again
+    // The probe, or the answers of appends it already holds, may be lost: in
+    // flight is then nothing, or the count would leak until it stalls.
+    if (pr.probing || pr.match.next() >= pr.next) pr.inflight = 0;
   } else {
     pr.succeeded(m.match);
   }
@@ -602,7 +615,7 @@ ready node::take_ready() {
   r.messages = std::move(_outbox);
   _outbox.clear();
   for (uint64_t i = _applied.value + 1; i <= _hard.commit.value; ++i) r.committed.push_back(_log.at(index_t(i)));
-  _applied = _hard.commit;
+  _applied = std::max(_applied, _hard.commit);
   r.reads = std::move(_reads_ready);
   _reads_ready.clear();
   r.reads_lost = std::move(_reads_lost);

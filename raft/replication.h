@@ -20,7 +20,9 @@ struct progress {
   // Sending it the snapshot (its next entries are compacted away), one chunk at a time.
   bool snapshotting = false;
   index_t snapshot_index;
-  uint64_t snapshot_offset = 0;
+  uint64_t snapshot_offset = 0;  // what it has received
+  uint64_t snapshot_seq = 0;     // the chunk in flight: only its answer counts
+  unsigned snapshot_quiet = 0;   // heartbeats since that chunk went out
 
   bool can_send(size_t inflight_max) const { return probing ? inflight == 0 : inflight < inflight_max; }
   // An append up to `last` went out.

@@ -26,6 +26,7 @@ struct bench {
       o.id = node_id(i);
       o.voters = voters;
       o.seed = i;
+      o.inflight_max = 4;
       nodes[i] = std::make_unique<node>(o);
     }
   }
@@ -108,4 +109,47 @@ TEST(raft_node, a_learner_is_promoted_only_once_it_caught_up) {
   b.deliver();
   EXPECT_TRUE(b.at(1).config().is_voter(node_id(4)));
   EXPECT_EQ(b.at(1).config().quorum(), 3u);
+}
+
+// Answers lost while appends are pipelined must not leak flight slots: once
+// a follower holds everything, its heartbeat answers free them.
+TEST(raft_node, lost_answers_do_not_stall_a_pipelined_follower) {
+  bench b(3);
+  b.elect(1);
+  b.deliver();
+  for (unsigned quiet : {2u, 3u}) {  // each follower's answers lost in turn
+    for (int i = 0; i < 8; ++i) {
+      ASSERT_TRUE(b.at(1).propose("x"));
+      b.drain(1);
+      b.deliver([quiet](const message& m) { return !(m.type == msg_type::append_reply && m.from == node_id(quiet)); });
+    }
+    b.at(1).tick();  // heartbeats: their answers come through
+    b.drain(1);
+    b.deliver();
+  }
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(b.at(1).propose("y"));
+    b.drain(1);
+    b.deliver();
+  }
+  EXPECT_EQ(b.at(1).commit_index(), b.at(1).log().last_index());
+  EXPECT_EQ(b.at(2).log().last_index(), b.at(1).log().last_index());
+  EXPECT_EQ(b.at(3).log().last_index(), b.at(1).log().last_index());
+}
+
+// A saved commit index below the snapshot (the snapshot was written, the
+// hard state not yet) is the snapshot's: nothing before it is handed out.
+TEST(raft_node, a_restart_from_a_snapshot_past_the_saved_commit) {
+  options o;
+  o.id = node_id(1);
+  o.voters = {node_id(1)};
+  restored r;
+  r.hard.term = term_t(1);
+  r.hard.commit = index_t(2);
+  r.snap = snapshot{index_t(5), term_t(1), "voters=1;learners=", "state"};
+  r.log = {entry{term_t(1), index_t(6), "six"}};
+  node n(o, r);
+  EXPECT_EQ(n.commit_index(), index_t(5));
+  ready first = n.take_ready();
+  EXPECT_TRUE(first.committed.empty());
 }
