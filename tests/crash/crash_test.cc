@@ -557,11 +557,19 @@ TEST(crash, an_idempotency_key_keeps_its_trace_across_kill_9_and_segment_deletio
         ASSERT_EQ(c.read_response(5000).status, 202);
       }
     }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while ((oldest_segment(root.path / "data" / "wal" / "shard-0") == 1 ||
             oldest_segment(root.path / "data" / "wal" / "shard-1") == 1) &&
-           std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+           std::chrono::steady_clock::now() < deadline) {
+      // A shard that took few of the connections may still be writing its
+      // first segment: more traffic, on a fresh connection (either shard).
+      client c(port);
+      for (int i = 0; i < 200; ++i) {
+        ASSERT_TRUE(c.send("POST /hooks/keyed HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}"));
+        ASSERT_EQ(c.read_response(5000).status, 202);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
     ASSERT_GT(oldest_segment(root.path / "data" / "wal" / "shard-0"), 1u);
     ASSERT_GT(oldest_segment(root.path / "data" / "wal" / "shard-1"), 1u);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the relogged records' write
