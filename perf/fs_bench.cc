@@ -273,15 +273,9 @@ class inotify_floor {
     if (_fd < 0) fail(std::string("inotify_init1: ") + strerror(errno));
     if (inotify_add_watch(_fd, dir.c_str(), IN_CLOSE_WRITE) < 0)
       fail("inotify_add_watch " + dir + ": " + strerror(errno));
-    _conn = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int one = 1;
-    setsockopt(_conn, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(_conn, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      fail(std::string("baseline: connect to the listener: ") + strerror(errno));
+    _conn = perf::connect_loopback(port);
+    if (_conn < 0) fail(std::string("baseline: connect to the listener: ") + strerror(errno));
+    fcntl(_conn, F_SETFL, fcntl(_conn, F_GETFL) & ~O_NONBLOCK);  // the reader thread blocks on it
     _head = "POST /fs HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
             "\r\nUser-Agent: xerv\r\nContent-Type: application/json\r\nContent-Length: ";
     _thread = std::thread([this] { loop(); });
