@@ -14,15 +14,14 @@
 // Lives on its shard; no locks. Bounded by the WAL (an admission the WAL
 // refuses is refused) and by the engine's pending limits.
 
-#include <deque>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "backends/local_queue.h"
 #include "core/dispatch.h"
 #include "core/wal.h"
-#include "io/event.h"
 
 namespace xerv::backends::memory {
 
@@ -42,44 +41,17 @@ class trace_queue final : public core::trace_queue {
   io::result<core::dispatch_ticket> admit(const core::admission& a) override;
   io::task<io::result<void>> durable(core::dispatch_ticket t) override;
   std::unique_ptr<core::trace_consumer> consume(std::string name) override;
-  core::queue_depth depth() const override { return _total; }
-  core::queue_depth depth(std::string_view pipeline) const override;
+  core::queue_depth depth() const override { return _local.depth(); }
+  core::queue_depth depth(std::string_view pipeline) const override { return _local.depth(pipeline); }
 
  private:
-  class consumer;
-  // A pipeline's name and depth. One per name ever seen, never erased: entries
-  // point at theirs, so counting and delivering need no lookup or copy per trace.
-  using pipeline_slot = std::pair<const std::string, core::queue_depth>;
-  struct entry {
-    core::trace_id id;
-    pipeline_slot* pipeline = nullptr;
-    std::string record;  // the encoded admission; deliveries point into it
-    uint32_t attempt = 1;
-    uint64_t segment = 0;  // WAL segment of the admission
-    std::string holder;    // the consumer that took it; empty: nobody yet
-  };
+  using entry = local_queue::entry;
   using key = std::pair<uint64_t, uint64_t>;
   static key key_of(const core::trace_id& id) { return {id.hi, id.lo}; }
-
-  pipeline_slot& slot(std::string_view pipeline);
-  void push_ready(entry e, bool front);
-  std::vector<core::delivery> pop_ready(size_t max, const std::string& holder);
-  io::result<core::dispatch_ticket> ack(const std::string& holder, const core::trace_id& id, std::string_view rec);
-  size_t take_over(std::string_view dead);
-  void count(pipeline_slot& p, int64_t ready, int64_t in_flight);
+  io::result<core::dispatch_ticket> journal_ack(const entry& e, std::string_view rec);
 
   core::wal* _wal;
-  std::deque<entry> _ready;
-  std::map<key, entry> _in_flight;
-  std::map<std::string, core::queue_depth, std::less<>> _by_pipeline;  // map nodes do not move
-  core::queue_depth _total;
-  io::event _arrived;
-  // Waiters are woken at the end of the turn, and only if traces are still
-  // ready then: the engine takes its own admissions in the same turn, so a
-  // wake-up per admission would cost a loop turn for nothing.
-  struct wake_hook : io::turn_hook {
-    trace_queue* q = nullptr;
-  } _wake;
+  local_queue _local;
   // Recovery: admissions seen in the log, in log order, until their end, and
   // the (segment, finish time) of the traces that ended, accounted to the WAL
   // in end_replay() (the WAL does not exist yet while it replays).
