@@ -100,6 +100,11 @@ bool local_queue::remove(const core::trace_id& id) {
   return true;
 }
 
+bool local_queue::contains(const core::trace_id& id) const {
+  return _in_flight.count(key_of(id)) ||
+         std::any_of(_ready.begin(), _ready.end(), [&](const entry& e) { return e.id == id; });
+}
+
 std::vector<core::delivery> local_queue::pop(size_t max, const std::string& holder) {
   std::vector<core::delivery> out;
   out.reserve(std::min(max, _ready.size()));

@@ -47,6 +47,7 @@ class local_queue {
   // Forgets a trace wherever it is (the backend moved it to another node);
   // false when it is not here.
   bool remove(const core::trace_id& id);
+  bool contains(const core::trace_id& id) const;
   std::unique_ptr<core::trace_consumer> consume(std::string name);
   size_t take_over(std::string_view dead);
   core::queue_depth depth() const { return _total; }
