@@ -138,10 +138,11 @@ bool state_machine::apply_finish(core::record_reader& in, request_ref r, listene
   auto it = _traces.find(key_of(h->id));
   if (it != _traces.end()) {
     uint64_t owner = it->second.owner;
+    uint32_t shard = it->second.shard;
     count(owner, -1);
     _traces.erase(it);
     remember({h->id, owner, h->status, h->finished_ms});
-    l.on_finished(h->id, owner, r);
+    l.on_finished(h->id, owner, shard, r);
   }
   l.on_result(r, {}, nullptr);
   return true;

@@ -75,7 +75,7 @@ class state_machine {
     virtual ~listener() = default;
     virtual void on_assigned(const core::trace_id& id, const trace_state& t) = 0;  // admitted, or moved to t.owner
     virtual void on_unassigned(const core::trace_id& id, uint64_t from) = 0;        // moved away from `from`
-    virtual void on_finished(const core::trace_id& id, uint64_t owner, request_ref by) = 0;
+    virtual void on_finished(const core::trace_id& id, uint64_t owner, uint32_t shard, request_ref by) = 0;
     virtual void on_pipeline(const core::pipeline_change& c) = 0;
     // A command's outcome; `change` is set for a pipeline change that was applied.
     virtual void on_result(request_ref r, std::error_code e, const core::pipeline_change* change) = 0;

@@ -27,7 +27,7 @@ struct recorder : state_machine::listener {
   void on_unassigned(const core::trace_id& id, uint64_t from) override {
     events.push_back("unassigned " + std::to_string(id.lo) + " from " + std::to_string(from));
   }
-  void on_finished(const core::trace_id& id, uint64_t owner, request_ref) override {
+  void on_finished(const core::trace_id& id, uint64_t owner, uint32_t, request_ref) override {
     events.push_back("finished " + std::to_string(id.lo) + " at " + std::to_string(owner));
   }
   void on_pipeline(const core::pipeline_change& c) override { changes.push_back(c); }

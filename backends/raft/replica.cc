@@ -1,0 +1,620 @@
+#include "backends/raft/replica.h"
+
+#include <algorithm>
+#include <deque>
+#include <random>
+
+#include "io/log.h"
+#include "io/ops.h"
+#include "io/runtime.h"
+
+namespace xerv::backends::raft {
+
+namespace rf = xerv::raft;
+using clock = std::chrono::steady_clock;
+
+namespace {
+
+// Application frames on the Raft transport.
+constexpr uint32_t frame_forward = 1;  // a follower's batch of commands for the leader
+
+constexpr size_t chunk_bytes = 1u << 20;    // commands per proposed entry (about)
+constexpr size_t command_max = 32u << 20;   // one admission or final record
+// A command failed for lack of a quorum stays answerable this long.
+constexpr auto failed_kept = std::chrono::seconds(60);
+
+io::task<io::result<void>> ready_now() { co_return io::result<void>{}; }
+
+io::task<void> ship(shard_queue* q, unsigned shard, std::vector<shard_delivery> items) {
+  auto sending = io::submit_to(shard, [q, d = std::move(items)]() mutable { q->receive(std::move(d)); });
+  co_await std::move(sending);
+}
+
+}  // namespace
+
+// ---- the dispatch interface of this node ----
+
+class replica::queue_impl final : public core::trace_queue {
+ public:
+  explicit queue_impl(replica& r) : _r(r) {}
+  io::result<core::dispatch_ticket> admit(const core::admission& a) override {
+    core::encode(_record, a);
+    return _r.submit_admit(0, _record);
+  }
+  io::task<io::result<void>> durable(core::dispatch_ticket t) override {
+    if (t == 0) return ready_now();
+    return _r.wait(t);
+  }
+  std::unique_ptr<core::trace_consumer> consume(std::string name) override { return _r._local.consume(std::move(name)); }
+  core::queue_depth depth() const override { return _r._local.depth(); }
+  core::queue_depth depth(std::string_view pipeline) const override { return _r._local.depth(pipeline); }
+
+ private:
+  replica& _r;
+  std::string _record;  // reused: one encoding buffer per queue
+};
+
+class replica::watch_impl final : public core::pipeline_watch {
+ public:
+  explicit watch_impl(replica& r) : _r(&r) { r._watches.push_back(this); }
+  ~watch_impl() override {
+    if (_r) std::erase(_r->_watches, this);
+  }
+  void push(const core::pipeline_change& c) {
+    _changes.push_back(c);
+    _arrived.notify();
+  }
+  void detach() {
+    _r = nullptr;
+    _arrived.notify();
+  }
+  io::task<std::optional<core::pipeline_change>> next(io::cancel_source& stop) override {
+    while (_changes.empty() && _r && !stop.cancelled()) {
+      auto arrived = _arrived.wait(stop);
+      co_await arrived;
+    }
+    if (_changes.empty() || stop.cancelled()) co_return std::nullopt;
+    core::pipeline_change c = std::move(_changes.front());
+    _changes.pop_front();
+    co_return c;
+  }
+
+ private:
+  replica* _r;
+  std::deque<core::pipeline_change> _changes;
+  io::event _arrived;
+};
+
+class replica::store_impl final : public core::pipeline_store {
+ public:
+  explicit store_impl(replica& r) : _r(r) {}
+  // Once the node has caught up with the cluster (it may wait for a quorum).
+  io::task<io::result<std::vector<core::pipeline_change>>> load() override {
+    while (!_r._caught_up && !_r._stop.cancelled()) {
+      auto caught_up = _r._caught_up_event.wait(_r._stop);
+      co_await caught_up;
+    }
+    if (!_r._caught_up) co_return core::make_error_code(core::dispatch_errc::unavailable);
+    std::vector<core::pipeline_change> out;
+    for (const auto& [name, p] : _r._sm.pipelines()) {
+      core::pipeline_change c;
+      c.what = core::pipeline_change::kind::deploy;
+      c.name = name;
+      c.source = p.source;
+      c.state = p.state;
+      c.disabled = p.disabled;
+      c.persist = p.persist;
+      c.revision = p.revision;
+      c.seq = _r._sm.seq();
+      out.push_back(std::move(c));
+    }
+    co_return out;
+  }
+  io::task<io::result<core::pipeline_change>> publish(core::pipeline_change c, uint64_t expected_revision) override {
+    request_ref ref = _r.next_ref();
+    std::string cmd;
+    add_pipeline(cmd, ref, c, expected_revision);
+    auto t = _r.submit(ref, std::move(cmd));
+    if (!t) co_return t.error();
+    auto waiting = _r.wait_change(*t);
+    co_return co_await std::move(waiting);
+  }
+  std::unique_ptr<core::pipeline_watch> watch() override { return std::make_unique<watch_impl>(_r); }
+
+ private:
+  replica& _r;
+};
+
+// ---- start and stop ----
+
+replica::replica(replica_options o)
+    : _opts(std::move(o)), _local([this](const local_queue::entry& e, std::string_view rec) {
+        return submit_finish(e.id, rec);
+      }) {
+  _ship.r = this;
+  _ship.run = [](io::turn_hook* h) {
+    replica& r = *static_cast<outbox_hook*>(h)->r;
+    for (unsigned s = 1; s < r._outbox.size(); ++s) {
+      if (r._outbox[s].empty()) continue;
+      std::vector<shard_delivery> items = std::move(r._outbox[s]);
+      r._outbox[s].clear();
+      (void)io::spawn(r._gate, ship(r._shards[s], s, std::move(items)));
+    }
+  };
+  _queue = std::make_unique<queue_impl>(*this);
+  _store = std::make_unique<store_impl>(*this);
+}
+
+replica::~replica() {
+  if (_ship.queued) io::this_reactor().cancel_turn_end(&_ship);
+  for (watch_impl* w : _watches) w->detach();
+}
+
+void replica::attach_shards(std::vector<shard_queue*> queues) {
+  _shards = std::move(queues);
+  _outbox.assign(_shards.size(), {});
+}
+
+io::task<replica::start_result> replica::start(replica_options o) {
+  std::unique_ptr<replica> r(new replica(std::move(o)));
+  const replica_options& opts = r->_opts;
+  auto opening = rf::storage::open(rf::storage_options{opts.dir, opts.sync, opts.segment_bytes, nullptr});
+  auto opened = co_await std::move(opening);
+  if (auto* e = std::get_if<std::string>(&opened)) co_return "raft log: " + *e;
+  r->_storage = std::move(std::get<std::unique_ptr<rf::storage>>(opened));
+  rf::restored from = r->_storage->take_restored();
+  if (from.snap) {
+    if (!r->_sm.restore(from.snap->data)) {
+      auto closing = r->_storage->close();
+      co_await std::move(closing);
+      co_return "raft snapshot at index " + std::to_string(from.snap->index.value) + " does not decode";
+    }
+    r->_applied = r->_snapshot_index = from.snap->index.value;
+  }
+
+  rf::options no;
+  no.id = node_id(opts.id);
+  no.voters.push_back(no.id);
+  for (const auto& p : opts.peers) no.voters.push_back(p.id);
+  std::sort(no.voters.begin(), no.voters.end());
+  no.election_ticks = opts.election_ticks;
+  no.heartbeat_ticks = 1;
+  no.seed = std::random_device{}();
+  r->_node = std::make_unique<rf::node>(std::move(no), std::move(from));
+
+  replica* self = r.get();
+  rf::transport::handlers h;
+  h.on_message = [self](rf::message&& m) {
+    self->_heard[m.from.value] = clock::now();
+    if (m.type == rf::msg_type::append) self->_leader_commit = std::max(self->_leader_commit, m.commit.value);
+    self->_inbox.push_back(std::move(m));
+    self->kick();
+  };
+  h.on_app = [self](node_id sender, uint32_t kind, std::string&& payload) {
+    self->_heard[sender.value] = clock::now();
+    if (kind != frame_forward) return;
+    self->_forwarded.push_back(std::move(payload));
+    self->kick();
+  };
+  rf::transport_options to;
+  to.self = node_id(opts.id);
+  to.listen_host = opts.listen_host;
+  to.listen_port = opts.listen_port;
+  auto t = rf::transport::start(to, std::move(h));
+  if (!t) {
+    auto closing = r->_storage->close();
+    co_await std::move(closing);
+    co_return "raft transport: cannot listen on " + opts.listen_host + ":" + std::to_string(opts.listen_port) + ": " +
+        t.error().message();
+  }
+  r->_transport = std::move(*t);
+  r->update_peers();
+  r->_last_resend = clock::now();
+  (void)io::spawn(r->_gate, r->drive());
+  (void)io::spawn(r->_gate, r->ticker());
+  co_return r;
+}
+
+io::task<void> replica::stop() {
+  _stop.cancel();
+  kick();
+  auto closing = _gate.close();
+  co_await std::move(closing);
+  auto stopping = _transport->stop();
+  co_await std::move(stopping);
+  auto closing_log = _storage->close();
+  co_await std::move(closing_log);
+  for (auto& [id, p] : _pending)
+    if (!p.done) {
+      p.done = true;
+      p.error = core::make_error_code(core::dispatch_errc::unavailable);
+      p.resolved.notify();
+    }
+  // The woken waiters read their entries before this returns.
+  co_await io::yield{};
+}
+
+void replica::set_peers(std::vector<peer_address> peers) {
+  _opts.peers = std::move(peers);
+  update_peers();
+}
+
+void replica::update_peers() {
+  const auto& cfg = _node->config();
+  std::vector<peer_address> now;
+  for (const auto& p : _opts.peers)
+    if (p.port != 0 && (cfg.is_voter(p.id) || cfg.is_learner(p.id))) now.push_back(p);
+  _transport->set_peers(std::move(now));
+}
+
+core::trace_queue& replica::queue() { return *_queue; }
+core::pipeline_store& replica::store() { return *_store; }
+uint16_t replica::port() const { return _transport->port(); }
+
+replica_status replica::status() const {
+  replica_status s;
+  s.role = _node->current_role();
+  s.id = _opts.id;
+  s.leader = _node->leader().value;
+  s.term = _node->term().value;
+  s.commit = _node->commit_index().value;
+  s.applied = _applied;
+  s.caught_up = _caught_up;
+  for (auto n : _node->config().voters) s.voters.push_back(n.value);
+  for (auto n : _node->config().learners) s.learners.push_back(n.value);
+  return s;
+}
+
+bool replica::transfer_leadership(uint64_t to) {
+  bool ok = _node->transfer_leadership(node_id(to));
+  kick();
+  return ok;
+}
+
+// ---- commands ----
+
+io::result<uint64_t> replica::submit(request_ref ref, std::string command) {
+  if (!_failure.empty() || _stop.cancelled() || _pending.size() >= _opts.pending_max)
+    return core::make_error_code(core::dispatch_errc::unavailable);
+  if (_outgoing.empty() || _outgoing.back().size() + command.size() > chunk_bytes) _outgoing.emplace_back();
+  _outgoing.back() += command;
+  auto& p = _pending[ref.id];
+  p.command = std::move(command);
+  p.since = clock::now();
+  kick();
+  return ref.id;
+}
+
+io::result<uint64_t> replica::submit_admit(uint32_t shard, std::string_view record) {
+  // A node still catching up does not know what it owns yet.
+  if (!_caught_up) return core::make_error_code(core::dispatch_errc::unavailable);
+  if (record.size() > command_max) return core::make_error_code(core::dispatch_errc::too_large);
+  request_ref ref = next_ref();
+  std::string cmd;
+  add_admit(cmd, ref, _opts.id, shard, record);
+  return submit(ref, std::move(cmd));
+}
+
+io::result<uint64_t> replica::submit_finish(const core::trace_id& id, std::string_view record) {
+  if (record.size() > command_max) return core::make_error_code(core::dispatch_errc::too_large);
+  request_ref ref = next_ref();
+  std::string cmd;
+  add_finish(cmd, ref, record);
+  auto t = submit(ref, std::move(cmd));
+  if (t) _acking.insert(state_machine::key_of(id));
+  return t;
+}
+
+io::task<std::vector<std::error_code>> replica::submit_from(unsigned shard, std::vector<shard_command> commands) {
+  std::vector<io::result<uint64_t>> tickets;
+  tickets.reserve(commands.size());
+  for (const auto& c : commands)
+    tickets.push_back(c.finish ? submit_finish(c.id, c.record) : submit_admit(shard, c.record));
+  std::vector<std::error_code> out;
+  out.reserve(commands.size());
+  for (auto& t : tickets) {
+    if (!t) {
+      out.push_back(t.error());
+      continue;
+    }
+    auto waiting = wait(*t);
+    auto r = co_await std::move(waiting);
+    out.push_back(r ? std::error_code{} : r.error());
+  }
+  co_return out;
+}
+
+void replica::deliver(uint32_t shard, shard_delivery d) {
+  unsigned s = _shards.empty() ? 0 : shard % _shards.size();
+  if (s != 0) {
+    _outbox[s].push_back(std::move(d));
+    io::this_reactor().at_turn_end(&_ship);
+    return;
+  }
+  if (d.what == shard_delivery::kind::remove) {
+    _local.remove(d.id);
+    return;
+  }
+  if (d.what == shard_delivery::kind::push_if_absent && _local.contains(d.id)) return;
+  _local.push(local_queue::entry{d.id, &_local.slot(d.pipeline), std::move(d.record), d.attempt, 0, {}});
+}
+
+io::task<io::result<void>> replica::wait(uint64_t request) {
+  auto it = _pending.find(request);
+  // Gone: applied, and its entry swept before anyone asked.
+  if (it == _pending.end()) co_return io::result<void>{};
+  while (!it->second.done) {
+    auto resolved = it->second.resolved.wait(_never);
+    co_await resolved;
+  }
+  std::error_code e = it->second.error;
+  _pending.erase(it);
+  if (e) co_return e;
+  co_return io::result<void>{};
+}
+
+io::task<io::result<core::pipeline_change>> replica::wait_change(uint64_t request) {
+  auto it = _pending.find(request);
+  ASSERT(it != _pending.end(), "pipeline change %llu waited for twice", static_cast<unsigned long long>(request));
+  while (!it->second.done) {
+    auto resolved = it->second.resolved.wait(_never);
+    co_await resolved;
+  }
+  std::error_code e = it->second.error;
+  std::optional<core::pipeline_change> c = std::move(it->second.change);
+  _pending.erase(it);
+  if (e) co_return e;
+  if (!c) co_return core::make_error_code(core::dispatch_errc::unavailable);
+  co_return std::move(*c);
+}
+
+void replica::flush_commands() {
+  bool leading = _node->current_role() == rf::role::leader;
+  uint64_t leader = _node->leader().value;
+  if (leading) {
+    for (auto& batch : _forwarded) (void)_node->propose(std::move(batch));
+    // Refused while handing over leadership: they stay pending and go to the
+    // next leader.
+    for (auto& batch : _outgoing) (void)_node->propose(std::move(batch));
+  } else if (leader != 0) {
+    for (auto& batch : _outgoing) _transport->send_app(node_id(leader), frame_forward, batch);
+  }
+  // Not leading: what followers forwarded is theirs to send again.
+  _forwarded.clear();
+  _outgoing.clear();
+}
+
+void replica::resend_pending(std::chrono::milliseconds older_than) {
+  _outgoing.clear();
+  auto now = clock::now();
+  for (auto& [id, p] : _pending) {
+    if (p.done || now - p.since < older_than) continue;
+    if (_outgoing.empty() || _outgoing.back().size() + p.command.size() > chunk_bytes) _outgoing.emplace_back();
+    _outgoing.back() += p.command;
+  }
+  _last_resend = clock::now();
+}
+
+void replica::expire_pending() {
+  auto now = clock::now();
+  for (auto it = _pending.begin(); it != _pending.end();) {
+    pending& p = it->second;
+    if (!p.done && now - p.since > _opts.request_timeout) {
+      p.done = true;
+      p.error = core::make_error_code(core::dispatch_errc::unavailable);
+      p.command.clear();
+      p.resolved.notify();
+    }
+    // Answered and never asked about (an acknowledgement nobody waits for).
+    if (p.done && !p.resolved.has_waiters() && now - p.since > _opts.request_timeout + failed_kept) {
+      it = _pending.erase(it);
+      continue;
+    }
+    ++it;
+  }
+}
+
+// ---- driving the node ----
+
+io::task<void> replica::ticker() {
+  while (!_stop.cancelled()) {
+    auto sleeping = io::sleep_for(_opts.tick, &_stop);
+    co_await sleeping;
+    ++_ticks;
+    kick();
+  }
+}
+
+io::task<void> replica::drive() {
+  const auto election = _opts.tick * _opts.election_ticks;
+  while (!_stop.cancelled()) {
+    if (_ticks) {
+      for (; _ticks; --_ticks) _node->tick();
+      expire_pending();
+      watch_leases();
+      // Lost on the way (a connection dropped, a leader died before it
+      // replicated them): commands waiting longer than an election go again.
+      if (clock::now() - _last_resend > election) resend_pending(election);
+    }
+    std::vector<rf::message> inbox = std::move(_inbox);
+    _inbox.clear();
+    for (const auto& m : inbox) _node->step(m);
+    flush_commands();
+    rf::ready rd = _node->take_ready();
+    if (rd.empty()) {
+      if (!_ticks && _inbox.empty() && _forwarded.empty() && _outgoing.empty()) {
+        auto kicked = _kick.wait(_stop);
+        co_await kicked;
+      }
+      continue;
+    }
+    auto doing = carry_out(rd);
+    auto done = co_await std::move(doing);
+    if (!done) {
+      // The log cannot be written: stop taking part (raft/storage.h), as the
+      // WAL does; a restart recovers what is on disk.
+      _failure = done.error().message();
+      XLOG(error, "raft node %llu stops: its log failed: %s", static_cast<unsigned long long>(_opts.id),
+           _failure.c_str());
+      co_return;
+    }
+    uint64_t leader = _node->leader().value;
+    if (leader != _last_leader) {
+      if (leader == _opts.id) {
+        // A new leader gives every peer a full lease before judging it.
+        for (const auto& n : _node->config().voters) _heard[n.value] = clock::now();
+        for (const auto& n : _node->config().learners) _heard[n.value] = clock::now();
+      }
+      _last_leader = leader;
+      if (leader != 0) resend_pending(std::chrono::milliseconds(0));
+    }
+    auto snapping = maybe_snapshot();
+    co_await std::move(snapping);
+  }
+}
+
+io::task<io::result<void>> replica::carry_out(rf::ready& rd) {
+  for (const auto& m : rd.messages_now) _transport->send(m);
+  if (rd.snap || rd.hard || !rd.entries.empty()) {
+    auto persisting = _storage->persist(rd);
+    auto persisted = co_await std::move(persisting);
+    if (!persisted) co_return persisted;
+  }
+  if (rd.snap) {
+    if (!_sm.restore(rd.snap->data)) co_return core::make_error_code(core::dispatch_errc::unavailable);
+    _applied = _snapshot_index = rd.snap->index.value;
+    if (_caught_up) restore_local(false);
+    update_peers();
+  }
+  for (const auto& m : rd.messages) _transport->send(m);
+  bool config = false;
+  for (const auto& e : rd.committed) {
+    config |= e.kind == rf::entry_kind::config;
+    apply(e);
+  }
+  if (config) update_peers();
+  check_caught_up();
+  co_return io::result<void>{};
+}
+
+void replica::apply(const rf::entry& e) {
+  if (e.index.value <= _applied) return;
+  _applied = e.index.value;
+  if (e.kind != rf::entry_kind::data || e.data.empty()) return;
+  // Every node decodes the same bytes the same way: a bad entry is skipped
+  // everywhere alike.
+  if (!_sm.apply(e.data, *this))
+    XLOG(error, "raft entry %llu does not decode; the rest of it is skipped", static_cast<unsigned long long>(_applied));
+}
+
+void replica::restore_local(bool restarting) {
+  // The traces this node owns per the state machine, in admission order.
+  std::vector<std::pair<uint64_t, state_machine::key>> mine;
+  for (const auto& [k, t] : _sm.unfinished())
+    if (t.owner == _opts.id) mine.push_back({t.order, k});
+  std::sort(mine.begin(), mine.end());
+  for (const auto& [order, k] : mine) {
+    const trace_state& t = _sm.unfinished().at(k);
+    // At a restart the previous process may have been running them.
+    uint32_t attempt = restarting ? t.attempt + 1 : t.attempt;
+    auto how = restarting ? shard_delivery::kind::push : shard_delivery::kind::push_if_absent;
+    deliver(t.shard, shard_delivery{how, core::trace_id{k.first, k.second}, t.pipeline, t.record, attempt});
+  }
+}
+
+void replica::check_caught_up() {
+  if (_caught_up) return;
+  bool leading = _node->current_role() == rf::role::leader;
+  uint64_t target = leading ? _node->commit_index().value : _leader_commit;
+  if (_node->leader().value == 0 || target == 0 || _applied < target) return;
+  _caught_up = true;
+  _caught_up_event.notify();
+  // What this node owns now was admitted before it started: an earlier
+  // process may have been running it.
+  restore_local(true);
+  XLOG(info, "raft node %llu caught up at index %llu (leader %llu)", static_cast<unsigned long long>(_opts.id),
+       static_cast<unsigned long long>(_applied), static_cast<unsigned long long>(_node->leader().value));
+}
+
+void replica::watch_leases() {
+  if (_node->current_role() != rf::role::leader) return;
+  auto now = clock::now();
+  const auto& cfg = _node->config();
+  auto alive = [&](uint64_t n) {
+    if (n == _opts.id) return true;
+    if (!cfg.is_voter(node_id(n)) && !cfg.is_learner(node_id(n))) return false;
+    auto it = _heard.find(n);
+    return it != _heard.end() && now - it->second <= _opts.lease;
+  };
+  std::vector<uint64_t> live;
+  for (const auto& n : cfg.voters)
+    if (alive(n.value)) live.push_back(n.value);
+  for (const auto& [owner, count] : _sm.loads()) {
+    if (alive(owner)) continue;
+    auto last = _reassigned.find(owner);
+    if (last != _reassigned.end() && now - last->second <= _opts.lease) continue;
+    _reassigned[owner] = now;
+    XLOG(warn, "raft: node %llu not heard from for %lld ms; its %llu unfinished traces move to the live nodes",
+         static_cast<unsigned long long>(owner), static_cast<long long>(_opts.lease.count()),
+         static_cast<unsigned long long>(count));
+    request_ref ref = next_ref();
+    std::string cmd;
+    add_reassign(cmd, ref, owner, live);
+    (void)submit(ref, std::move(cmd));
+  }
+}
+
+io::task<void> replica::maybe_snapshot() {
+  if (_applied < _snapshot_index + _opts.snapshot_entries) co_return;
+  auto term = _node->log().term_at(rf::index_t(_applied));
+  if (!term) co_return;
+  rf::snapshot s{rf::index_t(_applied), *term, _node->config().encode(), _sm.snapshot()};
+  auto saving = _storage->save_snapshot(s);
+  auto saved = co_await std::move(saving);
+  if (!saved) {
+    XLOG(warn, "raft snapshot at %llu not saved: %s", static_cast<unsigned long long>(_applied),
+         saved.error().message().c_str());
+    _snapshot_index = _applied;  // try again after as many entries
+    co_return;
+  }
+  _node->compact(s.index, std::move(s.data));
+  _snapshot_index = s.index.value;
+}
+
+// ---- what applying did ----
+
+void replica::on_assigned(const core::trace_id& id, const trace_state& t) {
+  // Before catching up, restore_local() delivers what is ours then.
+  if (t.owner != _opts.id || !_caught_up) return;
+  deliver(t.shard, shard_delivery{shard_delivery::kind::push, id, t.pipeline, t.record, t.attempt});
+}
+
+void replica::on_unassigned(const core::trace_id& id, uint64_t from) {
+  if (from != _opts.id || !_caught_up) return;
+  auto it = _sm.unfinished().find(state_machine::key_of(id));
+  deliver(it == _sm.unfinished().end() ? 0 : it->second.shard, shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
+}
+
+void replica::on_finished(const core::trace_id& id, uint64_t owner, uint32_t shard, request_ref) {
+  // Our own acknowledgement left the local queue already.
+  if (_acking.erase(state_machine::key_of(id))) return;
+  if (owner == _opts.id && _caught_up) deliver(shard, shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
+}
+
+void replica::on_pipeline(const core::pipeline_change& c) {
+  for (watch_impl* w : _watches) w->push(c);
+}
+
+void replica::on_result(request_ref r, std::error_code e, const core::pipeline_change* change) {
+  if (r.origin != _opts.id) return;
+  auto it = _pending.find(r.id);
+  if (it == _pending.end() || it->second.done) return;
+  pending& p = it->second;
+  p.done = true;
+  p.error = e;
+  if (change) p.change = *change;
+  p.command.clear();
+  p.resolved.notify();
+}
+
+}  // namespace xerv::backends::raft

@@ -1,0 +1,117 @@
+#include "backends/raft/shard_queue.h"
+
+#include "backends/raft/replica.h"
+#include "io/runtime.h"
+
+namespace xerv::backends::raft {
+
+namespace {
+constexpr size_t failed_kept_max = 4096;
+io::task<io::result<void>> ready_now() { co_return io::result<void>{}; }
+}  // namespace
+
+shard_queue::shard_queue(replica* r, unsigned shard)
+    : _replica(r), _shard(shard), _local([this](const local_queue::entry& e, std::string_view rec) {
+        return queue_command(shard_command{true, e.id, std::string(rec)});
+      }) {
+  _flush.q = this;
+  _flush.run = [](io::turn_hook* h) {
+    shard_queue& q = *static_cast<flush_hook*>(h)->q;
+    std::vector<shard_command> batch = std::move(q._batch);
+    std::vector<uint64_t> tickets = std::move(q._batch_tickets);
+    q._batch.clear();
+    q._batch_tickets.clear();
+    if (auto sent = io::spawn(q._gate, q.send(std::move(batch), tickets)); !sent) q.resolve(tickets, {});
+  };
+}
+
+shard_queue::~shard_queue() {
+  if (_flush.queued) io::this_reactor().cancel_turn_end(&_flush);
+}
+
+io::task<void> shard_queue::stop() {
+  auto closing = _gate.close();
+  co_await std::move(closing);
+}
+
+io::result<core::dispatch_ticket> shard_queue::admit(const core::admission& a) {
+  shard_command c{false, a.id, {}};
+  core::encode(c.record, a);
+  return queue_command(std::move(c));
+}
+
+io::result<core::dispatch_ticket> shard_queue::queue_command(shard_command c) {
+  if (_gate.closed()) return core::make_error_code(core::dispatch_errc::unavailable);
+  uint64_t t = ++_next;
+  _pending[t];
+  _batch.push_back(std::move(c));
+  _batch_tickets.push_back(t);
+  io::this_reactor().at_turn_end(&_flush);
+  return t;
+}
+
+io::task<io::result<void>> shard_queue::durable(core::dispatch_ticket t) {
+  if (t == 0) return ready_now();
+  return wait(t);
+}
+
+io::task<io::result<void>> shard_queue::wait(uint64_t t) {
+  auto it = _pending.find(t);
+  if (it == _pending.end()) {
+    // Answered before anyone asked: kept only if it failed.
+    auto f = _failed.find(t);
+    if (f == _failed.end()) co_return io::result<void>{};
+    std::error_code e = f->second;
+    _failed.erase(f);
+    co_return e;
+  }
+  while (!it->second.done) {
+    auto resolved = it->second.resolved.wait(_never);
+    co_await resolved;
+  }
+  std::error_code e = it->second.error;
+  _pending.erase(it);
+  if (e) co_return e;
+  co_return io::result<void>{};
+}
+
+io::task<void> shard_queue::send(std::vector<shard_command> batch, std::vector<uint64_t> tickets) {
+  replica* r = _replica;
+  unsigned shard = _shard;
+  auto calling = io::submit_to(0, [r, shard, b = std::move(batch)]() mutable { return r->submit_from(shard, std::move(b)); });
+  std::vector<std::error_code> results = co_await std::move(calling);
+  resolve(tickets, results);
+}
+
+void shard_queue::resolve(const std::vector<uint64_t>& tickets, const std::vector<std::error_code>& results) {
+  for (size_t i = 0; i < tickets.size(); ++i) {
+    auto it = _pending.find(tickets[i]);
+    if (it == _pending.end()) continue;
+    std::error_code e =
+        i < results.size() ? results[i] : std::error_code(core::make_error_code(core::dispatch_errc::unavailable));
+    if (it->second.resolved.has_waiters()) {
+      it->second.done = true;
+      it->second.error = e;
+      it->second.resolved.notify();
+      continue;
+    }
+    // Nobody waits (an acknowledgement): only a failure is worth keeping.
+    _pending.erase(it);
+    if (!e) continue;
+    _failed.emplace(tickets[i], e);
+    if (_failed.size() > failed_kept_max) _failed.erase(_failed.begin());
+  }
+}
+
+void shard_queue::receive(std::vector<shard_delivery> changes) {
+  for (auto& d : changes) {
+    if (d.what == shard_delivery::kind::remove) {
+      _local.remove(d.id);
+      continue;
+    }
+    if (d.what == shard_delivery::kind::push_if_absent && _local.contains(d.id)) continue;
+    _local.push(local_queue::entry{d.id, &_local.slot(d.pipeline), std::move(d.record), d.attempt, 0, {}});
+  }
+}
+
+}  // namespace xerv::backends::raft
