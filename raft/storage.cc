@@ -496,16 +496,13 @@ io::task<io::result<void>> storage::persist(const ready& r) {
   ASSERT(!_closing, "persist after close");
   if (!_failure.empty()) return io::make_ready_task(io::result<void>(failed_code()));
   std::optional<hard_state> hard = r.hard;
+  term_t term = hard ? hard->term : _promised_term;
   // Checked on load too (replay): a term never decreases (§3.8).
-  if (hard) {
-    ASSERT(hard->term >= _promised_term, "saving term %llu after %llu", ull(hard->term.value),
-           ull(_promised_term.value));
-    _promised_term = hard->term;
-  }
+  ASSERT(term >= _promised_term, "saving term %llu after %llu", ull(term.value), ull(_promised_term.value));
   if (r.snap) {
     ASSERT(r.snap->index > _promised_snapshot, "installing snapshot %llu over %llu", ull(r.snap->index.value),
            ull(_promised_snapshot.value));
-    ASSERT(r.snap->term <= _promised_term);
+    ASSERT(r.snap->term <= term);
   }
   index_t base = r.snap ? r.snap->index : _promised_snapshot;
   if (!r.entries.empty()) {
@@ -514,8 +511,8 @@ io::task<io::result<void>> storage::persist(const ready& r) {
            ull(r.entries.front().index.value), ull(base.value));
     for (size_t i = 0; i < r.entries.size(); ++i) {
       ASSERT(r.entries[i].index.value == r.entries.front().index.value + i, "entries not contiguous");
-      ASSERT(r.entries[i].term <= _promised_term, "entry of term %llu, saved term %llu",
-             ull(r.entries[i].term.value), ull(_promised_term.value));
+      ASSERT(r.entries[i].term <= term, "entry of term %llu, saved term %llu", ull(r.entries[i].term.value),
+             ull(term.value));
     }
   }
   std::vector<pending> recs;
@@ -525,6 +522,7 @@ io::task<io::result<void>> storage::persist(const ready& r) {
   if (r.snap) recs.push_back({rec_snapshot, encode_marker(marker_kind::install, r.snap->index, r.snap->term), {}});
   if (!encode_entries(r.entries, recs))
     return io::make_ready_task(io::result<void>(std::make_error_code(std::errc::message_size)));
+  _promised_term = term;
   if (r.snap) {
     _promised_snapshot = r.snap->index;
     return persist_install(_next_ticket++, *r.snap, std::move(recs), std::move(hard));
