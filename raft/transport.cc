@@ -4,6 +4,7 @@
 #include <optional>
 #include <variant>
 
+#include "io/event.h"
 #include "io/log.h"
 #include "io/ops.h"
 #include "io/runtime.h"
@@ -25,6 +26,14 @@ constexpr uint32_t k_hello_bytes_max = 256;
 io::result<io::socket_address> parse_address(std::string_view host, uint16_t port) {
   if (host == "localhost") host = "127.0.0.1";
   return io::socket_address::parse(host, port);
+}
+
+// For logs: the address a connection comes from.
+std::string remote_name(int fd) {
+  io::socket_address a;
+  a.length = sizeof a.storage;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&a.storage), &a.length) != 0) return "?";
+  return a.to_string();
 }
 
 }  // namespace
@@ -406,7 +415,7 @@ io::task<void> transport::serve_inbound(io::tcp_connection conn) {
       }
       if (!ok) {
         ++_stats.bad_frames;
-        XLOG(warn, "raft transport: closing a connection from node %llu: %s",
+        XLOG(warn, "raft transport: closing the connection from %s (node %llu): %s", remote_name(conn.fd()).c_str(),
              static_cast<unsigned long long>(self.from.value), ok.error().message().c_str());
         break;
       }

@@ -41,10 +41,8 @@
 #include <vector>
 
 #include "io/cancel.h"
-#include "io/event.h"
 #include "io/gate.h"
 #include "io/net.h"
-#include "io/reactor.h"
 #include "io/result.h"
 #include "io/task.h"
 #include "raft/types.h"
