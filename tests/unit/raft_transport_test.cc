@@ -444,6 +444,43 @@ io::task<int> queue_bound_drops() {
   co_return 0;
 }
 
+io::task<int> peers_change() {
+  sink sa, sb, sc;
+  auto a = start(options_for(1), &sa);
+  auto b = start(options_for(2), &sb);
+  auto c = start(options_for(2), &sc);  // node 2 moved to another address
+  if (!a || !b || !c) co_return 1;
+  a->set_peers({{node_id(2), "127.0.0.1", b->port()}});
+  a->send(heartbeat(1, 2, 1));
+  auto w1 = wait_until([&] { return sb.messages.size() == 1; }, 5s);
+  bool first = co_await std::move(w1);
+  EXPECT_TRUE(first);
+
+  a->set_peers({{node_id(2), "::1", c->port()}});  // c listens on 127.0.0.1 only: refused
+  a->set_peers({{node_id(2), "localhost", c->port()}});
+  uint64_t next = 2;
+  auto w2 = wait_until(
+      [&] {
+        a->send(heartbeat(1, 2, next++));
+        return !sc.messages.empty();
+      },
+      5s);
+  bool moved = co_await std::move(w2);
+  EXPECT_TRUE(moved) << "frames did not follow the new address";
+  EXPECT_EQ(sb.messages.size(), 1u);
+
+  a->set_peers({{node_id(2), "not-an-ip.example", 1}});  // refused: removes the peer
+  uint64_t dropped = a->counters().dropped;
+  a->send(heartbeat(1, 2, 999));
+  EXPECT_EQ(a->counters().dropped, dropped + 1);
+  EXPECT_FALSE(a->connected(node_id(2)));
+  auto s1 = stop_all(a.get(), b.get());
+  co_await std::move(s1);
+  auto s2 = stop_all(c.get(), nullptr);
+  co_await std::move(s2);
+  co_return 0;
+}
+
 }  // namespace raft_transport_test
 
 using namespace raft_transport_test;
@@ -539,3 +576,7 @@ TEST(raft_transport, coalesces_a_turn_of_sends_into_one_write) {
 }
 
 TEST(raft_transport, drops_beyond_the_queue_bound) { EXPECT_EQ(xerv::testing::run_on(1, queue_bound_drops()), 0); }
+
+TEST(raft_transport, follows_changed_addresses_and_forgets_removed_peers) {
+  EXPECT_EQ(xerv::testing::run_on(1, peers_change()), 0);
+}
