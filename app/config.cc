@@ -1,8 +1,35 @@
 #include "app/config.h"
 
 #include <charconv>
+#include <cstdlib>
 
 namespace xerv::app {
+
+std::optional<std::string> parse_raft_peers(std::string_view text, std::vector<raft_peer>& out) {
+  while (!text.empty()) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{} : text.substr(comma + 1);
+    auto bad = [&] { return "'" + std::string(item) + "': expected ID:HOST:PORT"; };
+    size_t first = item.find(':'), last = item.rfind(':');
+    if (first == std::string_view::npos || last == first) return bad();
+    raft_peer p;
+    std::string_view id = item.substr(0, first), host = item.substr(first + 1, last - first - 1),
+                     port = item.substr(last + 1);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    char* end = nullptr;
+    std::string id_s(id), port_s(port);
+    unsigned long long n = strtoull(id_s.c_str(), &end, 10);
+    if (id_s.empty() || *end) return bad();
+    p.id = n;
+    unsigned long long pn = strtoull(port_s.c_str(), &end, 10);
+    if (port_s.empty() || *end || pn == 0 || pn > 65535 || host.empty()) return bad();
+    p.port = uint16_t(pn);
+    p.host = std::string(host);
+    out.push_back(std::move(p));
+  }
+  return std::nullopt;
+}
 
 core::settings declare_settings(config& c) {
   core::settings s;
@@ -102,16 +129,48 @@ core::settings declare_settings(config& c) {
          "traces of one pipeline waiting for a concurrency slot, per shard; beyond, admissions answer 503 with Retry-After",
          core::parse_uint(&c.pending_max, 1, 10'000'000)});
   s.add({"dispatch_backend", "XERV_DISPATCH_BACKEND", "--dispatch-backend", "memory",
-         "where traces are queued and dispatched: memory (this process; raft, redis and nats are not built yet)",
+         "where traces are queued and dispatched: memory (this process) or raft (a Raft group of xerv nodes, "
+         "docs/raft.md); redis and nats are not built yet",
          [&c](std::string_view t) -> std::string {
-           if (t == "memory") {
+           if (t == "memory" || t == "raft") {
              c.dispatch_backend = std::string(t);
              return {};
            }
-           if (t == "raft" || t == "redis" || t == "nats")
-             return "the " + std::string(t) + " backend is not built yet; use memory";
+           if (t == "redis" || t == "nats") return "the " + std::string(t) + " backend is not built yet; use memory or raft";
            return "expected memory, raft, redis or nats";
          }});
+  s.add({"dispatch_lease_ms", "XERV_DISPATCH_LEASE_MS", "--dispatch-lease-ms", "5000",
+         "raft: a node not heard from this long loses its unfinished traces to the live nodes",
+         core::parse_uint(&c.dispatch_lease_ms, 100, 3'600'000)});
+  s.add({"raft_node_id", "XERV_DISPATCH_RAFT_NODE_ID", "--raft-node-id", "1",
+         "raft: this node's id in the group (unique, 1 or more)", core::parse_uint(&c.raft_node_id, 1, 1'000'000)});
+  s.add({"raft_listen_addr", "XERV_DISPATCH_RAFT_LISTEN_ADDR", "--raft-listen-addr", "127.0.0.1:5000",
+         "raft: HOST:PORT where this node listens for its peers",
+         [&c](std::string_view t) -> std::string {
+           std::vector<raft_peer> one;
+           if (auto err = parse_raft_peers("0:" + std::string(t), one)) return "expected HOST:PORT";
+           c.raft_listen_host = one[0].host;
+           c.raft_listen_port = one[0].port;
+           return {};
+         }});
+  s.add({"raft_peers", "XERV_DISPATCH_RAFT_PEERS", "--raft-peers", "",
+         "raft: the other members, ID:HOST:PORT separated by commas (empty: a single-node group)",
+         [&c](std::string_view t) -> std::string {
+           c.raft_peers.clear();
+           if (auto err = parse_raft_peers(t, c.raft_peers)) return *err;
+           for (const auto& p : c.raft_peers)
+             if (p.id == 0) return "peer ids start at 1";
+           return {};
+         }});
+  s.add({"raft_election_ms", "XERV_DISPATCH_RAFT_ELECTION_TIMEOUT_MS", "--raft-election-timeout-ms", "1000",
+         "raft: a follower that hears no leader this long (randomized up to twice) starts an election",
+         core::parse_uint(&c.raft_election_ms, 10, 600'000)});
+  s.add({"raft_heartbeat_ms", "XERV_DISPATCH_RAFT_HEARTBEAT_MS", "--raft-heartbeat-ms", "100",
+         "raft: how often the leader tells its followers it is there",
+         core::parse_uint(&c.raft_heartbeat_ms, 1, 60'000)});
+  s.add({"raft_snapshot_entries", "XERV_DISPATCH_RAFT_SNAPSHOT_ENTRIES", "--raft-snapshot-entries", "10000",
+         "raft: log entries applied between two snapshots (the log before a snapshot is deleted)",
+         core::parse_uint(&c.raft_snapshot_entries, 10, 100'000'000)});
   s.add({"debug_routes", "XERV_DEBUG_ROUTES", "--debug-routes", "false",
          "serve POST /api/v1/debug/echo (answers with the request body; for benchmarks and tests)",
          core::parse_bool(&c.debug_routes)});

@@ -12,6 +12,15 @@
 
 namespace xerv::app {
 
+// A member of the Raft group: XERV_DISPATCH_RAFT_PEERS="2:10.0.0.2:5000,3:[fd00::3]:5000".
+struct raft_peer {
+  uint64_t id = 0;
+  std::string host;
+  uint16_t port = 0;
+};
+// "ID:HOST:PORT[,…]"; an error names the bad item.
+std::optional<std::string> parse_raft_peers(std::string_view text, std::vector<raft_peer>& out);
+
 struct config {
   std::string api_host;
   uint64_t api_port = 8080;
@@ -43,6 +52,14 @@ struct config {
   uint64_t idempotency_keys_max = 100'000;
   uint64_t pending_max = 10'000;
   std::string dispatch_backend = "memory";
+  uint64_t dispatch_lease_ms = 5000;
+  uint64_t raft_node_id = 1;
+  std::string raft_listen_host = "127.0.0.1";
+  uint64_t raft_listen_port = 5000;
+  std::vector<raft_peer> raft_peers;
+  uint64_t raft_election_ms = 1000;
+  uint64_t raft_heartbeat_ms = 100;
+  uint64_t raft_snapshot_entries = 10'000;
 };
 
 // Declares every setting, writing into `cfg`.

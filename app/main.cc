@@ -23,6 +23,7 @@
 #include "app/config.h"
 #include "backends/memory/pipeline_store.h"
 #include "backends/memory/trace_queue.h"
+#include "backends/raft/replica.h"
 #include "flows/control.h"
 #include "flows/engine.h"
 #include "http/admin.h"
@@ -53,6 +54,7 @@ http::api_options g_api;
 // stores a pipeline of the same name (the stored one wins), and what the data
 // directory stores (deployed through the API).
 struct startup_flow {
+  std::string name;
   std::string yaml;
   flows::pipeline_state state = flows::pipeline_state::running;
   std::vector<std::string> disabled;
@@ -64,6 +66,8 @@ backends::memory::pipeline_store::stored g_stored;
 // (each shard touches only its own slot of g_engines).
 std::unique_ptr<io::sharded<flows::engine>> g_engines;
 std::unique_ptr<backends::memory::pipeline_store> g_store;
+// XERV_DISPATCH_BACKEND=raft: this node's member of the group, on shard 0.
+std::unique_ptr<backends::raft::replica> g_replica;
 std::unique_ptr<flows::control_plane> g_control;
 std::unique_ptr<http::api_context> g_api_ctx;
 
@@ -84,7 +88,8 @@ std::vector<std::string> yaml_files(const std::string& dir) {
 // Runs on the main thread before any shard exists, so plain file reads are fine.
 bool load_startup_flows() {
   std::string stored_dir = g_cfg.data_dir + "/pipelines";
-  g_stored = backends::memory::pipeline_store::read_dir(stored_dir);
+  // (Raft: the group's log holds the stored pipelines.)
+  if (g_cfg.dispatch_backend == "memory") g_stored = backends::memory::pipeline_store::read_dir(stored_dir);
   for (const auto& problem : g_stored.problems) fprintf(stderr, "xerv: %s\n", problem.c_str());
   for (const auto& warning : g_stored.warnings) XLOG(warn, "%s", warning.c_str());
   if (!g_stored.problems.empty()) return false;
@@ -112,7 +117,7 @@ bool load_startup_flows() {
     }
     std::string name = std::get<std::unique_ptr<flows::compiled_flow>>(r)->name;
     if (stored.count(name)) continue;
-    startup_flow f{yaml, flows::pipeline_state::running};
+    startup_flow f{name, yaml, flows::pipeline_state::running};
     // The state an operator left it in through the API survives restarts.
     if (auto st = g_stored.states.find(name); st != g_stored.states.end()) {
       f.state = st->second.state;
@@ -220,7 +225,10 @@ struct shard_services {
   // Declared first, destroyed last: the engine's traces use them.
   std::unique_ptr<core::arena> arena;
   std::unique_ptr<core::wal> wal;
-  std::unique_ptr<backends::memory::trace_queue> queue;
+  // The dispatch backend's queue on this shard: one of these.
+  std::unique_ptr<backends::memory::trace_queue> memory_queue;
+  std::unique_ptr<backends::raft::shard_queue> raft_queue;  // shards > 0; shard 0 uses the replica's
+  core::trace_queue* queue = nullptr;
   std::unique_ptr<flows::engine> engine;
   http::router api_routes;
   http::router metrics_routes;
@@ -275,9 +283,9 @@ io::task<io::result<void>> open_storage(shard_services& svc) {
   // The backend and the engine each read what is theirs: admissions and ends,
   // and every record for the engine's store and node progress.
   flows::engine* e = svc.engine.get();
-  backends::memory::trace_queue* q = svc.queue.get();
+  backends::memory::trace_queue* q = svc.memory_queue.get();
   core::wal::replay_fn replay = [e, q](const core::wal_record& r) {
-    q->replay(r);
+    if (q) q->replay(r);
     e->replay(r);
   };
   auto opening = core::wal::open(wo, std::move(replay));
@@ -307,6 +315,22 @@ http::shard_health shard_health_here() {
     h.wal_failed = w->failed();
     h.wal_error = w->failure();
   }
+  if (g_replica && io::this_shard_id() == 0) {
+    backends::raft::replica_status st = g_replica->status();
+    auto ids = [](const std::vector<uint64_t>& v) {
+      std::string out = "[";
+      for (uint64_t n : v) out += (out.size() > 1 ? "," : "") + std::to_string(n);
+      return out + "]";
+    };
+    h.backend_member = "\"raft\":{\"node_id\":" + std::to_string(st.id) + ",\"role\":\"" + raft::to_string(st.role) +
+                       "\",\"leader_id\":" + std::to_string(st.leader) + ",\"term\":" + std::to_string(st.term) +
+                       ",\"commit_index\":" + std::to_string(st.commit) +
+                       ",\"applied_index\":" + std::to_string(st.applied) + ",\"members\":" + ids(st.voters) +
+                       ",\"learners\":" + ids(st.learners) +
+                       ",\"caught_up\":" + (st.caught_up ? "true" : "false") + "}";
+    if (st.leader == 0) h.backend_unready = "no Raft leader (a majority of the group is not reachable)";
+    else if (!st.caught_up) h.backend_unready = "catching up with the Raft group";
+  }
   return h;
 }
 
@@ -314,9 +338,18 @@ http::shard_health shard_health_here() {
 // deployed before anyone can ask for them.
 void start_shard() {
   auto svc = std::make_unique<shard_services>();
-  svc->queue = std::make_unique<backends::memory::trace_queue>(nullptr);
+  unsigned shard = io::this_shard_id();
+  if (!g_replica) {
+    svc->memory_queue = std::make_unique<backends::memory::trace_queue>(nullptr);
+    svc->queue = svc->memory_queue.get();
+  } else if (shard == 0) {
+    svc->queue = &g_replica->queue();
+  } else {
+    svc->raft_queue = std::make_unique<backends::raft::shard_queue>(g_replica.get(), shard);
+    svc->queue = svc->raft_queue.get();
+  }
   flows::engine_options eo;
-  eo.queue = svc->queue.get();
+  eo.queue = svc->queue;
   eo.shard = io::this_shard_id();
   eo.shard_count = io::shard_count();
   eo.trace_retention = std::chrono::milliseconds(g_cfg.trace_retention_ms);
@@ -369,10 +402,12 @@ io::result<uint16_t> listen_shard(uint16_t api_port) {
 io::task<io::result<size_t>> recover_shard() {
   shard_services& svc = *t_services;
   if (auto st = co_await open_storage(svc); !st) co_return st.error();
-  svc.queue->attach(svc.wal.get());
+  if (svc.memory_queue) svc.memory_queue->attach(svc.wal.get());
   svc.engine->attach_storage(svc.wal.get(), svc.arena.get());
   size_t unfinished = svc.engine->resume_recovered();
-  svc.queue->end_replay();
+  // (Raft: the replica delivers this node's unfinished traces once it has
+  // caught up with the group.)
+  if (svc.memory_queue) svc.memory_queue->end_replay();
   co_return unfinished;
 }
 
@@ -399,6 +434,19 @@ io::task<void> stop_shard(std::chrono::milliseconds grace, std::chrono::millisec
   if (t_services->wal) co_await t_services->wal->close();
 }
 
+// Between the two steps (the engines no longer admit or acknowledge): the
+// Raft replica answers what is still waiting, then each shard's queue stops.
+io::task<void> stop_backend() {
+  auto following = g_control->stop_following();
+  co_await std::move(following);
+  if (!g_replica) co_return;
+  auto stopping = g_replica->stop();
+  co_await std::move(stopping);
+  co_await io::invoke_on_all([]() -> io::task<void> {
+    if (t_services && t_services->raft_queue) co_await t_services->raft_queue->stop();
+  });
+}
+
 // Second step, once no shard serves anything.
 void release_shard() {
   http::set_health_probe({});
@@ -409,7 +457,10 @@ void release_shard() {
 io::task<void> stop_everywhere(std::chrono::milliseconds grace, std::chrono::milliseconds drain) {
   auto stopping = io::invoke_on_all([grace, drain] { return stop_shard(grace, drain); });
   co_await std::move(stopping);
+  auto stopping_backend = stop_backend();
+  co_await std::move(stopping_backend);
   co_await io::invoke_on_all([] { release_shard(); });
+  g_replica.reset();
 }
 
 // A port some other process listens on (even with SO_REUSEPORT) is an error.
@@ -427,14 +478,69 @@ bool ports_free() {
   return true;
 }
 
+// XERV_DISPATCH_BACKEND=raft: joins the group (its log under DATA_DIR/raft).
+io::task<bool> start_replica() {
+  backends::raft::replica_options o;
+  o.id = g_cfg.raft_node_id;
+  for (const auto& p : g_cfg.raft_peers) {
+    if (p.id == o.id) {
+      XLOG(error, "XERV_DISPATCH_RAFT_PEERS lists this node's own id %llu: list the other members only",
+           static_cast<unsigned long long>(p.id));
+      co_return false;
+    }
+    o.peers.push_back({raft::node_id(p.id), p.host, p.port});
+  }
+  o.listen_host = g_cfg.raft_listen_host;
+  o.listen_port = uint16_t(g_cfg.raft_listen_port);
+  o.dir = g_cfg.data_dir + "/raft";
+  o.sync = wal_sync_mode();
+  o.segment_bytes = g_cfg.wal_segment_bytes;
+  o.tick = std::chrono::milliseconds(g_cfg.raft_heartbeat_ms);
+  o.election_ticks = unsigned(std::max<uint64_t>(2, g_cfg.raft_election_ms / g_cfg.raft_heartbeat_ms));
+  o.lease = std::chrono::milliseconds(g_cfg.dispatch_lease_ms);
+  o.request_timeout = std::max(o.lease, std::chrono::milliseconds(4 * g_cfg.raft_election_ms));
+  o.snapshot_entries = g_cfg.raft_snapshot_entries;
+  auto starting = backends::raft::replica::start(std::move(o));
+  auto started = co_await std::move(starting);
+  if (auto* err = std::get_if<std::string>(&started)) {
+    XLOG(error, "cannot start the Raft backend: %s", err->c_str());
+    co_return false;
+  }
+  g_replica = std::move(std::get<std::unique_ptr<backends::raft::replica>>(started));
+  XLOG(info, "raft node %llu listening on %s:%u for its %zu peers", static_cast<unsigned long long>(g_cfg.raft_node_id),
+       g_cfg.raft_listen_host.c_str(), unsigned(g_replica->port()), g_cfg.raft_peers.size());
+  co_return true;
+}
+
+// The control plane publishes to the backend's store.
+void make_control_plane() {
+  core::pipeline_store& store = g_replica ? g_replica->store() : static_cast<core::pipeline_store&>(*g_store);
+  g_control = std::make_unique<flows::control_plane>(store, *g_engines);
+  g_api_ctx = std::make_unique<http::api_context>(http::api_context{*g_engines, *g_control, g_api});
+}
+
 io::task<int> serve() {
   if (!ports_free()) co_return 1;
+  if (g_cfg.dispatch_backend == "raft") {
+    auto starting = start_replica();
+    if (!co_await std::move(starting)) co_return 1;
+  }
+  make_control_plane();
   co_await io::invoke_on_all([] { start_shard(); });
+  if (g_replica) {
+    auto gathering = io::invoke_on_all([] { return t_services->raft_queue.get(); });
+    g_replica->attach_shards(co_await std::move(gathering));
+  }
   // Pipelines first: once the API listens, a configured pipeline is never 404.
   // serve() runs on shard 0, the control shard.
+  if (g_replica) XLOG(info, "waiting for the Raft group (a leader, and this node caught up) to load the pipelines");
   auto restoring = g_control->restore();
   for (const auto& problem : co_await std::move(restoring)) XLOG(error, "%s", problem.c_str());
+  g_control->start_following();
   for (const auto& f : g_startup_flows) {
+    // A Raft group already holding the pipeline keeps its version: every
+    // node starts with the directory, and a restart must not redeploy.
+    if (g_replica && g_engines->local().find(f.name)) continue;
     flows::deploy_request dr;
     dr.yaml = f.yaml;
     dr.initial = f.state;
@@ -543,10 +649,9 @@ int main(int argc, char** argv) {
   io::runtime rt(opts);
   if (!wal_fits_shards(rt.shard_count())) return 2;
   g_engines = std::make_unique<io::sharded<flows::engine>>(rt.shard_count());
-  g_store = std::make_unique<backends::memory::pipeline_store>(g_cfg.data_dir + "/pipelines",
-                                                               std::move(g_stored.pipelines), g_stored.states);
-  g_control = std::make_unique<flows::control_plane>(*g_store, *g_engines);
-  g_api_ctx = std::make_unique<http::api_context>(http::api_context{*g_engines, *g_control, g_api});
+  if (g_cfg.dispatch_backend == "memory")
+    g_store = std::make_unique<backends::memory::pipeline_store>(g_cfg.data_dir + "/pipelines",
+                                                                 std::move(g_stored.pipelines), g_stored.states);
   g_info.version = XERV_VERSION;
   g_info.backend = g_cfg.dispatch_backend;
   g_info.shards = rt.shard_count();

@@ -55,6 +55,8 @@ std::shared_ptr<const compiled_flow> local_handle(const std::shared_ptr<const co
 
 io::task<core::pipeline_state> control_plane::apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow,
                                                     uint64_t deployed_ms) {
+  uint64_t& seen = _applied_seq[c.name];
+  seen = std::max(seen, c.seq);
   io::sharded<engine>* engines = &_engines;
   auto job = io::invoke_on_all([engines, c, flow, deployed_ms] { return apply_here(*engines, c, flow, deployed_ms); });
   auto states = co_await std::move(job);
@@ -273,6 +275,7 @@ io::task<void> control_plane::decide_circuit(circuit_event e) {
 io::task<std::vector<std::string>> control_plane::restore() {
   auto held = co_await _lock.lock();
   std::vector<std::string> problems;
+  _watch = _store.watch();
   auto loading = _store.load();
   auto loaded = co_await std::move(loading);
   if (!loaded) {
@@ -293,6 +296,49 @@ io::task<std::vector<std::string>> control_plane::restore() {
     co_await io::yield();
   }
   co_return problems;
+}
+
+void control_plane::start_following() {
+  if (auto started = io::spawn(_following, follow()); !started) XLOG(error, "the control plane cannot follow the store");
+}
+
+io::task<void> control_plane::stop_following() {
+  _stop_following.cancel();
+  auto closing = _following.close();
+  co_await std::move(closing);
+}
+
+io::task<void> control_plane::follow() {
+  while (_watch) {
+    auto next = _watch->next(_stop_following);
+    std::optional<core::pipeline_change> c = co_await std::move(next);
+    if (!c) co_return;
+    auto held = co_await _lock.lock();
+    auto seen = _applied_seq.find(c->name);
+    if (seen != _applied_seq.end() && c->seq <= seen->second) continue;
+    std::shared_ptr<const compiled_flow> flow;
+    if (c->what == core::pipeline_change::kind::deploy) {
+      co_await io::yield();
+      // The node that published it compiled it with the same rules: a failure
+      // here is this node's (a path its machine lacks), and is only logged.
+      auto compiled = compile_flow(c->source);
+      if (auto* errs = std::get_if<std::vector<flow_error>>(&compiled)) {
+        XLOG(error, "pipeline %s (revision %llu) deployed on another node does not compile here:\n%s", c->name.c_str(),
+             static_cast<unsigned long long>(c->revision), format_errors(*errs, c->name + ".yaml").c_str());
+        _applied_seq[c->name] = c->seq;
+        continue;
+      }
+      flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
+      c->source.clear();
+    }
+    XLOG(info, "pipeline %s: %s (revision %llu) from another node", c->name.c_str(),
+         c->what == core::pipeline_change::kind::deploy   ? "deployed"
+         : c->what == core::pipeline_change::kind::remove ? "deleted"
+                                                          : "changed",
+         static_cast<unsigned long long>(c->revision));
+    auto applying = apply(std::move(*c), flow, core::unix_ms_now());
+    co_await std::move(applying);
+  }
 }
 
 }  // namespace xerv::flows

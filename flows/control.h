@@ -12,6 +12,7 @@
 //
 // Lives on shard 0: call every method there (http sends them with submit_to).
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "core/dispatch.h"
 #include "flows/engine.h"
 #include "io/fifo_lock.h"
+#include "io/gate.h"
 #include "io/sharded.h"
 
 namespace xerv::flows {
@@ -74,6 +76,11 @@ class control_plane final : public circuit_reporter, public admission_router {
   // At start, before the API listens: installs what the store holds (already
   // stored, so not published again); invalid stored flows are reported.
   io::task<std::vector<std::string>> restore();
+  // After restore(): applies the changes other nodes publish to a shared store
+  // (the Raft, Redis and NATS backends), in seq order, skipping any change
+  // older than what this node applied for that pipeline (its own among them).
+  void start_following();
+  io::task<void> stop_following();
   // Any shard.
   io::task<void> report(circuit_event e) override;
   io::task<enqueued> admit_keyed(std::string pipeline, std::string trigger, core::value input,
@@ -81,6 +88,7 @@ class control_plane final : public circuit_reporter, public admission_router {
 
  private:
   io::task<void> decide_circuit(circuit_event e);
+  io::task<void> follow();
   // Installs a published change on every shard and answers with the state the
   // shards are in afterwards.
   io::task<core::pipeline_state> apply(core::pipeline_change c, std::shared_ptr<const compiled_flow> flow,
@@ -90,6 +98,10 @@ class control_plane final : public circuit_reporter, public admission_router {
   io::sharded<engine>& _engines;
   io::fifo_lock _lock;
   io::fifo_lock _circuit_lock;  // one decision at a time, not behind a deploy's compile
+  std::unique_ptr<core::pipeline_watch> _watch;  // opened before the load, so no change falls between
+  std::map<std::string, uint64_t, std::less<>> _applied_seq;  // per pipeline (kept after a delete)
+  io::cancel_source _stop_following;
+  io::gate _following;
 };
 
 }  // namespace xerv::flows

@@ -12,11 +12,6 @@
 namespace xerv::http {
 namespace {
 
-// Exported whatever the backend, so dashboards and alerts need no special case:
-// 1 on the Raft leader, 0 elsewhere (and always 0 without Raft).
-core::gauge g_raft_leader{"xerv_raft_leader", "1 when this node is the Raft leader; 0 otherwise (always 0 "
-                                              "without the Raft backend)"};
-
 thread_local bool t_ready = false;
 thread_local health_probe t_probe;
 
@@ -43,6 +38,8 @@ io::task<health_view> gather() {
       v.failed_shards.push_back(s);
       if (v.sum.wal_error.empty()) v.sum.wal_error = h.wal_error;
     }
+    if (!h.backend_member.empty()) v.sum.backend_member = h.backend_member;
+    if (!h.backend_unready.empty()) v.sum.backend_unready = h.backend_unready;
   }
   co_return v;
 }
@@ -73,7 +70,9 @@ io::task<response> health(admin_info info) {
     r.body += "],\"error\":";
     io::append_json_string(r.body, h.wal_error);
   }
-  r.body += "}}";
+  r.body += "}";
+  if (!h.backend_member.empty()) r.body += "," + h.backend_member;
+  r.body += "}";
   co_return r;
 }
 
@@ -85,6 +84,7 @@ io::task<response> ready() {
   if (v.sum.wal_failed)
     co_return json_error(503, "unavailable", "the write-ahead log failed (" + v.sum.wal_error + "); restart xerv");
   if (v.sum.wal_unavailable) co_return json_error(503, "unavailable", "the write-ahead log cannot write (disk full?)");
+  if (!v.sum.backend_unready.empty()) co_return json_error(503, "unavailable", v.sum.backend_unready);
   response r;
   r.body = "{\"status\":\"ready\"}";
   co_return r;

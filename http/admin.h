@@ -24,6 +24,10 @@ struct shard_health {
   bool wal_unavailable = false;     // writes refused for now (disk full); retried
   bool wal_failed = false;          // a sync failed: refused until a restart
   std::string wal_error;
+  // The dispatch backend's part, from the shard that runs it: a JSON member
+  // for /health ("raft":{...}), and why it cannot take traces (empty: it can).
+  std::string backend_member;
+  std::string backend_unready;
 };
 using health_probe = std::function<shard_health()>;
 

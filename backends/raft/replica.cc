@@ -4,6 +4,7 @@
 #include <deque>
 #include <random>
 
+#include "core/metrics.h"
 #include "io/log.h"
 #include "io/ops.h"
 #include "io/runtime.h"
@@ -24,6 +25,18 @@ constexpr size_t command_max = 32u << 20;   // one admission or final record
 constexpr auto failed_kept = std::chrono::seconds(60);
 
 io::task<io::result<void>> ready_now() { co_return io::result<void>{}; }
+
+// Registered whatever the backend (this file is in every build), so dashboards
+// and alerts need no special case: 0 without Raft.
+core::gauge g_leader{"xerv_raft_leader", "1 when this node is the Raft leader; 0 otherwise (always 0 without the Raft backend)"};
+core::gauge g_term{"xerv_raft_term", "The Raft term this node is in"};
+core::gauge g_commit{"xerv_raft_commit_index", "The last Raft log index this node knows committed"};
+core::gauge g_applied{"xerv_raft_applied_index", "The last Raft log index this node applied"};
+core::counter g_elections{"xerv_raft_elections_total", "Leaders this node saw elected (changes of leader)"};
+core::counter g_moved{"xerv_raft_reassigned_traces_total",
+                      "Unfinished traces this leader moved off nodes not heard from within the lease"};
+core::histogram g_append{"xerv_raft_append_seconds", "Time to make one batch of Raft log writes durable on this node",
+                         core::latency_buckets()};
 
 io::task<void> ship(shard_queue* q, unsigned shard, std::vector<shard_delivery> items) {
   auto sending = io::submit_to(shard, [q, d = std::move(items)]() mutable { q->receive(std::move(d)); });
@@ -460,6 +473,7 @@ io::task<void> replica::drive() {
     }
     uint64_t leader = _node->leader().value;
     if (leader != _last_leader) {
+      if (leader != 0) g_elections.inc();
       if (leader == _opts.id) {
         // A new leader gives every peer a full lease before judging it.
         for (const auto& n : _node->config().voters) _heard[n.value] = clock::now();
@@ -476,9 +490,11 @@ io::task<void> replica::drive() {
 io::task<io::result<void>> replica::carry_out(rf::ready& rd) {
   for (const auto& m : rd.messages_now) _transport->send(m);
   if (rd.snap || rd.hard || !rd.entries.empty()) {
+    auto began = clock::now();
     auto persisting = _storage->persist(rd);
     auto persisted = co_await std::move(persisting);
     if (!persisted) co_return persisted;
+    g_append.observe(std::chrono::duration<double>(clock::now() - began).count());
   }
   if (rd.snap) {
     if (!_sm.restore(rd.snap->data)) co_return core::make_error_code(core::dispatch_errc::unavailable);
@@ -494,6 +510,10 @@ io::task<io::result<void>> replica::carry_out(rf::ready& rd) {
   }
   if (config) update_peers();
   check_caught_up();
+  g_leader.set(_node->current_role() == rf::role::leader ? 1 : 0);
+  g_term.set(double(_node->term().value));
+  g_commit.set(double(_node->commit_index().value));
+  g_applied.set(double(_applied));
   co_return io::result<void>{};
 }
 
@@ -557,6 +577,7 @@ void replica::watch_leases() {
     XLOG(warn, "raft: node %llu not heard from for %lld ms; its %llu unfinished traces move to the live nodes",
          static_cast<unsigned long long>(owner), static_cast<long long>(_opts.lease.count()),
          static_cast<unsigned long long>(count));
+    g_moved.inc({}, double(count));
     request_ref ref = next_ref();
     std::string cmd;
     add_reassign(cmd, ref, owner, live);

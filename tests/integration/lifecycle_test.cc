@@ -354,7 +354,7 @@ TEST(lifecycle, timed_out_trace_has_error_code_timeout) {
 // SPEC §7, §10: the backend is what was configured; an unknown or unbuilt one
 // stops start-up; xerv_raft_leader is always exported.
 TEST(lifecycle, dispatch_backend_setting_and_raft_leader_metric) {
-  auto [code, out] = run_xerv_expect_exit({"XERV_DISPATCH_BACKEND=raft"});
+  auto [code, out] = run_xerv_expect_exit({"XERV_DISPATCH_BACKEND=redis"});
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("XERV_DISPATCH_BACKEND"), std::string::npos) << out;
   EXPECT_NE(out.find("not built yet"), std::string::npos) << out;
