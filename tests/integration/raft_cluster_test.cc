@@ -1,0 +1,279 @@
+// Three real `xerv serve` processes in a Raft group on loopback (random ports,
+// their own data dirs): every node serves every call, a deploy on one reaches
+// all, kill -9 of the leader fails over and loses no acknowledged trace, a dead
+// node's traces finish on the live nodes after the lease, and /ready follows
+// the quorum.
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/integration/xerv_process.h"
+
+using namespace std::chrono_literals;
+using namespace xerv::testing;
+
+namespace {
+
+const char* k_flow = R"(name: greet
+version: "1"
+triggers:
+  - {id: hook, type: webhook, params: {path: /hooks/greet, method: POST, respond: sync}}
+  - {id: later, type: webhook, params: {path: /hooks/greet-async, respond: async}}
+nodes:
+  pause: {type: std::delay, config: {ms: DELAY}}
+  hello: {type: std::log, config: {message: "hello ${input.name}"}}
+edges:
+  - {from: hook, to: hello}
+  - {from: later, to: pause}
+  - {from: pause, to: hello}
+)";
+
+std::string flow(int delay_ms) {
+  std::string f = k_flow;
+  f.replace(f.find("DELAY"), 5, std::to_string(delay_ms));
+  return f;
+}
+
+struct node {
+  uint64_t id = 0;
+  uint16_t raft_port = 0;
+  uint16_t port = 0;  // the API's, once serving
+  std::string dir;
+  std::unique_ptr<xerv_process> proc;
+};
+
+struct cluster {
+  explicit cluster(size_t n, std::vector<std::string> extra = {}) : env_extra(std::move(extra)) {
+    char tmpl[] = "/tmp/xerv-raft-cluster-XXXXXX";
+    root = mkdtemp(tmpl);
+    for (size_t i = 0; i < n; ++i) {
+      node x;
+      x.id = i + 1;
+      x.raft_port = free_port();
+      x.dir = root + "/node-" + std::to_string(x.id);
+      nodes.push_back(std::move(x));
+    }
+  }
+  ~cluster() {
+    for (auto& n : nodes) n.proc.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(root, ec);
+  }
+  std::string root;
+  std::vector<node> nodes;
+  std::vector<std::string> env_extra;
+
+  node& at(uint64_t id) { return nodes[id - 1]; }
+
+  void spawn(uint64_t id) {
+    node& x = at(id);
+    std::string peers;
+    for (const auto& o : nodes)
+      if (o.id != id) peers += (peers.empty() ? "" : ",") + std::to_string(o.id) + ":127.0.0.1:" + std::to_string(o.raft_port);
+    std::vector<std::string> env = {"XERV_SHARDS=2",
+                                    "XERV_DATA_DIR=" + x.dir,
+                                    "XERV_DISPATCH_BACKEND=raft",
+                                    "XERV_DISPATCH_RAFT_NODE_ID=" + std::to_string(id),
+                                    "XERV_DISPATCH_RAFT_LISTEN_ADDR=127.0.0.1:" + std::to_string(x.raft_port),
+                                    "XERV_DISPATCH_RAFT_PEERS=" + peers,
+                                    "XERV_DISPATCH_RAFT_ELECTION_TIMEOUT_MS=500",
+                                    "XERV_DISPATCH_RAFT_HEARTBEAT_MS=50",
+                                    "XERV_DISPATCH_LEASE_MS=1500"};
+    for (auto& e : env_extra) env.push_back(e);
+    x.port = 0;
+    x.proc = std::make_unique<xerv_process>(env);
+  }
+  // A node waits for a quorum before it serves: spawn them all, then wait.
+  bool start_all() {
+    for (auto& n : nodes) spawn(n.id);
+    bool ok = true;
+    for (auto& n : nodes) ok &= wait_serving(n.id);
+    return ok;
+  }
+  bool wait_serving(uint64_t id) {
+    node& x = at(id);
+    x.port = x.proc->wait_ready(20s);
+    EXPECT_NE(x.port, 0) << x.proc->log();
+    return x.port != 0;
+  }
+  void kill9(uint64_t id) {
+    node& x = at(id);
+    x.proc->signal(SIGKILL);
+    x.proc->wait_exit(10s);
+    x.port = 0;
+  }
+  std::vector<uint64_t> live() const {
+    std::vector<uint64_t> out;
+    for (const auto& n : nodes)
+      if (n.port) out.push_back(n.id);
+    return out;
+  }
+  client::response call(uint64_t id, const std::string& method, const std::string& path, const std::string& body = "") {
+    return request(at(id).port, method, path, body);
+  }
+  // The leader every live node names (0 after `limit`).
+  uint64_t leader(std::chrono::milliseconds limit = 10s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      std::set<long long> named;
+      for (uint64_t id : live()) named.insert(json_number(call(id, "GET", "/health").body, "leader_id"));
+      if (named.size() == 1 && *named.begin() > 0) return uint64_t(*named.begin());
+      std::this_thread::sleep_for(20ms);
+    }
+    return 0;
+  }
+  uint64_t follower() {
+    uint64_t l = leader();
+    for (uint64_t id : live())
+      if (id != l) return id;
+    return 0;
+  }
+  // Polls until `pred(response)` holds (false after `limit`).
+  template <class Pred>
+  bool eventually(uint64_t id, const std::string& path, Pred pred, std::chrono::milliseconds limit = 10s) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      if (pred(call(id, "GET", path))) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+};
+
+double metric(const std::string& metrics, const std::string& series) {
+  auto at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + series.size() + 2));
+}
+
+std::string trace_status(cluster& c, uint64_t id, const std::string& trace) {
+  return json_field(c.call(id, "GET", "/api/v1/traces/" + trace).body, "status");
+}
+
+}  // namespace
+
+// Every node takes every call: a deploy through one is installed on all, and a
+// webhook on any node runs; /health and /metrics name one leader.
+TEST(raft_cluster, every_node_serves_every_call) {
+  cluster c(3);
+  ASSERT_TRUE(c.start_all());
+  uint64_t l = c.leader();
+  ASSERT_NE(l, 0u);
+  uint64_t f = c.follower();
+  auto deployed = c.call(f, "POST", "/api/v1/pipelines", flow(10));
+  ASSERT_EQ(deployed.status, 201) << deployed.body;
+  for (uint64_t id : c.live()) {
+    EXPECT_TRUE(c.eventually(id, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }))
+        << "node " << id;
+    auto r = c.call(id, "POST", "/hooks/greet", R"({"name":"ada"})");
+    EXPECT_EQ(r.status, 200) << "node " << id << ": " << r.body;
+    auto h = c.call(id, "GET", "/health").body;
+    EXPECT_NE(h.find(R"("backend":"raft")"), std::string::npos) << h;
+    EXPECT_NE(h.find(R"("members":[1,2,3])"), std::string::npos) << h;
+    EXPECT_EQ(json_number(h, "leader_id"), (long long)l);
+    EXPECT_EQ(json_field(h, "role"), id == l ? "leader" : "follower") << h;
+    EXPECT_EQ(c.call(id, "GET", "/ready").status, 200);
+    EXPECT_EQ(metric(c.call(id, "GET", "/metrics").body, "xerv_raft_leader"), id == l ? 1 : 0) << "node " << id;
+  }
+  // An update through another node: one revision, everywhere.
+  auto updated = c.call(l, "PUT", "/api/v1/pipelines/greet", flow(20));
+  ASSERT_EQ(updated.status, 200) << updated.body;
+  for (uint64_t id : c.live())
+    EXPECT_TRUE(c.eventually(id, "/api/v1/pipelines/greet",
+                             [](const client::response& r) { return json_number(r.body, "revision") == 2; }))
+        << "node " << id;
+}
+
+// kill -9 of the leader: a new one within the election timeouts, and every
+// trace a follower acknowledged before the kill completes.
+TEST(raft_cluster, leader_kill9_fails_over_and_keeps_acknowledged_traces) {
+  cluster c(3);
+  ASSERT_TRUE(c.start_all());
+  uint64_t l = c.leader();
+  uint64_t f = c.follower();
+  ASSERT_EQ(c.call(f, "POST", "/api/v1/pipelines", flow(1500)).status, 201);
+  ASSERT_TRUE(c.eventually(f, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    auto r = c.call(f, "POST", "/hooks/greet-async", R"({"name":"x"})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ids.push_back(json_field(r.body, "trace_id"));
+  }
+  auto killed = std::chrono::steady_clock::now();
+  c.kill9(l);
+  bool served = false;
+  while (!served && std::chrono::steady_clock::now() - killed < 10s) {
+    served = c.call(f, "POST", "/hooks/greet", R"({"name":"y"})").status == 200;
+    if (!served) std::this_thread::sleep_for(20ms);
+  }
+  auto pause = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
+  EXPECT_TRUE(served);
+  EXPECT_LT(pause, 5s) << "admissions paused " << pause.count() << " ms";
+  uint64_t now = c.leader();
+  EXPECT_NE(now, 0u);
+  EXPECT_NE(now, l);
+  for (const auto& id : ids)
+    EXPECT_TRUE(c.eventually(f, "/api/v1/traces/" + id,
+                             [](const client::response& r) { return json_field(r.body, "status") == "completed"; }, 15s))
+        << id << ": " << trace_status(c, f, id);
+}
+
+// A node killed with traces in flight: after the lease the leader moves them to
+// the live nodes, where each completes once.
+TEST(raft_cluster, dead_nodes_traces_finish_on_live_nodes) {
+  cluster c(3);
+  ASSERT_TRUE(c.start_all());
+  uint64_t f = c.follower();
+  ASSERT_EQ(c.call(f, "POST", "/api/v1/pipelines", flow(3000)).status, 201);
+  ASSERT_TRUE(c.eventually(f, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    auto r = c.call(f, "POST", "/hooks/greet-async", R"({"name":"z"})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ids.push_back(json_field(r.body, "trace_id"));
+  }
+  c.kill9(f);
+  std::vector<uint64_t> others = c.live();
+  ASSERT_EQ(others.size(), 2u);
+  for (const auto& id : ids) {
+    bool done = false;
+    auto end = std::chrono::steady_clock::now() + 20s;
+    while (!done && std::chrono::steady_clock::now() < end) {
+      for (uint64_t o : others) done |= trace_status(c, o, id) == "completed";
+      if (!done) std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(done) << id;
+  }
+  double completed = 0;
+  for (uint64_t o : others) completed += metric(c.call(o, "GET", "/metrics").body, "xerv_completed_traces_total");
+  EXPECT_EQ(completed, 5) << "each moved trace runs once";
+}
+
+// Without a quorum /ready answers 503 (and /health still answers); with one
+// again, the restarted node has its pipelines from disk and serves.
+TEST(raft_cluster, ready_follows_the_quorum_and_a_restart_keeps_state) {
+  cluster c(3);
+  ASSERT_TRUE(c.start_all());
+  ASSERT_EQ(c.call(1, "POST", "/api/v1/pipelines", flow(10)).status, 201);
+  for (uint64_t id : c.live())
+    ASSERT_TRUE(c.eventually(id, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  c.kill9(2);
+  c.kill9(3);
+  EXPECT_TRUE(c.eventually(1, "/ready", [](const client::response& r) { return r.status == 503; }, 5s));
+  auto h = c.call(1, "GET", "/health");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(json_number(h.body, "leader_id"), 0) << h.body;
+  c.spawn(3);
+  ASSERT_TRUE(c.wait_serving(3));
+  EXPECT_TRUE(c.eventually(1, "/ready", [](const client::response& r) { return r.status == 200; }, 10s));
+  EXPECT_EQ(c.call(3, "GET", "/api/v1/pipelines/greet").status, 200);
+  auto r = c.call(3, "POST", "/hooks/greet", R"({"name":"back"})");
+  EXPECT_EQ(r.status, 200) << r.body;
+}
