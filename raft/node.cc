@@ -606,9 +606,18 @@ ready node::take_ready() {
   _persisted = _log.last_index();
   _unstable = _persisted.next();
   if (_role == role::leader) maybe_commit();  // its own copy counts once handed out
-  if (_hard != _saved) {
-    r.hard = _hard;
-    _saved = _hard;
+  // raft/storage writes the hard state before the snapshot and the entries:
+  // its commit index must not cover what this ready writes, or a crash in
+  // between restores it over the stale suffix they were to replace, and
+  // applies that (found by the simulation's torn writes). So it stays at what
+  // is on disk already (a snapshot's index counts once the snapshot is); the
+  // rest goes out with the next ready.
+  hard_state save = _hard;
+  if (r.snap) save.commit = std::min(save.commit, _saved.commit);
+  if (!r.entries.empty()) save.commit = std::min(save.commit, index_t(r.entries.front().index.value - 1));
+  if (save != _saved) {
+    r.hard = save;
+    _saved = save;
   }
   r.messages_now = std::move(_outbox_now);
   _outbox_now.clear();

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 
@@ -152,4 +153,83 @@ TEST(raft_node, a_restart_from_a_snapshot_past_the_saved_commit) {
   EXPECT_EQ(n.commit_index(), index_t(5));
   ready first = n.take_ready();
   EXPECT_TRUE(first.committed.empty());
+}
+
+// The storage writes a ready's hard state before its entries: a commit index
+// in it that covered those entries would, after a crash between the two,
+// be restored over the stale suffix they were to replace (the simulation's
+// torn writes applied such an entry). It covers what is on disk already; the
+// rest goes with the next ready. The entries are applied at once all the same.
+TEST(raft_node, a_saved_commit_index_never_covers_the_entries_it_is_saved_with) {
+  options o;
+  o.id = node_id(3);
+  o.voters = {node_id(1), node_id(2), node_id(3)};
+  restored from;  // index 2 is a stale entry of term 1, never committed
+  from.hard = hard_state{term_t(1), node_id(1), index_t(1)};
+  from.log = {entry{term_t(1), index_t(1), ""}, entry{term_t(1), index_t(2), "stale"}};
+  node n(o, from);
+  // The leader of term 2 replaces it, and everything is committed already.
+  message m;
+  m.type = msg_type::append;
+  m.from = node_id(2);
+  m.to = node_id(3);
+  m.term = term_t(2);
+  m.index = index_t(1);
+  m.log_term = term_t(1);
+  m.entries = {entry{term_t(2), index_t(2), ""}, entry{term_t(2), index_t(3), "new"}};
+  m.commit = index_t(3);
+  n.step(m);
+  ready r = n.take_ready();
+  ASSERT_EQ(r.entries.size(), 2u);
+  ASSERT_TRUE(r.hard);
+  EXPECT_EQ(r.hard->commit, index_t(1));  // not over the stale index 2
+  ASSERT_FALSE(r.committed.empty());  // applied once this ready is durable all the same
+  EXPECT_EQ(r.committed.back().data, "new");
+  // A crash after the hard state record, before the entries: the storage
+  // restores the commit index clamped to its log, and nothing stale applies.
+  restored torn{*r.hard, std::nullopt, from.log};
+  torn.hard.commit = std::min(torn.hard.commit, index_t(2));
+  node again(o, torn);
+  for (const entry& e : again.take_ready().committed) EXPECT_NE(e.data, "stale");
+  // Else the next ready saves the commit index.
+  n.tick();
+  ready next = n.take_ready();
+  ASSERT_TRUE(next.hard);
+  EXPECT_EQ(next.hard->commit, index_t(3));
+}
+
+// The same for an installed snapshot: the hard state goes to disk before its
+// install marker, so until the snapshot is durable the saved commit index
+// stays where it was (a crash in between keeps the old log, stale suffix
+// included, and the storage's clamp to it would commit that suffix).
+TEST(raft_node, a_saved_commit_index_reaches_an_installed_snapshot_only_once_it_is_durable) {
+  options o;
+  o.id = node_id(2);
+  o.voters = {node_id(1), node_id(2), node_id(3)};
+  restored from;
+  from.hard = hard_state{term_t(1), node_id(1), index_t(1)};
+  from.log = {entry{term_t(1), index_t(1), ""}, entry{term_t(1), index_t(2), "stale"}, entry{term_t(1), index_t(3), "stale"}};
+  node n(o, from);
+  message m;
+  m.type = msg_type::snapshot;
+  m.from = node_id(1);
+  m.to = node_id(2);
+  m.term = term_t(2);
+  m.context = 1;
+  m.index = index_t(3);
+  m.log_term = term_t(2);  // not the log's entry 3
+  m.chunk = "state";
+  m.last = true;
+  m.config = n.config().encode();
+  n.step(m);
+  ready r = n.take_ready();
+  ASSERT_TRUE(r.snap);
+  ASSERT_TRUE(r.hard);
+  EXPECT_EQ(r.hard->term, term_t(2));
+  EXPECT_EQ(r.hard->commit, index_t(1));
+  EXPECT_EQ(n.commit_index(), index_t(3));
+  n.tick();
+  ready next = n.take_ready();
+  ASSERT_TRUE(next.hard);
+  EXPECT_EQ(next.hard->commit, index_t(3));
 }
