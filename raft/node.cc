@@ -365,7 +365,14 @@ message node::heard_leader(const message& m, msg_type reply) {
 void node::on_snapshot(const message& m) {
   message r = heard_leader(m, msg_type::snapshot_reply);
   r.context = m.context;
-  if (m.index <= _hard.commit) {  // it has all of that already
+  // It has all of that already: committed, or the log holds the snapshot's
+  // last entry, so (log matching) everything before it. Then it commits that
+  // instead of installing: an install replaces the stored log and writes the
+  // entries it kept after the snapshot again, and a crash in between would
+  // lose entries it had acknowledged (found by the simulation's torn writes:
+  // the leader's match then stays above the follower's log for good).
+  if (m.index <= _hard.commit || _log.term_at(m.index) == m.log_term) {
+    _hard.commit = std::max(_hard.commit, m.index);
     _incoming.reset();
     r.granted = true;
     r.match = m.index;

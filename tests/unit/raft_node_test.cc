@@ -198,6 +198,44 @@ TEST(raft_node, a_saved_commit_index_never_covers_the_entries_it_is_saved_with) 
   EXPECT_EQ(next.hard->commit, index_t(3));
 }
 
+// A snapshot whose last entry the follower's log holds brings it nothing but
+// the commit index: it commits instead of installing. (An install replaces
+// the stored log and writes the entries after the snapshot again: a crash in
+// between lost entries it had acknowledged, and the leader's match stayed
+// above its log for good, in the simulation.)
+TEST(raft_node, a_snapshot_the_log_already_holds_is_a_commit_not_an_install) {
+  options o;
+  o.id = node_id(2);
+  o.voters = {node_id(1), node_id(2), node_id(3)};
+  restored from;
+  from.hard.term = term_t(1);
+  for (uint64_t i = 1; i <= 5; ++i) from.log.push_back(entry{term_t(1), index_t(i), "e" + std::to_string(i)});
+  node n(o, from);
+  message m;
+  m.type = msg_type::snapshot;
+  m.from = node_id(1);
+  m.to = node_id(2);
+  m.term = term_t(1);
+  m.context = 1;
+  m.index = index_t(3);
+  m.log_term = term_t(1);
+  m.chunk = "state";
+  m.last = true;
+  m.config = n.config().encode();
+  n.step(m);
+  ready r = n.take_ready();
+  EXPECT_FALSE(r.snap);
+  EXPECT_TRUE(r.entries.empty());  // nothing written again
+  EXPECT_EQ(n.log().last_index(), index_t(5));
+  EXPECT_EQ(n.commit_index(), index_t(3));
+  ASSERT_EQ(r.committed.size(), 3u);
+  EXPECT_EQ(r.committed.back().data, "e3");
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].type, msg_type::snapshot_reply);
+  EXPECT_TRUE(r.messages[0].granted);
+  EXPECT_EQ(r.messages[0].match, index_t(3));
+}
+
 // The same for an installed snapshot: the hard state goes to disk before its
 // install marker, so until the snapshot is durable the saved commit index
 // stays where it was (a crash in between keeps the old log, stale suffix
