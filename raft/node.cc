@@ -1,6 +1,7 @@
 #include "raft/node.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "io/assert.h"
 
@@ -613,6 +614,7 @@ ready node::take_ready() {
   _persisted = _log.last_index();
   _unstable = _persisted.next();
   if (_role == role::leader) maybe_commit();  // its own copy counts once handed out
+  term_t durable_term = _saved.term;  // as of the readies before this one
   // raft/storage writes the hard state before the snapshot and the entries:
   // its commit index must not cover what this ready writes, or a crash in
   // between restores it over the stale suffix they were to replace, and
@@ -625,6 +627,14 @@ ready node::take_ready() {
   if (save != _saved) {
     r.hard = save;
     _saved = save;
+  }
+  // A leader's appends claim its term: they wait for it to be durable if it
+  // is new in this ready (a sole voter wins its election within one step;
+  // the simulation checks that nothing is sent at a term not on disk).
+  if (_saved.term != durable_term) {
+    _outbox.insert(_outbox.begin(), std::make_move_iterator(_outbox_now.begin()),
+                   std::make_move_iterator(_outbox_now.end()));
+    _outbox_now.clear();
   }
   r.messages_now = std::move(_outbox_now);
   _outbox_now.clear();

@@ -198,6 +198,46 @@ TEST(raft_node, a_saved_commit_index_never_covers_the_entries_it_is_saved_with) 
   EXPECT_EQ(next.hard->commit, index_t(3));
 }
 
+// A sole voter wins its election within one step: its appends of the new
+// term wait until the term is durable (nothing goes out at a term a crash
+// could take back).
+TEST(raft_node, a_sole_voter_sends_nothing_of_its_new_term_before_saving_it) {
+  options o;
+  o.id = node_id(1);
+  o.voters = {node_id(1)};
+  restored from;
+  from.hard.term = term_t(3);
+  from.hard.vote = node_id(1);
+  from.hard.commit = index_t(2);
+  configuration with_learner;
+  with_learner.voters = {node_id(1)};
+  with_learner.learners = {node_id(2)};
+  from.log = {entry{term_t(3), index_t(1), ""},
+              entry{term_t(3), index_t(2), with_learner.encode(), entry_kind::config}};
+  node n(o, from);
+  while (n.current_role() != role::leader) n.tick();
+  ready r = n.take_ready();
+  ASSERT_TRUE(r.hard);
+  EXPECT_EQ(r.hard->term, term_t(4));
+  for (const message& m : r.messages_now) EXPECT_NE(m.term, term_t(4)) << to_string(m.type);
+  EXPECT_TRUE(std::any_of(r.messages.begin(), r.messages.end(),
+                          [](const message& m) { return m.type == msg_type::append && m.to == node_id(2); }));
+  // Later appends of the term go out at once again (§10.2.1).
+  message ack;
+  ack.type = msg_type::append_reply;
+  ack.from = node_id(2);
+  ack.to = node_id(1);
+  ack.term = term_t(4);
+  ack.granted = true;
+  ack.match = n.log().last_index();
+  n.step(ack);
+  n.take_ready();
+  ASSERT_TRUE(n.propose("x"));
+  ready later = n.take_ready();
+  EXPECT_TRUE(std::any_of(later.messages_now.begin(), later.messages_now.end(),
+                          [](const message& m) { return m.type == msg_type::append; }));
+}
+
 // A snapshot whose last entry the follower's log holds brings it nothing but
 // the commit index: it commits instead of installing. (An install replaces
 // the stored log and writes the entries after the snapshot again: a crash in
@@ -246,7 +286,8 @@ TEST(raft_node, a_saved_commit_index_reaches_an_installed_snapshot_only_once_it_
   o.voters = {node_id(1), node_id(2), node_id(3)};
   restored from;
   from.hard = hard_state{term_t(1), node_id(1), index_t(1)};
-  from.log = {entry{term_t(1), index_t(1), ""}, entry{term_t(1), index_t(2), "stale"}, entry{term_t(1), index_t(3), "stale"}};
+  from.log = {entry{term_t(1), index_t(1), ""}, entry{term_t(1), index_t(2), "stale"},
+              entry{term_t(1), index_t(3), "stale"}};
   node n(o, from);
   message m;
   m.type = msg_type::snapshot;
