@@ -2,14 +2,23 @@
 // A deterministic simulation of a Raft cluster (STYLE §7, after TigerBeetle's
 // VOPR): N raft::node in one thread on a tick clock, a network that drops,
 // delays (so reorders), duplicates and partitions (also one way), and nodes
-// that crash (losing the ready they were persisting, after its messages_now
-// went out) and restart from what they persisted. One seed drives every choice, so a failing seed replays
-// exactly. Checkers, as the run goes: election safety (one leader per term),
+// that crash and restart from what their storage holds. The storage is
+// modelled as raft/storage writes it: a ready's durable part goes in order
+// hard state record, snapshot (all or nothing), then the entries one by one;
+// a crash or an EIO (the node fail-stops) while persisting keeps any prefix of
+// that, after the ready's messages_now went out; on restart the commit index
+// is clamped to the restored log (never below its snapshot). One seed drives
+// every choice, the protocol options included (draw_protocol()), so a
+// failing seed replays exactly. Checkers, as the run goes: election safety (one leader per term),
 // leader completeness (a new leader holds every committed entry), state
 // machine safety (one entry per applied index, everywhere, snapshots
 // included: nodes compact their logs and laggards get snapshots in small
 // chunks), linearizable
 // reads (a ReadIndex read sees every write applied before it was asked);
+// one vote per node and term (granted replies, and the persisted vote never
+// changes within a term), terms never decrease (persisted, and in memory
+// while up) and no message promises a term that is not durable, the
+// persisted commit index never decreases and never passes the persisted log;
 // leadership transfers and membership changes (spare servers added as
 // learners, promoted, servers removed) happen at random too. At the end, log
 // matching across every pair of logs, and liveness: once the faults stop, a
@@ -17,10 +26,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "raft/node.h"
@@ -33,20 +45,58 @@ struct sim_options {
   double membership_rate = 0;   // per tick: the leader adds, promotes or removes one server
   uint64_t seed = 1;
   unsigned ticks = 1000;        // with faults, then a quiet phase for liveness
-  unsigned election_ticks = 10;
   double drop = 0.05, duplicate = 0.02;
   unsigned delay_max = 3;       // ticks; a message takes 0..delay_max
   double partition_rate = 0.01; // per tick: a partition starts (or the current one heals)
   double crash_rate = 0.005;    // per tick: a node crashes (down for 5..50 ticks)
+  // Per ready with something in it: the node crashes while persisting it, or
+  // its fdatasync fails (EIO: it stops for good until restarted). Either way
+  // any prefix of its writes is durable.
+  double persist_crash_rate = 0.0005;
+  double eio_rate = 0.0002;
   double propose_rate = 0.3;    // per tick: a client proposes to whoever is leader
   double read_rate = 0.1;       // per tick: a linearizable read (ReadIndex) on the leader
   double transfer_rate = 0.003; // per tick: the leader hands over to a random peer
   bool unsafe_commit_without_quorum = false;
   bool unsafe_read_without_quorum = false;
+  // The protocol options (raft::options); draw_protocol() picks them per seed.
+  bool pre_vote = true;
   bool check_quorum = true;  // off: a cut-off leader keeps leading (and, unsafe, reading)
-  unsigned compact_every = 100;  // entries applied beyond a node's snapshot before it takes another (0: never)
+  unsigned election_ticks = 10;
+  unsigned heartbeat_ticks = 1;
+  size_t batch_entries = 256;
+  size_t inflight_max = 64;
   size_t snapshot_chunk_bytes = 64;  // small: a snapshot travels in many chunks
+  unsigned compact_every = 100;  // entries applied beyond a node's snapshot before it takes another (0: never)
+
+  // The options above as drawn, for a failure message.
+  std::string protocol() const {
+    return "pre_vote=" + std::to_string(pre_vote) + " check_quorum=" + std::to_string(check_quorum) +
+           " election_ticks=" + std::to_string(election_ticks) + " heartbeat_ticks=" + std::to_string(heartbeat_ticks) +
+           " batch_entries=" + std::to_string(batch_entries) + " inflight_max=" + std::to_string(inflight_max) +
+           " snapshot_chunk_bytes=" + std::to_string(snapshot_chunk_bytes) + " compact_every=" +
+           std::to_string(compact_every);
+  }
 };
+
+// Protocol options drawn from `o.seed` (a stream of its own: the run's
+// choices do not shift with them), so that each seed runs another mix:
+// with and without pre-vote and check-quorum, batches of often one entry,
+// narrow to wide pipelines, heartbeat to election timeout ratios, snapshot
+// chunk sizes and compaction intervals.
+inline void draw_protocol(sim_options& o) {
+  std::mt19937_64 r(o.seed * 0x9e3779b97f4a7c15ull + 0x5eed);
+  auto below = [&r](uint64_t n) { return r() % n; };
+  o.pre_vote = below(3) != 0;
+  o.check_quorum = below(3) != 0;
+  o.election_ticks = unsigned(6 + below(15));  // 6..20
+  o.heartbeat_ticks = unsigned(1 + below(std::max(1u, o.election_ticks / 3)));
+  o.batch_entries = below(5) < 2 ? 1 : below(2) ? 2 + below(7) : 1 + below(256);
+  o.inflight_max = below(4) == 0 ? 1 : 1 + below(64);
+  static constexpr size_t chunks[] = {16, 64, 64, 300, 4096, 1 << 20};
+  o.snapshot_chunk_bytes = chunks[below(std::size(chunks))];
+  o.compact_every = unsigned(20 + below(181));  // 20..200
+}
 
 class cluster {
  public:
@@ -70,7 +120,8 @@ class cluster {
     }
     if (_failure.empty()) quiet_phase();
     if (_failure.empty()) check_log_matching();
-    return _failure.empty() ? std::string() : "seed " + std::to_string(_o.seed) + ": " + _failure;
+    if (_failure.empty()) return "";
+    return "seed " + std::to_string(_o.seed) + " (" + _o.protocol() + "): " + _failure;
   }
 
   uint64_t committed() const { return _committed.size(); }
@@ -79,6 +130,8 @@ class cluster {
   uint64_t transfers() const { return _transfers; }
   uint64_t membership_changes() const { return _changes; }
   uint64_t snapshots_installed() const { return _installs; }
+  uint64_t torn_writes() const { return _torn; }  // crashes while persisting, EIO included
+  uint64_t eios() const { return _eios; }
 
   // Scripted scenarios: ticks without faults, and who leads now (-1: nobody).
   void quiet_ticks(unsigned n) {
@@ -104,6 +157,7 @@ class cluster {
     std::vector<raft::entry> applied;
     unsigned down_until = 0;
     bool leader_seen = false;       // checked as leader in its current term
+    raft::term_t term_seen;         // the highest term since it last started
   };
   struct flight {
     unsigned at;
@@ -112,6 +166,14 @@ class cluster {
 
   bool chance(double p) { return std::uniform_real_distribution<double>(0, 1)(_rng) < p; }
   unsigned pick(unsigned n) { return unsigned(_rng() % n); }
+  // XERV_SIM_TRACE (see _trace): what happens to the nodes and their storage, for a replay.
+  template <class... A>
+  void trace(const char* fmt, A... a) {
+    if (!_trace) return;
+    printf("%5u ", _now);
+    printf(fmt, a...);
+    printf("\n");
+  }
   void fail(std::string why) {
     if (_failure.empty()) _failure = "tick " + std::to_string(_now) + ": " + why;
   }
@@ -121,13 +183,26 @@ class cluster {
     opts.id = _ids[i];
     opts.voters = _voters;
     opts.election_ticks = _o.election_ticks;
+    opts.heartbeat_ticks = _o.heartbeat_ticks;
+    opts.pre_vote = _o.pre_vote;
+    opts.batch_entries = _o.batch_entries;
+    opts.inflight_max = _o.inflight_max;
     opts.seed = _o.seed * 1000 + _now;
     opts.unsafe_commit_without_quorum = _o.unsafe_commit_without_quorum;
     opts.unsafe_read_without_quorum = _o.unsafe_read_without_quorum;
     opts.check_quorum = _o.check_quorum;
     opts.snapshot_chunk_bytes = _o.snapshot_chunk_bytes;
     member& m = _m[i];
-    m.n = std::make_unique<raft::node>(opts, raft::restored{m.hard, m.snap, m.log});
+    // The storage's restore: the hard state record may be ahead of the
+    // entries written after it, so its commit index is clamped to the log
+    // restored (and never below the snapshot, which is committed).
+    raft::hard_state hard = m.hard;
+    hard.commit = raft::index_t(std::max(std::min(hard.commit.value, stored_last(m)), snapshot_index(m)));
+    m.n = std::make_unique<raft::node>(opts, raft::restored{hard, m.snap, m.log});
+    m.term_seen = m.n->term();
+    trace("node %u starts: term %llu vote %llu commit %llu (saved %llu), snapshot %llu, log to %llu", i + 1,
+          ull(hard.term.value), ull(hard.vote.value), ull(hard.commit.value), ull(m.hard.commit.value),
+          ull(snapshot_index(m)), ull(stored_last(m)));
     // The state machine is rebuilt from the snapshot, then the log.
     m.applied.clear();
     if (m.snap) restore_state(i, m.snap->data);
@@ -153,8 +228,13 @@ class cluster {
     }
   }
   bool up(unsigned i) const { return _m[i].n != nullptr; }
+  static unsigned long long ull(uint64_t v) { return v; }
+  static uint64_t snapshot_index(const member& m) { return m.snap ? m.snap->index.value : 0; }
+  static uint64_t stored_last(const member& m) { return m.log.empty() ? snapshot_index(m) : m.log.back().index.value; }
+  std::string node_name(unsigned i) const { return "node " + std::to_string(i + 1); }
 
   void crash(unsigned i) {
+    trace("node %u down", i + 1);
     _m[i].n.reset();
     _m[i].down_until = _now + 5 + pick(46);
   }
@@ -203,6 +283,12 @@ class cluster {
     for (auto& f : due) {
       unsigned to = unsigned(f.m.to.value - 1);
       if (!up(to)) continue;
+      if (_trace > 1)
+        trace("%s %llu -> %llu: term %llu index %llu log_term %llu entries %zu commit %llu granted %d match %llu "
+              "offset %llu",
+              raft::to_string(f.m.type), ull(f.m.from.value), ull(f.m.to.value), ull(f.m.term.value),
+              ull(f.m.index.value), ull(f.m.log_term.value), f.m.entries.size(), ull(f.m.commit.value), f.m.granted,
+              ull(f.m.match.value), ull(f.m.offset));
       _m[to].n->step(f.m);
       handle_ready(to);
     }
@@ -211,25 +297,38 @@ class cluster {
   void handle_ready(unsigned i) {
     member& m = _m[i];
     raft::ready r = m.n->take_ready();
-    for (auto& msg : r.messages_now) transmit(i, std::move(msg));
-    // Crashed while persisting: the rest of the ready is lost, none of it sent.
-    if (!r.empty() && chance(_o.crash_rate / 10)) return crash(i);
-    if (r.hard) {
-      if (r.hard->term < m.hard.term) fail("node " + std::to_string(i + 1) + " saved a lower term");
-      m.hard = *r.hard;
+    if (m.n->term() < m.term_seen) fail(node_name(i) + "'s term went down while it ran");
+    m.term_seen = std::max(m.term_seen, m.n->term());
+    for (auto& msg : r.messages_now) {
+      // Sent before this ready is durable: a leader's term must be already.
+      if (msg.type != raft::msg_type::pre_vote && msg.term > m.hard.term)
+        fail(node_name(i) + " sent a " + raft::to_string(msg.type) + " of term " + std::to_string(msg.term.value) +
+             " before that term was durable (" + std::to_string(m.hard.term.value) + ")");
+      transmit(i, std::move(msg));
     }
-    if (r.snap) {
-      m.snap = *r.snap;
-      m.log.clear();
-      ++_installs;
+    // Crashed, or fdatasync failed (the node stops: the WAL fails for good),
+    // while persisting: any prefix of the writes is durable, nothing more is sent.
+    size_t writes = (r.snap ? 1 : 0) + (r.hard ? 1 : 0) + r.entries.size();
+    bool eio = false;
+    if (!r.empty() && (chance(_o.persist_crash_rate) || (eio = chance(_o.eio_rate)))) {
+      size_t kept = pick(unsigned(writes) + 1);
+      trace("node %u %s while persisting: %zu of %zu writes durable (snapshot %d, hard %d, entries from %llu)", i + 1,
+            eio ? "EIO" : "crash", kept, writes, bool(r.snap), bool(r.hard),
+            ull(r.entries.empty() ? 0 : r.entries.front().index.value));
+      persist(i, r, kept);
+      ++_torn;
+      _eios += eio;
+      return crash(i);
     }
-    if (!r.entries.empty()) {
-      uint64_t from = r.entries.front().index.value;
-      m.log.erase(std::remove_if(m.log.begin(), m.log.end(), [from](const raft::entry& e) { return e.index.value >= from; }),
-                  m.log.end());
-      m.log.insert(m.log.end(), r.entries.begin(), r.entries.end());
+    persist(i, r, writes);
+    for (auto& msg : r.messages) {
+      // Sent once durable: no promise of a term not on disk (a granted
+      // pre-vote names the candidate's next term, not this node's).
+      if (msg.type != raft::msg_type::pre_vote_reply && msg.term > m.hard.term)
+        fail(node_name(i) + " sent a " + raft::to_string(msg.type) + " of term " + std::to_string(msg.term.value) +
+             " above its durable term " + std::to_string(m.hard.term.value));
+      transmit(i, std::move(msg));
     }
-    for (auto& msg : r.messages) transmit(i, std::move(msg));
     if (r.snap) restore_state(i, r.snap->data);
     for (auto& e : r.committed) apply(i, e);
     maybe_compact(i);
@@ -250,7 +349,64 @@ class cluster {
     check_leader(i);
   }
 
+  // The first `writes` of the ready's durable part, in raft/storage's WAL
+  // order: the hard state record, the snapshot (its file is written first,
+  // but counts only once the install marker after the hard state is durable;
+  // it replaces the whole log), the entries (the first one written replaces
+  // the stored log from its index).
+  void persist(unsigned i, const raft::ready& r, size_t writes) {
+    member& m = _m[i];
+    if (writes && r.hard) {
+      --writes;
+      save_hard(i, *r.hard);
+    }
+    if (writes && r.snap) {
+      --writes;
+      m.snap = *r.snap;
+      m.log.clear();
+      ++_installs;
+    }
+    if (writes && !r.entries.empty()) {
+      trace("node %u writes entries %llu..%llu", i + 1, ull(r.entries.front().index.value),
+            ull(r.entries.front().index.value + std::min(writes, r.entries.size()) - 1));
+      uint64_t from = r.entries.front().index.value;
+      m.log.erase(std::remove_if(m.log.begin(), m.log.end(), [from](const raft::entry& e) { return e.index.value >= from; }),
+                  m.log.end());
+      m.log.insert(m.log.end(), r.entries.begin(), r.entries.begin() + long(std::min(writes, r.entries.size())));
+    }
+  }
+
+  // A hard state record is written: what it may say, given what came before
+  // (restarts included: each one starts from the last record).
+  void save_hard(unsigned i, const raft::hard_state& h) {
+    member& m = _m[i];
+    if (h.term < m.hard.term) fail(node_name(i) + " saved a lower term");
+    if (h.term == m.hard.term && m.hard.vote != raft::node_id() && h.vote != m.hard.vote)
+      fail(node_name(i) + " changed its saved vote in term " + std::to_string(h.term.value) + " from " +
+           std::to_string(m.hard.vote.value) + " to " + std::to_string(h.vote.value));
+    if (h.commit < m.hard.commit)
+      fail(node_name(i) + " saved commit index " + std::to_string(h.commit.value) + " after " +
+           std::to_string(m.hard.commit.value));
+    // Written before the ready's snapshot and entries: it may cover only what
+    // is on disk already, or a crash right after it would restore a commit
+    // index over entries that are not (a stale suffix still stored there
+    // included).
+    if (h.commit.value > stored_last(m))
+      fail(node_name(i) + " saved commit index " + std::to_string(h.commit.value) + " past its saved log (" +
+           std::to_string(stored_last(m)) + ")");
+    trace("node %u saves term %llu vote %llu commit %llu (log to %llu)", i + 1, ull(h.term.value), ull(h.vote.value),
+          ull(h.commit.value), ull(stored_last(m)));
+    m.hard = h;
+  }
+
   void transmit(unsigned from, raft::message msg) {
+    // One vote per node and term (§3.4), whatever crashes came in between.
+    if (msg.type == raft::msg_type::vote_reply && msg.granted) {
+      auto [it, fresh] = _votes.emplace(std::make_pair(from, msg.term.value), msg.to.value);
+      if (!fresh && it->second != msg.to.value)
+        fail(node_name(from) + " voted for " + std::to_string(it->second) + " and " + std::to_string(msg.to.value) +
+             " in term " + std::to_string(msg.term.value));
+    }
     unsigned to = unsigned(msg.to.value - 1);
     if (!reachable(from, to) || chance(_o.drop)) return;
     if (chance(_o.duplicate)) _net.push_back({_now + pick(_o.delay_max + 1), msg});
@@ -288,6 +444,7 @@ class cluster {
     if (m.leader_seen) return;
     m.leader_seen = true;
     uint64_t term = m.n->term().value;
+    trace("node %u leads term %llu", i + 1, ull(term));
     auto [it, fresh] = _leaders.emplace(term, i);
     if (!fresh && it->second != i)
       return fail("election safety: nodes " + std::to_string(it->second + 1) + " and " + std::to_string(i + 1) +
@@ -348,17 +505,27 @@ class cluster {
   // must come, and a new entry must reach every state machine.
   void quiet_phase() {
     _group.clear();
-    _o.drop = _o.duplicate = _o.crash_rate = 0;
+    _o.drop = _o.duplicate = _o.crash_rate = _o.persist_crash_rate = _o.eio_rate = 0;
     for (unsigned i = 0; i < _o.nodes; ++i)
       if (!up(i)) start(i);
-    unsigned until = _now + 60 * _o.election_ticks;
+    // Time enough for a laggard to take a snapshot of a few KB in 16-byte
+    // chunks, one per round trip, then entries one by one (batch_entries 1,
+    // inflight_max 1): that is slow, not stuck.
+    unsigned until = _now + 60 * _o.election_ticks + 3000;
     std::string final = "final";
     bool proposed = false;
     unsigned proposed_at = 0;
     for (; _now < until && _failure.empty(); ++_now) {
       step_all();
-      // A client retries: an entry its leader had not committed may be lost with it.
-      if (proposed && _now > proposed_at + 5 * _o.election_ticks) proposed = false;
+      // A client retries: an entry its leader had not committed may be lost
+      // with it. (Not once applied somewhere: more entries would make the
+      // leader compact again, and a snapshot still in transfer start over.)
+      if (proposed && _now > proposed_at + 5 * _o.election_ticks &&
+          std::none_of(_m.begin(), _m.end(), [&](const member& m) {
+            return std::any_of(m.applied.begin(), m.applied.end(),
+                               [&](const raft::entry& e) { return e.data == final; });
+          }))
+        proposed = false;
       for (unsigned i = 0; i < _o.nodes && !proposed; ++i)
         if (_m[i].n->propose(final)) {
           proposed = true;
@@ -376,7 +543,8 @@ class cluster {
     }
     std::string state;
     for (unsigned i = 0; i < _o.nodes; ++i)
-      state += "; node " + std::to_string(i + 1) + " " + raft::to_string(_m[i].n->current_role()) + " term " +
+      if (!up(i)) state += "; node " + std::to_string(i + 1) + " down";
+      else state += "; node " + std::to_string(i + 1) + " " + raft::to_string(_m[i].n->current_role()) + " term " +
                std::to_string(_m[i].n->term().value) + " last " + std::to_string(_m[i].n->log().last_index().value) +
                " commit " + std::to_string(_m[i].n->commit_index().value) + " config " + _m[i].n->config().encode();
     fail((proposed ? "liveness: the final entry did not reach every node" : "liveness: no leader after the faults stopped") +
@@ -419,8 +587,11 @@ class cluster {
   std::map<uint64_t, raft::entry> _committed;  // index -> the entry applied there
   std::map<uint64_t, unsigned> _leaders;       // term -> its leader
   std::map<uint64_t, uint64_t> _pending_reads;  // read id -> the highest index applied anywhere when asked
-  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0, _changes = 0, _installs = 0;
+  std::map<std::pair<unsigned, uint64_t>, uint64_t> _votes;  // (voter, term) -> the candidate it granted
+  uint64_t _read_ids = 0, _reads_done = 0, _transfers = 0, _changes = 0, _installs = 0, _torn = 0, _eios = 0;
   std::string _failure;
+  // XERV_SIM_TRACE=1: crashes, restarts, writes and leaders; 2: every message delivered too.
+  int _trace = std::getenv("XERV_SIM_TRACE") ? std::atoi(std::getenv("XERV_SIM_TRACE")) : 0;
 };
 
 }  // namespace xerv::testing::sim
