@@ -7,10 +7,10 @@
 // The caller's contract for each ready, in this order: send `messages_now`
 // (a leader's appends, snapshot chunks, pre-votes: they promise nothing about
 // this node's disk, so the leader writes its log while the followers write
-// theirs, §10.2.1), make `snap`, `hard` and `entries` durable (entries from
-// entries.front().index replace whatever the stored log has there), then
-// send `messages`, then apply `committed`, all before the next call into the
-// node. A node therefore never acknowledges (votes, replies) what is not
+// theirs, §10.2.1; none is of a term this ready saves), make `snap`, `hard`
+// and `entries` durable (entries from entries.front().index replace whatever
+// the stored log has there), then send `messages`, then apply `committed`,
+// all before the next call into the node. A node therefore never acknowledges (votes, replies) what is not
 // durable; and a leader counts its own log as matching only up to what it has
 // handed out for persisting.
 //
@@ -73,7 +73,9 @@ struct ready {
   // (`entries` then holds what follows it) and restore the state machine
   // from it, before the rest of this ready.
   std::optional<snapshot> snap;
-  std::optional<hard_state> hard;  // changed: persist it
+  // Changed: persist it. Its commit index covers only what earlier readies
+  // made durable, so it may be written before `snap` and `entries`.
+  std::optional<hard_state> hard;
   std::vector<entry> entries;      // persist (replacing the stored log from the first one's index)
   std::vector<message> messages_now;  // send at once
   std::vector<message> messages;      // send once the rest is durable
