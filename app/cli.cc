@@ -16,6 +16,7 @@
 #include "io/file.h"
 #include "io/ops.h"
 #include "io/runtime.h"
+#include "io/strings.h"
 #include "io/when_all.h"
 
 namespace xerv::app {
@@ -188,6 +189,62 @@ int cmd_list(const std::vector<std::string>& args) {
            static_cast<long long>(c.find("traces_completed")->as_int()),
            static_cast<long long>(c.find("traces_failed")->as_int()));
   }
+  return 0;
+}
+
+// ---- cluster ----
+
+int cmd_cluster(const std::vector<std::string>& args) {
+  auto usage = [] {
+    fprintf(stderr,
+            "usage: xerv cluster status | add NODE_ID HOST:PORT | remove NODE_ID | transfer NODE_ID [--url http://HOST:PORT]\n");
+    return 2;
+  };
+  std::vector<std::string> words;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--url") {
+      ++i;
+      continue;
+    }
+    words.push_back(args[i]);
+  }
+  if (words.empty()) return usage();
+  const std::string& what = words[0];
+  auto is_id = [](const std::string& s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s != "0"; };
+  std::string method = "GET", path = "/api/v1/cluster", body;
+  if (what == "status" && words.size() == 1) {
+  } else if (what == "add" && words.size() == 3 && is_id(words[1])) {
+    method = "POST";
+    path = "/api/v1/cluster/members";
+    body = "{\"id\":" + words[1] + ",\"addr\":";
+    io::append_json_string(body, words[2]);
+    body += "}";
+  } else if (what == "remove" && words.size() == 2 && is_id(words[1])) {
+    method = "DELETE";
+    path = "/api/v1/cluster/members/" + words[1];
+  } else if (what == "transfer" && words.size() == 2 && is_id(words[1])) {
+    method = "POST";
+    path = "/api/v1/cluster/leader";
+    body = "{\"id\":" + words[1] + "}";
+  } else {
+    return usage();
+  }
+  target t = server_target(args);
+  int status = 0;
+  std::string reply;
+  if (!http_call(t, method, path, body, status, reply)) {
+    fprintf(stderr, "xerv: cannot reach the server at %s:%s (pass --url)\n", t.host.c_str(), t.port.c_str());
+    return 1;
+  }
+  if (status == 404 && what == "status") {
+    fprintf(stderr, "xerv: %s:%s runs no Raft group (XERV_DISPATCH_BACKEND=raft)\n", t.host.c_str(), t.port.c_str());
+    return 1;
+  }
+  if (status >= 300) {
+    fprintf(stderr, "xerv: server answered %d: %s\n", status, reply.c_str());
+    return 1;
+  }
+  printf("%s\n", reply.c_str());
   return 0;
 }
 

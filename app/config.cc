@@ -162,6 +162,9 @@ core::settings declare_settings(config& c) {
              if (p.id == 0) return "peer ids start at 1";
            return {};
          }});
+  s.add({"raft_join", "XERV_DISPATCH_RAFT_JOIN", "--raft-join", "false",
+         "raft: this node joins a running group (`xerv cluster add` on a member), instead of founding one with its peers",
+         core::parse_bool(&c.raft_join)});
   s.add({"raft_election_ms", "XERV_DISPATCH_RAFT_ELECTION_TIMEOUT_MS", "--raft-election-timeout-ms", "1000",
          "raft: a follower that hears no leader this long (randomized up to twice) starts an election",
          core::parse_uint(&c.raft_election_ms, 10, 600'000)});

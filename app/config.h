@@ -57,6 +57,7 @@ struct config {
   std::string raft_listen_host = "127.0.0.1";
   uint64_t raft_listen_port = 5000;
   std::vector<raft_peer> raft_peers;
+  bool raft_join = false;
   uint64_t raft_election_ms = 1000;
   uint64_t raft_heartbeat_ms = 100;
   uint64_t raft_snapshot_entries = 10'000;

@@ -23,6 +23,7 @@
 #include "app/config.h"
 #include "backends/memory/pipeline_store.h"
 #include "backends/memory/trace_queue.h"
+#include "app/cluster.h"
 #include "backends/raft/replica.h"
 #include "flows/control.h"
 #include "flows/engine.h"
@@ -317,18 +318,9 @@ http::shard_health shard_health_here() {
   }
   if (g_replica && io::this_shard_id() == 0) {
     backends::raft::replica_status st = g_replica->status();
-    auto ids = [](const std::vector<uint64_t>& v) {
-      std::string out = "[";
-      for (uint64_t n : v) out += (out.size() > 1 ? "," : "") + std::to_string(n);
-      return out + "]";
-    };
-    h.backend_member = "\"raft\":{\"node_id\":" + std::to_string(st.id) + ",\"role\":\"" + raft::to_string(st.role) +
-                       "\",\"leader_id\":" + std::to_string(st.leader) + ",\"term\":" + std::to_string(st.term) +
-                       ",\"commit_index\":" + std::to_string(st.commit) +
-                       ",\"applied_index\":" + std::to_string(st.applied) + ",\"members\":" + ids(st.voters) +
-                       ",\"learners\":" + ids(st.learners) +
-                       ",\"caught_up\":" + (st.caught_up ? "true" : "false") + "}";
-    if (st.leader == 0) h.backend_unready = "no Raft leader (a majority of the group is not reachable)";
+    h.backend_member = "\"raft\":" + app::raft_status_json(st);
+    if (st.removed) h.backend_unready = "removed from the Raft group";
+    else if (st.leader == 0) h.backend_unready = "no Raft leader (a majority of the group is not reachable)";
     else if (!st.caught_up) h.backend_unready = "catching up with the Raft group";
   }
   return h;
@@ -373,6 +365,7 @@ void start_shard() {
   svc->api_routes.set_fallback([](http::request& req) { return http::webhook(*g_api_ctx, req); });
   if (g_cfg.metrics_enabled) http::add_metrics_routes(svc->api_routes);
   if (g_cfg.debug_routes) http::add_debug_routes(svc->api_routes);
+  if (g_replica) app::add_cluster_routes(svc->api_routes, g_replica.get());
   t_services = std::move(svc);
 }
 
@@ -490,6 +483,7 @@ io::task<bool> start_replica() {
     }
     o.peers.push_back({raft::node_id(p.id), p.host, p.port});
   }
+  o.join = g_cfg.raft_join;
   o.listen_host = g_cfg.raft_listen_host;
   o.listen_port = uint16_t(g_cfg.raft_listen_port);
   o.dir = g_cfg.data_dir + "/raft";
@@ -615,6 +609,7 @@ int main(int argc, char** argv) {
   if (cmd == "list") return app::cmd_list(rest_args);
   if (cmd == "bench") return app::cmd_bench(rest_args);
   if (cmd == "inspect") return app::cmd_inspect(rest_args);
+  if (cmd == "cluster") return app::cmd_cluster(rest_args);
   if (cmd != "serve") {
     fprintf(stderr, "xerv: unknown command '%s'\n", cmd.c_str());
     return usage(stderr);

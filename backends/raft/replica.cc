@@ -17,7 +17,10 @@ using clock = std::chrono::steady_clock;
 namespace {
 
 // Application frames on the Raft transport.
-constexpr uint32_t frame_forward = 1;  // a follower's batch of commands for the leader
+constexpr uint32_t frame_forward = 1;      // a follower's batch of commands for the leader
+constexpr uint32_t frame_admin = 2;        // a membership change or transfer for the leader
+constexpr uint32_t frame_admin_reply = 3;  // its outcome
+constexpr uint32_t frame_removed = 4;      // the leader to a node it no longer counts as a member
 
 constexpr size_t chunk_bytes = 1u << 20;    // commands per proposed entry (about)
 constexpr size_t command_max = 32u << 20;   // one admission or final record
@@ -187,9 +190,13 @@ io::task<replica::start_result> replica::start(replica_options o) {
 
   rf::options no;
   no.id = node_id(opts.id);
-  no.voters.push_back(no.id);
-  for (const auto& p : opts.peers) no.voters.push_back(p.id);
-  std::sort(no.voters.begin(), no.voters.end());
+  if (!opts.join) {
+    no.voters.push_back(no.id);
+    for (const auto& p : opts.peers) no.voters.push_back(p.id);
+    std::sort(no.voters.begin(), no.voters.end());
+  }
+  for (const auto& p : opts.peers) r->_book[p.id.value] = p;
+  for (const auto& [id, a] : r->_sm.addresses()) r->_book[id] = peer_address{node_id(id), a.host, a.port};
   no.election_ticks = opts.election_ticks;
   no.heartbeat_ticks = 1;
   no.seed = std::random_device{}();
@@ -199,15 +206,29 @@ io::task<replica::start_result> replica::start(replica_options o) {
   rf::transport::handlers h;
   h.on_message = [self](rf::message&& m) {
     self->_heard[m.from.value] = clock::now();
+    // A removed node may never get the entry that removed it (the leader
+    // stopped replicating to it at once, §4.2.2): tell it when it calls.
+    if (self->_node->current_role() == rf::role::leader && !self->_node->config().is_member(m.from) &&
+        self->_caught_up)
+      self->_transport->send_app(m.from, frame_removed, {});
     if (m.type == rf::msg_type::append) self->_leader_commit = std::max(self->_leader_commit, m.commit.value);
     self->_inbox.push_back(std::move(m));
     self->kick();
   };
   h.on_app = [self](node_id sender, uint32_t kind, std::string&& payload) {
     self->_heard[sender.value] = clock::now();
-    if (kind != frame_forward) return;
-    self->_forwarded.push_back(std::move(payload));
-    self->kick();
+    if (kind == frame_forward) {
+      self->_forwarded.push_back(std::move(payload));
+      self->kick();
+    } else if (kind == frame_admin) {
+      (void)io::spawn(self->_gate, self->answer_admin(sender.value, std::move(payload)));
+    } else if (kind == frame_admin_reply) {
+      self->on_admin_reply(payload);
+    } else if (kind == frame_removed && self->_node->config().is_member(sender) && !self->_removed) {
+      self->_removed = true;
+      XLOG(warn, "raft node %llu was removed from the group (node %llu says): it takes no more admissions",
+           static_cast<unsigned long long>(self->_opts.id), static_cast<unsigned long long>(sender.value));
+    }
   };
   rf::transport_options to;
   to.self = node_id(opts.id);
@@ -237,6 +258,15 @@ io::task<void> replica::stop() {
   co_await std::move(stopping);
   auto closing_log = _storage->close();
   co_await std::move(closing_log);
+  // Calls that will never run on the node: run them now (its state no longer
+  // matters), so their callers go on.
+  for (auto& call : std::exchange(_node_calls, {})) call();
+  for (auto& [req, aw] : _admin_waits)
+    if (!aw.done) {
+      aw.done = true;
+      aw.outcome = change_outcome{503, "stopping"};
+      aw.resolved.notify();
+    }
   for (auto& [id, p] : _pending)
     if (!p.done) {
       p.done = true;
@@ -248,15 +278,16 @@ io::task<void> replica::stop() {
 }
 
 void replica::set_peers(std::vector<peer_address> peers) {
-  _opts.peers = std::move(peers);
+  for (auto& p : peers) _book[p.id.value] = p;
   update_peers();
 }
 
+// Every node we know of, member or not: a node joining must answer the
+// leader before it is in any configuration it knows.
 void replica::update_peers() {
-  const auto& cfg = _node->config();
   std::vector<peer_address> now;
-  for (const auto& p : _opts.peers)
-    if (p.port != 0 && (cfg.is_voter(p.id) || cfg.is_learner(p.id))) now.push_back(p);
+  for (const auto& [id, p] : _book)
+    if (p.port != 0 && id != _opts.id) now.push_back(p);
   _transport->set_peers(std::move(now));
 }
 
@@ -273,15 +304,143 @@ replica_status replica::status() const {
   s.commit = _node->commit_index().value;
   s.applied = _applied;
   s.caught_up = _caught_up;
+  s.removed = _removed;
   for (auto n : _node->config().voters) s.voters.push_back(n.value);
   for (auto n : _node->config().learners) s.learners.push_back(n.value);
   return s;
 }
 
-bool replica::transfer_leadership(uint64_t to) {
-  bool ok = _node->transfer_leadership(node_id(to));
+// ---- membership and leadership transfer ----
+
+io::task<void> replica::with_node(std::function<void(rf::node&)> f) {
+  bool done = false;
+  io::event ran;
+  _node_calls.push_back([&] {
+    f(*_node);
+    done = true;
+    ran.notify();
+  });
   kick();
-  return ok;
+  while (!done) {
+    auto waiting = ran.wait(_never);
+    co_await waiting;
+  }
+}
+
+io::task<change_outcome> replica::change_member(member_change what, uint64_t id, std::string host, uint16_t port) {
+  if (_node->current_role() == rf::role::leader) {
+    auto changing = change_here(what, id, std::move(host), port);
+    co_return co_await std::move(changing);
+  }
+  uint64_t leader = _node->leader().value;
+  if (leader == 0) co_return change_outcome{503, "no Raft leader (a majority of the group is not reachable)"};
+  uint64_t req = ++_next_request;
+  std::string payload;
+  core::record_writer w{payload};
+  w.u64(req);
+  w.u8(uint8_t(what));
+  w.u64(id);
+  w.str(host);
+  w.u64(port);
+  _transport->send_app(node_id(leader), frame_admin, payload);
+  admin_wait& aw = _admin_waits[req];
+  io::cancel_source limit;
+  io::deadline timeout(_opts.request_timeout, limit);
+  while (!aw.done && !limit.cancelled()) {
+    auto waiting = aw.resolved.wait(limit);
+    co_await waiting;
+  }
+  change_outcome out = aw.done ? aw.outcome : change_outcome{503, "the leader did not answer in time"};
+  _admin_waits.erase(req);
+  co_return out;
+}
+
+io::task<change_outcome> replica::change_here(member_change what, uint64_t id, std::string host, uint16_t port) {
+  using change = rf::node::change;
+  using result = rf::node::change_result;
+  if (what == member_change::transfer) {
+    bool ok = false;
+    auto transferring = with_node([&](rf::node& n) { ok = n.transfer_leadership(node_id(id)); });
+    co_await std::move(transferring);
+    if (!ok) co_return change_outcome{404, "node " + std::to_string(id) + " is not a member, or this node no longer leads"};
+    co_return change_outcome{200, "leadership is moving to node " + std::to_string(id)};
+  }
+  if (what == member_change::add) {
+    if (host.empty() || port == 0) co_return change_outcome{400, "a new member needs its ADDR (HOST:PORT)"};
+    if (_node->config().is_member(node_id(id))) co_return change_outcome{409, "node " + std::to_string(id) + " is a member already"};
+    // Everyone learns where it listens first, so the leader and later leaders
+    // reach it as soon as it is a learner.
+    request_ref ref = next_ref();
+    std::string cmd;
+    add_address(cmd, ref, id, host, port);
+    auto t = submit(ref, std::move(cmd));
+    if (!t) co_return change_outcome{503, "cannot record the address: " + t.error().message()};
+    auto recording = wait(*t);
+    auto recorded = co_await std::move(recording);
+    if (!recorded) co_return change_outcome{503, "cannot record the address: " + recorded.error().message()};
+  }
+  // One change at a time (§4.1): retried while the previous one commits.
+  auto end = clock::now() + _opts.request_timeout;
+  while (true) {
+    result r = result::not_leader;
+    auto changing = with_node([&](rf::node& n) {
+      r = n.change_membership(what == member_change::add ? change::add_learner : change::remove, node_id(id));
+    });
+    co_await std::move(changing);
+    switch (r) {
+      case result::done:
+        co_return what == member_change::add
+            ? change_outcome{200, "node " + std::to_string(id) + " joins as a learner; it becomes a voter once it has caught up"}
+            : change_outcome{200, "node " + std::to_string(id) + " is leaving the group"};
+      case result::no_change:
+        co_return change_outcome{409, what == member_change::add ? "node " + std::to_string(id) + " is a member already"
+                                                                 : "the last voter cannot leave"};
+      case result::unknown_node: co_return change_outcome{404, "node " + std::to_string(id) + " is not a member"};
+      case result::not_leader: co_return change_outcome{503, "this node no longer leads; try again"};
+      case result::busy:
+      case result::not_caught_up: break;
+    }
+    if (clock::now() > end) co_return change_outcome{503, "another membership change is still committing; try again"};
+    auto sleeping = io::sleep_for(_opts.tick, &_stop);
+    co_await sleeping;
+    if (_stop.cancelled()) co_return change_outcome{503, "stopping"};
+  }
+}
+
+io::task<void> replica::answer_admin(uint64_t from, std::string payload) {
+  core::record_reader in{payload};
+  uint64_t req = in.u64();
+  uint8_t what = in.u8();
+  uint64_t id = in.u64();
+  std::string host = in.str();
+  uint64_t port = in.u64();
+  change_outcome out{400, "a malformed membership request"};
+  if (in.done() && what >= uint8_t(member_change::add) && what <= uint8_t(member_change::transfer) && port <= 65535) {
+    if (_node->current_role() != rf::role::leader) {
+      out = change_outcome{503, "the node asked no longer leads; try again"};
+    } else {
+      auto changing = change_here(member_change(what), id, std::move(host), uint16_t(port));
+      out = co_await std::move(changing);
+    }
+  }
+  std::string reply;
+  core::record_writer w{reply};
+  w.u64(req);
+  w.u64(uint64_t(out.status));
+  w.str(out.message);
+  _transport->send_app(node_id(from), frame_admin_reply, reply);
+}
+
+void replica::on_admin_reply(std::string_view payload) {
+  core::record_reader in{payload};
+  uint64_t req = in.u64();
+  int status = int(in.u64());
+  std::string message = in.str();
+  auto it = _admin_waits.find(req);
+  if (!in.done() || it == _admin_waits.end()) return;
+  it->second.done = true;
+  it->second.outcome = change_outcome{status, std::move(message)};
+  it->second.resolved.notify();
 }
 
 // ---- commands ----
@@ -299,8 +458,9 @@ io::result<uint64_t> replica::submit(request_ref ref, std::string command) {
 }
 
 io::result<uint64_t> replica::submit_admit(uint32_t shard, std::string_view record) {
-  // A node still catching up does not know what it owns yet.
-  if (!_caught_up) return core::make_error_code(core::dispatch_errc::unavailable);
+  // A node still catching up does not know what it owns yet; a removed one
+  // owns nothing new.
+  if (!_caught_up || _removed) return core::make_error_code(core::dispatch_errc::unavailable);
   if (record.size() > command_max) return core::make_error_code(core::dispatch_errc::too_large);
   request_ref ref = next_ref();
   std::string cmd;
@@ -441,8 +601,12 @@ io::task<void> replica::ticker() {
 io::task<void> replica::drive() {
   const auto election = _opts.tick * _opts.election_ticks;
   while (!_stop.cancelled()) {
+    for (auto& call : std::exchange(_node_calls, {})) call();
     if (_ticks) {
-      for (; _ticks; --_ticks) _node->tick();
+      // A removed node stays quiet: no elections of a group it left.
+      for (; _ticks; --_ticks)
+        if (!_removed) _node->tick();
+      promote_learners();
       expire_pending();
       watch_leases();
       // Lost on the way (a connection dropped, a leader died before it
@@ -455,7 +619,7 @@ io::task<void> replica::drive() {
     flush_commands();
     rf::ready rd = _node->take_ready();
     if (rd.empty()) {
-      if (!_ticks && _inbox.empty() && _forwarded.empty() && _outgoing.empty()) {
+      if (!_ticks && _inbox.empty() && _forwarded.empty() && _outgoing.empty() && _node_calls.empty()) {
         auto kicked = _kick.wait(_stop);
         co_await kicked;
       }
@@ -500,6 +664,7 @@ io::task<io::result<void>> replica::carry_out(rf::ready& rd) {
     if (!_sm.restore(rd.snap->data)) co_return core::make_error_code(core::dispatch_errc::unavailable);
     _applied = _snapshot_index = rd.snap->index.value;
     if (_caught_up) restore_local(false);
+    for (const auto& [id, a] : _sm.addresses()) _book[id] = peer_address{node_id(id), a.host, a.port};
     update_peers();
   }
   for (const auto& m : rd.messages) _transport->send(m);
@@ -508,8 +673,12 @@ io::task<io::result<void>> replica::carry_out(rf::ready& rd) {
     config |= e.kind == rf::entry_kind::config;
     apply(e);
   }
-  if (config) update_peers();
   check_caught_up();
+  if (config && _caught_up && !_node->config().is_member(node_id(_opts.id)) && !_removed) {
+    _removed = true;
+    XLOG(warn, "raft node %llu is no longer a member of the group: it takes no more admissions",
+         static_cast<unsigned long long>(_opts.id));
+  }
   g_leader.set(_node->current_role() == rf::role::leader ? 1 : 0);
   g_term.set(double(_node->term().value));
   g_commit.set(double(_node->commit_index().value));
@@ -554,6 +723,15 @@ void replica::check_caught_up() {
   restore_local(true);
   XLOG(info, "raft node %llu caught up at index %llu (leader %llu)", static_cast<unsigned long long>(_opts.id),
        static_cast<unsigned long long>(_applied), static_cast<unsigned long long>(_node->leader().value));
+}
+
+// §4.2.1: a learner becomes a voter once its log holds what is committed.
+void replica::promote_learners() {
+  if (_node->current_role() != rf::role::leader) return;
+  std::vector<node_id> learners = _node->config().learners;
+  for (node_id n : learners)
+    if (_node->change_membership(rf::node::change::promote, n) == rf::node::change_result::done)
+      XLOG(info, "raft: node %llu caught up and is now a voter", static_cast<unsigned long long>(n.value));
 }
 
 void replica::watch_leases() {
@@ -620,6 +798,11 @@ void replica::on_finished(const core::trace_id& id, uint64_t owner, uint32_t sha
   // Our own acknowledgement left the local queue already.
   if (_acking.erase(state_machine::key_of(id))) return;
   if (owner == _opts.id && _caught_up) deliver(shard, shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
+}
+
+void replica::on_address(uint64_t id, const node_address& a) {
+  _book[id] = peer_address{node_id(id), a.host, a.port};
+  update_peers();
 }
 
 void replica::on_pipeline(const core::pipeline_change& c) {

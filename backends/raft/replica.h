@@ -28,6 +28,7 @@
 // before the next call, as raft/node.h requires.
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -58,6 +59,9 @@ struct replica_options {
   // Every member of the first configuration but this node (empty: a
   // single-node cluster). Later membership lives in the log.
   std::vector<peer_address> peers;
+  // Joining a running group (xerv cluster add): no configuration of its own;
+  // it learns the group's from the leader.
+  bool join = false;
   std::string listen_host = "127.0.0.1";
   uint16_t listen_port = 0;  // 0: any free port
   std::string dir;           // the node's log and snapshots
@@ -78,6 +82,13 @@ struct replica_status {
   // Applied what the cluster had committed when this node started (what a
   // leader's append said): only then does it take admissions and deliver.
   bool caught_up = false;
+  bool removed = false;  // no longer a member: takes no admissions
+};
+
+enum class member_change : uint8_t { add = 1, remove, transfer };
+struct change_outcome {
+  int status = 200;  // as HTTP: 200, 400 (bad request), 404 (no such member), 409 (no change), 503 (no leader)
+  std::string message;
 };
 
 class replica final : state_machine::listener {
@@ -95,8 +106,10 @@ class replica final : state_machine::listener {
   replica_status status() const;
   uint16_t port() const;
   const state_machine& state() const { return _sm; }
-  // Leader only; false otherwise (raft/node.h).
-  bool transfer_leadership(uint64_t to);
+  // Membership (dissertation §4.2: a new node is a learner until it has
+  // caught up, then the leader promotes it) and leadership transfer (§3.10),
+  // on any node: a follower hands it to the leader. `host`/`port`: add only.
+  io::task<change_outcome> change_member(member_change what, uint64_t id, std::string host = {}, uint16_t port = 0);
   // Where the members are (the first configuration's and any added later);
   // a member without an address here gets nothing until it has one.
   void set_peers(std::vector<peer_address> peers);
@@ -127,6 +140,12 @@ class replica final : state_machine::listener {
   io::task<io::result<void>> wait(uint64_t request);
   io::task<io::result<core::pipeline_change>> wait_change(uint64_t request);
   void kick() { _kick.notify(); }
+  // Runs f on the node between two readies (raft/node.h: no call while one is
+  // carried out), and completes once it ran.
+  io::task<void> with_node(std::function<void(xerv::raft::node&)> f);
+  io::task<change_outcome> change_here(member_change what, uint64_t id, std::string host, uint16_t port);
+  io::task<void> answer_admin(uint64_t from, std::string payload);
+  void on_admin_reply(std::string_view payload);
 
   io::task<void> drive();
   io::task<void> ticker();
@@ -142,6 +161,7 @@ class replica final : state_machine::listener {
   void resend_pending(std::chrono::milliseconds older_than);
   void expire_pending();
   void watch_leases();
+  void promote_learners();
   void update_peers();
   io::task<void> maybe_snapshot();
 
@@ -150,6 +170,7 @@ class replica final : state_machine::listener {
   void on_unassigned(const core::trace_id& id, uint64_t from) override;
   void on_finished(const core::trace_id& id, uint64_t owner, uint32_t shard, request_ref by) override;
   void on_pipeline(const core::pipeline_change& c) override;
+  void on_address(uint64_t id, const node_address& a) override;
   void on_result(request_ref r, std::error_code e, const core::pipeline_change* change) override;
 
   replica_options _opts;
@@ -172,6 +193,15 @@ class replica final : state_machine::listener {
   std::vector<std::string> _outgoing;         // commands for the leader, in entries of about 1 MiB
   std::vector<std::string> _forwarded;        // batches followers sent us, to propose
   std::vector<xerv::raft::message> _inbox;    // messages to step
+  std::vector<std::function<void()>> _node_calls;  // with_node()'s, run by drive()
+  std::map<uint64_t, peer_address> _book;     // where every known node listens (options, then the log)
+  struct admin_wait {
+    bool done = false;
+    change_outcome outcome;
+    io::event resolved;
+  };
+  std::map<uint64_t, admin_wait> _admin_waits;  // changes handed to the leader
+  bool _removed = false;
   unsigned _ticks = 0;                        // ticks to feed
   uint64_t _last_leader = 0;
   uint64_t _applied = 0;

@@ -6,7 +6,7 @@ namespace xerv::backends::raft {
 
 namespace {
 
-enum class op : uint8_t { admit = 1, finish = 2, reassign = 3, pipeline = 4 };
+enum class op : uint8_t { admit = 1, finish = 2, reassign = 3, pipeline = 4, address = 5 };
 constexpr uint8_t snapshot_version = 1;
 
 // Each command: op, the request_ref, then its body as one string (a reader
@@ -90,6 +90,15 @@ void add_pipeline(std::string& entry, request_ref r, const core::pipeline_change
   add(entry, op::pipeline, r, body);
 }
 
+void add_address(std::string& entry, request_ref r, uint64_t id, std::string_view host, uint16_t port) {
+  std::string body;
+  core::record_writer w{body};
+  w.u64(id);
+  w.str(host);
+  w.u64(port);
+  add(entry, op::address, r, body);
+}
+
 bool state_machine::apply(std::string_view entry, listener& l) {
   core::record_reader in{entry};
   while (!in.in.empty()) {
@@ -104,6 +113,7 @@ bool state_machine::apply(std::string_view entry, listener& l) {
       case op::finish: ok = apply_finish(b, r, l); break;
       case op::reassign: ok = apply_reassign(b, r, l); break;
       case op::pipeline: ok = apply_pipeline(b, r, l); break;
+      case op::address: ok = apply_address(b, r, l); break;
     }
     if (!ok) return false;
   }
@@ -214,6 +224,19 @@ bool state_machine::apply_pipeline(core::record_reader& in, request_ref r, liste
   return true;
 }
 
+bool state_machine::apply_address(core::record_reader& in, request_ref r, listener& l) {
+  uint64_t id = in.u64();
+  node_address a;
+  a.host = in.str();
+  uint64_t port = in.u64();
+  if (!in.done() || port == 0 || port > 65535 || a.host.empty()) return false;
+  a.port = uint16_t(port);
+  _addresses[id] = a;
+  l.on_address(id, a);
+  l.on_result(r, {}, nullptr);
+  return true;
+}
+
 void state_machine::count(uint64_t owner, int64_t d) {
   uint64_t& n = _load[owner];
   n += uint64_t(d);
@@ -268,6 +291,12 @@ std::string state_machine::snapshot() const {
     w.u64(r.origin);
     w.u64(r.id);
   }
+  w.u64(_addresses.size());
+  for (const auto& [id, a] : _addresses) {
+    w.u64(id);
+    w.str(a.host);
+    w.u64(a.port);
+  }
   return out;
 }
 
@@ -316,6 +345,14 @@ bool state_machine::restore(std::string_view snap) {
   }
   n = in.u64();
   for (uint64_t i = 0; in.ok && i < n; ++i) s._recent_changes.push_back({in.u64(), in.u64()});
+  n = in.u64();
+  for (uint64_t i = 0; in.ok && i < n; ++i) {
+    uint64_t id = in.u64();
+    node_address a;
+    a.host = in.str();
+    a.port = uint16_t(in.u64());
+    s._addresses[id] = std::move(a);
+  }
   if (!in.done()) return false;
   *this = std::move(s);
   return true;

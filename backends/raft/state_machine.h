@@ -43,6 +43,14 @@ void add_finish(std::string& entry, request_ref r, std::string_view final_record
 // Every unfinished trace of `from` moves to one of `to` (the least loaded first).
 void add_reassign(std::string& entry, request_ref r, uint64_t from, std::span<const uint64_t> to);
 void add_pipeline(std::string& entry, request_ref r, const core::pipeline_change& c, uint64_t expected_revision);
+// Where node `id` listens for its peers (before it joins the group).
+void add_address(std::string& entry, request_ref r, uint64_t id, std::string_view host, uint16_t port);
+
+struct node_address {
+  std::string host;
+  uint16_t port = 0;
+  bool operator==(const node_address&) const = default;
+};
 
 struct trace_state {
   std::string record;  // the encoded admission (core/dispatch.h)
@@ -77,6 +85,7 @@ class state_machine {
     virtual void on_unassigned(const core::trace_id& id, uint64_t from) = 0;        // moved away from `from`
     virtual void on_finished(const core::trace_id& id, uint64_t owner, uint32_t shard, request_ref by) = 0;
     virtual void on_pipeline(const core::pipeline_change& c) = 0;
+    virtual void on_address(uint64_t id, const node_address& a) = 0;
     // A command's outcome; `change` is set for a pipeline change that was applied.
     virtual void on_result(request_ref r, std::error_code e, const core::pipeline_change* change) = 0;
   };
@@ -96,6 +105,7 @@ class state_machine {
   const finished_trace* finished(const core::trace_id& id) const;
   const std::map<std::string, stored_pipeline, std::less<>>& pipelines() const { return _pipelines; }
   uint64_t seq() const { return _seq; }
+  const std::map<uint64_t, node_address>& addresses() const { return _addresses; }
   // Unfinished traces per owner.
   uint64_t load(uint64_t owner) const;
   const std::map<uint64_t, uint64_t>& loads() const { return _load; }
@@ -105,6 +115,7 @@ class state_machine {
   bool apply_finish(core::record_reader& in, request_ref r, listener& l);
   bool apply_reassign(core::record_reader& in, request_ref r, listener& l);
   bool apply_pipeline(core::record_reader& in, request_ref r, listener& l);
+  bool apply_address(core::record_reader& in, request_ref r, listener& l);
   void count(uint64_t owner, int64_t d);
   void remember(finished_trace f);
 
@@ -118,6 +129,7 @@ class state_machine {
   // The last pipeline changes applied, by request: a proposer that sent one
   // again (it did not see it commit) must not deploy twice.
   std::deque<request_ref> _recent_changes;
+  std::map<uint64_t, node_address> _addresses;
   uint64_t _seq = 0;
   uint64_t _order = 0;
 };

@@ -31,6 +31,9 @@ struct recorder : state_machine::listener {
     events.push_back("finished " + std::to_string(id.lo) + " at " + std::to_string(owner));
   }
   void on_pipeline(const core::pipeline_change& c) override { changes.push_back(c); }
+  void on_address(uint64_t id, const backends::raft::node_address& a) override {
+    events.push_back("address " + std::to_string(id) + " " + a.host + ":" + std::to_string(a.port));
+  }
   void on_result(request_ref r, std::error_code e, const core::pipeline_change*) override { results.push_back({r, e}); }
 };
 
@@ -185,6 +188,10 @@ TEST(raft_state_machine, snapshot_round_trip_and_bad_bytes) {
   std::string e;
   backends::raft::add_pipeline(e, {1, 91}, change(kind::deploy, "a", "name: a\n"), 0);
   ASSERT_TRUE(sm.apply(e, r));
+  std::string addr;
+  backends::raft::add_address(addr, {1, 92}, 4, "10.0.0.4", 5004);
+  ASSERT_TRUE(sm.apply(addr, r));
+  EXPECT_EQ(r.events.back(), "address 4 10.0.0.4:5004");
   std::string snap = sm.snapshot();
   state_machine back(4);
   ASSERT_TRUE(back.restore(snap));
@@ -196,6 +203,7 @@ TEST(raft_state_machine, snapshot_round_trip_and_bad_bytes) {
   ASSERT_NE(back.finished(tid(2)), nullptr);
   EXPECT_EQ(back.pipelines().at("a").revision, 1u);
   EXPECT_EQ(back.seq(), 1u);
+  EXPECT_EQ(back.addresses().at(4), (backends::raft::node_address{"10.0.0.4", 5004}));
   // The same change sent again after the snapshot is still recognized.
   recorder r2;
   ASSERT_TRUE(back.apply(e, r2));
