@@ -484,6 +484,7 @@ io::task<bool> start_replica() {
     o.peers.push_back({raft::node_id(p.id), p.host, p.port});
   }
   o.join = g_cfg.raft_join;
+  o.shards = io::shard_count();
   o.listen_host = g_cfg.raft_listen_host;
   o.listen_port = uint16_t(g_cfg.raft_listen_port);
   o.dir = g_cfg.data_dir + "/raft";

@@ -92,4 +92,6 @@ std::optional<final_header> decode_final_header(std::string_view bytes) {
   return h;
 }
 
+io::task<std::optional<trace_whereabouts>> trace_queue::locate(const trace_id&) { co_return std::nullopt; }
+
 }  // namespace xerv::core

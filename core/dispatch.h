@@ -94,6 +94,18 @@ struct delivery {
   uint32_t attempt = 1;     // 1, or more when a consumer died holding it
 };
 
+// What a backend shared by several nodes knows of a trace this node's engine
+// may never have run (GET /traces/{id} on any node).
+struct trace_whereabouts {
+  std::string pipeline;
+  uint64_t owner = 0;      // the node that runs or ran it
+  uint32_t attempt = 1;
+  bool finished = false;
+  uint8_t status = 0;      // final_header::status, once finished
+  uint64_t created_ms = 0;
+  uint64_t finished_ms = 0;
+};
+
 struct queue_depth {
   uint64_t ready = 0;      // admitted, not taken by any consumer
   uint64_t in_flight = 0;  // taken, not acknowledged
@@ -132,6 +144,8 @@ class trace_queue {
   // Every pipeline's, or one pipeline's.
   virtual queue_depth depth() const = 0;
   virtual queue_depth depth(std::string_view pipeline) const = 0;
+  // nullopt: not known beyond this node's engine (the memory backend: never).
+  virtual io::task<std::optional<trace_whereabouts>> locate(const trace_id& id);
 };
 
 // ---- pipelines ----

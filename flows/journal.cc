@@ -258,4 +258,6 @@ std::optional<continuation> decode_continuation(std::string_view p) {
 
 std::optional<core::trace_id> record_trace(std::string_view p) { return core::record_trace_id(p); }
 
+trace_status final_status(uint8_t status_byte) { return trace_status(status_byte & ~ended_has_code); }
+
 }  // namespace xerv::flows

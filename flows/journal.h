@@ -138,6 +138,10 @@ void encode(std::string& out, const continuation& r);
 std::optional<started_record> decode_started(std::string_view p);
 std::optional<node_record> decode_node(std::string_view p);
 std::optional<ended_record> decode_ended(std::string_view p);
+// The trace status a final (ended) record's status byte stands for
+// (core::final_header::status).
+enum class trace_status : uint8_t;  // flows/executor.h
+trace_status final_status(uint8_t status_byte);
 std::optional<idempotency_record> decode_idempotency(std::string_view p);
 std::optional<cron_record> decode_cron(std::string_view p);
 std::optional<suspended_record> decode_suspended(std::string_view p);

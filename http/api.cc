@@ -5,6 +5,7 @@
 
 #include "core/trace_id.h"
 #include "flows/idempotency.h"
+#include "flows/journal.h"
 #include "flows/nodes/structural.h"
 #include "io/log.h"
 #include "io/strings.h"
@@ -514,10 +515,30 @@ response owner_response(const owner_reply& r, std::string_view id) {
   return json_ok(200, r.body);
 }
 
+// A trace another node ran, as the dispatch backend's replicated state has it
+// (status, owner, times: the details stay on the node that ran it).
+std::string whereabouts_json(const core::trace_id& id, const core::trace_whereabouts& w) {
+  std::string out = "{";
+  field(out, "id", id.to_string());
+  field(out, "pipeline_id", w.pipeline);
+  field(out, "status", w.finished ? flows::to_string(flows::final_status(w.status)) : "running");
+  field(out, "node_id", w.owner);
+  field(out, "attempt", uint64_t(w.attempt));
+  time_field(out, "started_at", w.created_ms);
+  if (w.finished) time_field(out, "finished_at", w.finished_ms);
+  out += '}';
+  return out;
+}
+
 io::task<response> get_trace(ctx_t ctx, std::string id_text) {
   auto id = core::trace_id::parse(id_text);
   if (!id) co_return trace_not_found(id_text);
   auto reply = co_await on_owner(ctx, *id, [](const flows::trace_record& t) { return trace_details(t); });
+  if (reply.kind == owner_reply::not_found && here(ctx)) {
+    auto locating = here(ctx)->options().queue->locate(*id);
+    std::optional<core::trace_whereabouts> w = co_await std::move(locating);
+    if (w) co_return json_ok(200, whereabouts_json(*id, *w));
+  }
   co_return owner_response(reply, id_text);
 }
 

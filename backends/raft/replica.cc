@@ -64,6 +64,7 @@ class replica::queue_impl final : public core::trace_queue {
   std::unique_ptr<core::trace_consumer> consume(std::string name) override { return _r._local.consume(std::move(name)); }
   core::queue_depth depth() const override { return _r._local.depth(); }
   core::queue_depth depth(std::string_view pipeline) const override { return _r._local.depth(pipeline); }
+  io::task<std::optional<core::trace_whereabouts>> locate(const core::trace_id& id) override { co_return _r.locate(id); }
 
  private:
   replica& _r;
@@ -150,13 +151,14 @@ replica::replica(replica_options o)
   _ship.r = this;
   _ship.run = [](io::turn_hook* h) {
     replica& r = *static_cast<outbox_hook*>(h)->r;
-    for (unsigned s = 1; s < r._outbox.size(); ++s) {
+    for (unsigned s = 1; s < r._outbox.size() && s < r._shards.size(); ++s) {
       if (r._outbox[s].empty()) continue;
       std::vector<shard_delivery> items = std::move(r._outbox[s]);
       r._outbox[s].clear();
       (void)io::spawn(r._gate, ship(r._shards[s], s, std::move(items)));
     }
   };
+  _outbox.resize(std::max(1u, _opts.shards));
   _queue = std::make_unique<queue_impl>(*this);
   _store = std::make_unique<store_impl>(*this);
 }
@@ -167,8 +169,9 @@ replica::~replica() {
 }
 
 void replica::attach_shards(std::vector<shard_queue*> queues) {
+  ASSERT(queues.empty() || queues.size() == _opts.shards, "%zu shard queues for %u shards", queues.size(), _opts.shards);
   _shards = std::move(queues);
-  _outbox.assign(_shards.size(), {});
+  if (!_shards.empty()) io::this_reactor().at_turn_end(&_ship);
 }
 
 io::task<replica::start_result> replica::start(replica_options o) {
@@ -294,6 +297,29 @@ void replica::update_peers() {
 core::trace_queue& replica::queue() { return *_queue; }
 core::pipeline_store& replica::store() { return *_store; }
 uint16_t replica::port() const { return _transport->port(); }
+
+std::optional<core::trace_whereabouts> replica::locate(const core::trace_id& id) const {
+  core::trace_whereabouts w;
+  if (const finished_trace* f = _sm.finished(id)) {
+    w.pipeline = f->pipeline;
+    w.owner = f->owner;
+    w.attempt = f->attempt;
+    w.finished = true;
+    w.status = f->status;
+    w.created_ms = f->created_ms;
+    w.finished_ms = f->finished_ms;
+    return w;
+  }
+  auto it = _sm.unfinished().find(state_machine::key_of(id));
+  if (it == _sm.unfinished().end()) return std::nullopt;
+  const trace_state& t = it->second;
+  auto rec = core::decode_admission(t.record);
+  w.pipeline = t.pipeline;
+  w.owner = t.owner;
+  w.attempt = t.attempt;
+  w.created_ms = rec ? rec->created_ms : 0;
+  return w;
+}
 
 replica_status replica::status() const {
   replica_status s;
@@ -497,11 +523,14 @@ io::task<std::vector<std::error_code>> replica::submit_from(unsigned shard, std:
   co_return out;
 }
 
-void replica::deliver(uint32_t shard, shard_delivery d) {
-  unsigned s = _shards.empty() ? 0 : shard % _shards.size();
+// A trace runs on the shard its id names (where it was admitted, so GET
+// /traces/{id} finds it), modulo this node's shards for one moved here.
+void replica::deliver(shard_delivery d) {
+  unsigned s = d.id.shard() % _opts.shards;
   if (s != 0) {
     _outbox[s].push_back(std::move(d));
-    io::this_reactor().at_turn_end(&_ship);
+    // Held until the app has attached the shards' queues.
+    if (!_shards.empty()) io::this_reactor().at_turn_end(&_ship);
     return;
   }
   if (d.what == shard_delivery::kind::remove) {
@@ -516,12 +545,14 @@ io::task<io::result<void>> replica::wait(uint64_t request) {
   auto it = _pending.find(request);
   // Gone: applied, and its entry swept before anyone asked.
   if (it == _pending.end()) co_return io::result<void>{};
-  while (!it->second.done) {
-    auto resolved = it->second.resolved.wait(_never);
+  pending& p = it->second;
+  ++p.waiters;
+  while (!p.done) {
+    auto resolved = p.resolved.wait(_never);
     co_await resolved;
   }
-  std::error_code e = it->second.error;
-  _pending.erase(it);
+  std::error_code e = p.error;
+  if (--p.waiters == 0) _pending.erase(request);  // the last one to hear it
   if (e) co_return e;
   co_return io::result<void>{};
 }
@@ -579,7 +610,7 @@ void replica::expire_pending() {
       p.resolved.notify();
     }
     // Answered and never asked about (an acknowledgement nobody waits for).
-    if (p.done && !p.resolved.has_waiters() && now - p.since > _opts.request_timeout + failed_kept) {
+    if (p.done && p.waiters == 0 && now - p.since > _opts.request_timeout + failed_kept) {
       it = _pending.erase(it);
       continue;
     }
@@ -707,7 +738,7 @@ void replica::restore_local(bool restarting) {
     // At a restart the previous process may have been running them.
     uint32_t attempt = restarting ? t.attempt + 1 : t.attempt;
     auto how = restarting ? shard_delivery::kind::push : shard_delivery::kind::push_if_absent;
-    deliver(t.shard, shard_delivery{how, core::trace_id{k.first, k.second}, t.pipeline, t.record, attempt});
+    deliver(shard_delivery{how, core::trace_id{k.first, k.second}, t.pipeline, t.record, attempt});
   }
 }
 
@@ -785,19 +816,18 @@ io::task<void> replica::maybe_snapshot() {
 void replica::on_assigned(const core::trace_id& id, const trace_state& t) {
   // Before catching up, restore_local() delivers what is ours then.
   if (t.owner != _opts.id || !_caught_up) return;
-  deliver(t.shard, shard_delivery{shard_delivery::kind::push, id, t.pipeline, t.record, t.attempt});
+  deliver(shard_delivery{shard_delivery::kind::push, id, t.pipeline, t.record, t.attempt});
 }
 
 void replica::on_unassigned(const core::trace_id& id, uint64_t from) {
   if (from != _opts.id || !_caught_up) return;
-  auto it = _sm.unfinished().find(state_machine::key_of(id));
-  deliver(it == _sm.unfinished().end() ? 0 : it->second.shard, shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
+  deliver(shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
 }
 
-void replica::on_finished(const core::trace_id& id, uint64_t owner, uint32_t shard, request_ref) {
+void replica::on_finished(const core::trace_id& id, uint64_t owner, uint32_t, request_ref) {
   // Our own acknowledgement left the local queue already.
   if (_acking.erase(state_machine::key_of(id))) return;
-  if (owner == _opts.id && _caught_up) deliver(shard, shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
+  if (owner == _opts.id && _caught_up) deliver(shard_delivery{shard_delivery::kind::remove, id, {}, {}, 0});
 }
 
 void replica::on_address(uint64_t id, const node_address& a) {

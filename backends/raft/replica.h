@@ -67,6 +67,7 @@ struct replica_options {
   std::string dir;           // the node's log and snapshots
   core::wal_sync sync = core::wal_sync::always;
   uint64_t segment_bytes = 64ull << 20;
+  unsigned shards = 1;                  // of this node: shard_queues are attached for 1..shards-1
   std::chrono::milliseconds tick{100};  // the heartbeat interval
   unsigned election_ticks = 10;         // election timeout: this many ticks, randomized up to twice that
   std::chrono::milliseconds lease{5000};
@@ -104,6 +105,9 @@ class replica final : state_machine::listener {
   core::pipeline_store& store();
 
   replica_status status() const;
+  // A trace as the group knows it (unfinished with its owner, or among the
+  // recently finished), whichever node ran it.
+  std::optional<core::trace_whereabouts> locate(const core::trace_id& id) const;
   uint16_t port() const;
   const state_machine& state() const { return _sm; }
   // Membership (dissertation §4.2: a new node is a learner until it has
@@ -114,8 +118,8 @@ class replica final : state_machine::listener {
   // a member without an address here gets nothing until it has one.
   void set_peers(std::vector<peer_address> peers);
 
-  // The queues of this node's other shards (shard_queue), before traffic:
-  // traces admitted on shard s are delivered to shard s's queue.
+  // The queues of this node's shards (shard_queue; [0] unused), once they
+  // exist: traces for shard s are held until then, then delivered there.
   void attach_shards(std::vector<shard_queue*> queues);
   // Runs here for shard_queue: each command's outcome once applied (in order).
   io::task<std::vector<std::error_code>> submit_from(unsigned shard, std::vector<shard_command> commands);
@@ -130,6 +134,7 @@ class replica final : state_machine::listener {
     bool done = false;
     std::error_code error;
     std::optional<core::pipeline_change> change;
+    unsigned waiters = 0;  // a ticket may be awaited more than once
     io::event resolved;
   };
 
@@ -153,7 +158,7 @@ class replica final : state_machine::listener {
   void apply(const xerv::raft::entry& e);
   void restore_local(bool restarting);
   // A change to the traces deliverable on one of this node's shards.
-  void deliver(uint32_t shard, shard_delivery d);
+  void deliver(shard_delivery d);
   io::result<uint64_t> submit_admit(uint32_t shard, std::string_view record);
   io::result<uint64_t> submit_finish(const core::trace_id& id, std::string_view record);
   void check_caught_up();

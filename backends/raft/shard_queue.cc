@@ -65,12 +65,14 @@ io::task<io::result<void>> shard_queue::wait(uint64_t t) {
     _failed.erase(f);
     co_return e;
   }
-  while (!it->second.done) {
-    auto resolved = it->second.resolved.wait(_never);
+  pending& p = it->second;
+  ++p.waiters;
+  while (!p.done) {
+    auto resolved = p.resolved.wait(_never);
     co_await resolved;
   }
-  std::error_code e = it->second.error;
-  _pending.erase(it);
+  std::error_code e = p.error;
+  if (--p.waiters == 0) _pending.erase(t);  // the last one to hear it
   if (e) co_return e;
   co_return io::result<void>{};
 }
@@ -89,7 +91,7 @@ void shard_queue::resolve(const std::vector<uint64_t>& tickets, const std::vecto
     if (it == _pending.end()) continue;
     std::error_code e =
         i < results.size() ? results[i] : std::error_code(core::make_error_code(core::dispatch_errc::unavailable));
-    if (it->second.resolved.has_waiters()) {
+    if (it->second.waiters > 0) {
       it->second.done = true;
       it->second.error = e;
       it->second.resolved.notify();
@@ -101,6 +103,12 @@ void shard_queue::resolve(const std::vector<uint64_t>& tickets, const std::vecto
     _failed.emplace(tickets[i], e);
     if (_failed.size() > failed_kept_max) _failed.erase(_failed.begin());
   }
+}
+
+io::task<std::optional<core::trace_whereabouts>> shard_queue::locate(const core::trace_id& id) {
+  replica* r = _replica;
+  auto asking = io::submit_to(0, [r, id] { return r->locate(id); });
+  co_return co_await std::move(asking);
 }
 
 void shard_queue::receive(std::vector<shard_delivery> changes) {

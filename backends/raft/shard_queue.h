@@ -49,6 +49,7 @@ class shard_queue final : public core::trace_queue {
   std::unique_ptr<core::trace_consumer> consume(std::string name) override { return _local.consume(std::move(name)); }
   core::queue_depth depth() const override { return _local.depth(); }
   core::queue_depth depth(std::string_view pipeline) const override { return _local.depth(pipeline); }
+  io::task<std::optional<core::trace_whereabouts>> locate(const core::trace_id& id) override;
 
   // From the replica, in apply order.
   void receive(std::vector<shard_delivery> changes);
@@ -57,6 +58,7 @@ class shard_queue final : public core::trace_queue {
   struct pending {
     bool done = false;
     std::error_code error;
+    unsigned waiters = 0;  // durable() may be awaited more than once per ticket
     io::event resolved;
   };
   io::result<core::dispatch_ticket> queue_command(shard_command c);

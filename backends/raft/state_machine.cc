@@ -149,9 +149,12 @@ bool state_machine::apply_finish(core::record_reader& in, request_ref r, listene
   if (it != _traces.end()) {
     uint64_t owner = it->second.owner;
     uint32_t shard = it->second.shard;
+    auto rec = core::decode_admission(it->second.record);
+    finished_trace f{h->id, std::move(it->second.pipeline), rec ? rec->created_ms : 0, it->second.attempt, owner,
+                     h->status, h->finished_ms};
     count(owner, -1);
     _traces.erase(it);
-    remember({h->id, owner, h->status, h->finished_ms});
+    remember(std::move(f));
     l.on_finished(h->id, owner, shard, r);
   }
   l.on_result(r, {}, nullptr);
@@ -250,7 +253,7 @@ uint64_t state_machine::load(uint64_t owner) const {
 
 void state_machine::remember(finished_trace f) {
   _finished_at[key_of(f.id)] = _finished_base + _finished_order.size();
-  _finished_order.push_back(f);
+  _finished_order.push_back(std::move(f));
   while (_finished_order.size() > _finished_max) {
     _finished_at.erase(key_of(_finished_order.front().id));
     _finished_order.pop_front();
@@ -280,6 +283,9 @@ std::string state_machine::snapshot() const {
   w.u64(_finished_order.size());
   for (const auto& f : _finished_order) {
     w.id(f.id);
+    w.str(f.pipeline);
+    w.u64(f.created_ms);
+    w.u64(f.attempt);
     w.u64(f.owner);
     w.u8(f.status);
     w.u64(f.finished_ms);
@@ -324,10 +330,13 @@ bool state_machine::restore(std::string_view snap) {
   for (uint64_t i = 0; in.ok && i < n; ++i) {
     finished_trace f;
     f.id = in.id();
+    f.pipeline = in.str();
+    f.created_ms = in.u64();
+    f.attempt = uint32_t(in.u64());
     f.owner = in.u64();
     f.status = in.u8();
     f.finished_ms = in.u64();
-    if (in.ok) s.remember(f);
+    if (in.ok) s.remember(std::move(f));
   }
   n = in.u64();
   for (uint64_t i = 0; in.ok && i < n; ++i) {

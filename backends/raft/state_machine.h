@@ -63,6 +63,9 @@ struct trace_state {
 
 struct finished_trace {
   core::trace_id id;
+  std::string pipeline;
+  uint64_t created_ms = 0;
+  uint32_t attempt = 1;
   uint64_t owner = 0;
   uint8_t status = 0;
   uint64_t finished_ms = 0;

@@ -42,10 +42,12 @@ struct cluster {
   std::vector<uint16_t> ports;
   std::chrono::milliseconds lease{5000};
   uint64_t snapshot_entries = 10'000;
+  unsigned shards = 1;
 
   replica_options options(uint64_t id) const {
     replica_options o;
     o.id = id;
+    o.shards = shards;
     for (uint64_t p = 1; p <= size; ++p)
       if (p != id) o.peers.push_back({xerv::raft::node_id(p), "127.0.0.1", ports.empty() ? uint16_t(0) : ports[p - 1]});
     o.listen_port = ports.empty() ? 0 : ports[id - 1];
@@ -185,6 +187,12 @@ struct on_node {
   replica& r;
   core::trace_queue& queue() { return r.queue(); }
 };
+
+io::task<void> await_durable(core::trace_queue* q, core::dispatch_ticket t, int* ok) {
+  auto waiting = q->durable(t);
+  auto r = co_await std::move(waiting);
+  *ok += r.ok() ? 1 : 0;
+}
 
 // Admissions acknowledged before the leader dies are all delivered; a new
 // leader is elected and admissions through a follower go on.
@@ -343,11 +351,22 @@ TEST(raft_backend, lagging_node_catches_up_by_snapshot) {
 
 // One node with no peers is a valid cluster (single-node production).
 io::task<int> single_node(cluster& c) {
+  // A ticket awaited twice at once (the engine and a sync webhook).
+  auto t = c.nodes[0]->queue().admit(core::admission{conformance::make_id(77), 1, "p", "v1", "manual", "{}"});
+  EXPECT_TRUE(t.ok());
+  if (!t) co_return 1;
+  int ok = 0;
+  std::vector<io::task<void>> both;
+  both.push_back(await_durable(&c.nodes[0]->queue(), *t, &ok));
+  both.push_back(await_durable(&c.nodes[0]->queue(), *t, &ok));
+  auto all = io::when_all(std::move(both));
+  co_await std::move(all);
+  EXPECT_EQ(ok, 2);
   on_node home{*c.nodes[0]};
   auto admitting = admit_n(home, "p", 1, 3);
   auto a = co_await std::move(admitting);
   EXPECT_EQ(a.size(), 3u);
-  EXPECT_EQ(c.nodes[0]->queue().depth().ready, 3u);
+  EXPECT_EQ(c.nodes[0]->queue().depth().ready, 4u);
   co_return 0;
 }
 
@@ -365,9 +384,20 @@ struct shard_one {
 };
 
 io::task<int> second_shard_body(replica* home, shard_one* one) {
-  auto admitting = admit_n(*one, "p", 1, 5);
-  auto a = co_await std::move(admitting);
-  EXPECT_EQ(a.size(), 5u);
+  // Ids of this shard, as the engine here makes them. Each ticket is awaited
+  // twice at once (the engine and a sync webhook both wait for it).
+  for (int i = 0; i < 5; ++i) {
+    auto t = one->q->admit(core::admission{core::new_trace_id(1), 1, "p", "v1", "manual", "{}"});
+    EXPECT_TRUE(t.ok());
+    if (!t) co_return 1;
+    int ok = 0;
+    std::vector<io::task<void>> both;
+    both.push_back(await_durable(one->q.get(), *t, &ok));
+    both.push_back(await_durable(one->q.get(), *t, &ok));
+    auto all = io::when_all(std::move(both));
+    co_await std::move(all);
+    EXPECT_EQ(ok, 2);
+  }
   EXPECT_EQ(one->q->depth().ready, 5u);
   auto con = one->q->consume("shard-1");
   auto taking = take_n(*con, 5, 10);
@@ -412,6 +442,7 @@ io::task<int> second_shard(cluster& c) {
 TEST(raft_backend, second_shard) {
   EXPECT_EQ(xerv::testing::run_on(2, []() -> io::task<int> {
               cluster c(3);
+              c.shards = 2;
               auto starting = c.start_all();
               if (!co_await std::move(starting)) co_return 100;
               auto running = second_shard(c);

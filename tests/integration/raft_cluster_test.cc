@@ -116,7 +116,13 @@ struct cluster {
     return out;
   }
   client::response call(uint64_t id, const std::string& method, const std::string& path, const std::string& body = "") {
-    return request(at(id).port, method, path, body);
+    client::response r = request(at(id).port, method, path, body);
+    // No answer at all: say why, if the node died.
+    if (r.status == 0 && at(id).proc && at(id).proc->wait_exit(3s)) {
+      std::string log = at(id).proc->log();
+      ADD_FAILURE() << "node " << id << " exited; its log ends:\n" << log.substr(log.size() > 30000 ? log.size() - 30000 : 0);
+    }
+    return r;
   }
   // The leader every live node names (0 after `limit`).
   uint64_t leader(std::chrono::milliseconds limit = 10s) {
@@ -223,6 +229,17 @@ TEST(raft_cluster, leader_kill9_fails_over_and_keeps_acknowledged_traces) {
     EXPECT_TRUE(c.eventually(f, "/api/v1/traces/" + id,
                              [](const client::response& r) { return json_field(r.body, "status") == "completed"; }, 15s))
         << id << ": " << trace_status(c, f, id);
+  // The other survivor never ran them: it answers from the replicated state.
+  for (uint64_t o : c.live()) {
+    if (o == f) continue;
+    for (const auto& id : ids) {
+      // (The finish reaches it a heartbeat later.)
+      EXPECT_TRUE(c.eventually(o, "/api/v1/traces/" + id, [](const client::response& r) {
+        return json_field(r.body, "status") == "completed";
+      })) << trace_status(c, o, id);
+      EXPECT_EQ(json_number(c.call(o, "GET", "/api/v1/traces/" + id).body, "node_id"), (long long)f);
+    }
+  }
 }
 
 // A node killed with traces in flight: after the lease the leader moves them to
@@ -243,13 +260,16 @@ TEST(raft_cluster, dead_nodes_traces_finish_on_live_nodes) {
   std::vector<uint64_t> others = c.live();
   ASSERT_EQ(others.size(), 2u);
   for (const auto& id : ids) {
+    // Each node answers: the one that ran it from its engine, the other
+    // from the replicated state.
     bool done = false;
     auto end = std::chrono::steady_clock::now() + 20s;
     while (!done && std::chrono::steady_clock::now() < end) {
-      for (uint64_t o : others) done |= trace_status(c, o, id) == "completed";
+      done = true;
+      for (uint64_t o : others) done &= trace_status(c, o, id) == "completed";
       if (!done) std::this_thread::sleep_for(50ms);
     }
-    EXPECT_TRUE(done) << id;
+    EXPECT_TRUE(done) << id << ": " << c.call(others[0], "GET", "/api/v1/traces/" + id).body;
   }
   double completed = 0;
   for (uint64_t o : others) completed += metric(c.call(o, "GET", "/metrics").body, "xerv_completed_traces_total");
@@ -276,4 +296,130 @@ TEST(raft_cluster, ready_follows_the_quorum_and_a_restart_keeps_state) {
   EXPECT_EQ(c.call(3, "GET", "/api/v1/pipelines/greet").status, 200);
   auto r = c.call(3, "POST", "/hooks/greet", R"({"name":"back"})");
   EXPECT_EQ(r.status, 200) << r.body;
+}
+
+namespace {
+
+std::pair<int, std::string> run_cli(const std::string& args) {
+  std::string cmd = std::string(xerv_binary()) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+std::string url(cluster& c, uint64_t id) { return " --url http://127.0.0.1:" + std::to_string(c.at(id).port); }
+
+}  // namespace
+
+// `xerv cluster`: a fourth node joins as a learner and becomes a voter,
+// leadership moves to it, then a node leaves and stops taking admissions.
+TEST(raft_cluster, cli_adds_transfers_and_removes) {
+  cluster c(4);
+  // Nodes 1-3 found the group (node 4 hidden while they start, so their
+  // peers are 1-3); node 4 starts later, joining it.
+  node fourth = std::move(c.nodes.back());
+  c.nodes.pop_back();
+  ASSERT_TRUE(c.start_all());
+  c.nodes.push_back(std::move(fourth));
+  c.env_extra.push_back("XERV_DISPATCH_RAFT_JOIN=true");
+  c.spawn(4);
+  c.env_extra.pop_back();
+  uint64_t f = c.follower();
+  auto [code, out] = run_cli("cluster add 4 127.0.0.1:" + std::to_string(c.at(4).raft_port) + url(c, f));
+  EXPECT_EQ(code, 0) << out;
+  ASSERT_TRUE(c.wait_serving(4));
+  EXPECT_TRUE(c.eventually(4, "/health", [](const client::response& r) {
+    return r.body.find(R"("members":[1,2,3,4])") != std::string::npos;
+  })) << c.call(4, "GET", "/health").body;
+  auto [scode, status] = run_cli("cluster status" + url(c, 4));
+  EXPECT_EQ(scode, 0) << status;
+  EXPECT_NE(status.find(R"("node_id":4)"), std::string::npos) << status;
+  // Leadership to node 4.
+  auto [tcode, tout] = run_cli("cluster transfer 4" + url(c, f));
+  EXPECT_EQ(tcode, 0) << tout;
+  EXPECT_EQ(c.leader(5s), 4u);
+  ASSERT_EQ(c.call(4, "POST", "/api/v1/pipelines", flow(10)).status, 201);
+  ASSERT_TRUE(c.eventually(1, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  // Node 1 leaves; it answers /ready 503 and refuses admissions.
+  auto [rcode, rout] = run_cli("cluster remove 1" + url(c, 2));
+  EXPECT_EQ(rcode, 0) << rout;
+  EXPECT_TRUE(c.eventually(1, "/ready", [](const client::response& r) { return r.status == 503; }, 5s));
+  EXPECT_NE(c.call(1, "GET", "/ready").body.find("removed"), std::string::npos);
+  EXPECT_TRUE(c.eventually(4, "/health", [](const client::response& r) {
+    return r.body.find(R"("members":[2,3,4])") != std::string::npos;
+  }));
+  EXPECT_TRUE(c.eventually(2, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  EXPECT_EQ(c.call(2, "POST", "/hooks/greet", R"({"name":"n"})").status, 200);
+  EXPECT_EQ(c.call(1, "POST", "/hooks/greet", R"({"name":"n"})").status, 503);
+  auto [bcode, bout] = run_cli("cluster remove 9" + url(c, 2));
+  EXPECT_NE(bcode, 0);
+  EXPECT_NE(bout.find("404"), std::string::npos) << bout;
+}
+
+// A follower down while the others take more entries than a snapshot's worth
+// catches up (by snapshot) when it comes back, and so does one down briefly
+// (by log).
+TEST(raft_cluster, restarted_follower_catches_up_by_log_and_by_snapshot) {
+  cluster c(3, {"XERV_DISPATCH_RAFT_SNAPSHOT_ENTRIES=10"});
+  ASSERT_TRUE(c.start_all());
+  uint64_t l = c.leader();
+  ASSERT_EQ(c.call(l, "POST", "/api/v1/pipelines", flow(10)).status, 201);
+  uint64_t f = c.follower();
+  for (int round = 0; round < 2; ++round) {
+    c.kill9(f);
+    int n = round == 0 ? 5 : 60;  // under, then over a snapshot's worth
+    for (int i = 0; i < n; ++i) ASSERT_EQ(c.call(l, "POST", "/hooks/greet", R"({"name":"s"})").status, 200);
+    long long target = json_number(c.call(l, "GET", "/health").body, "commit_index");
+    c.spawn(f);
+    ASSERT_TRUE(c.wait_serving(f));
+    EXPECT_TRUE(c.eventually(f, "/health", [target](const client::response& r) {
+      return json_number(r.body, "applied_index") >= target;
+    })) << c.call(f, "GET", "/health").body;
+    EXPECT_EQ(c.call(f, "POST", "/hooks/greet", R"({"name":"back"})").status, 200);
+  }
+  EXPECT_GE(std::distance(std::filesystem::directory_iterator(c.at(f).dir + "/raft/snap"),
+                          std::filesystem::directory_iterator{}),
+            1);
+}
+
+// Every node restarted in turn (SIGTERM, then start) under webhook load:
+// every admission answered 202 completes.
+TEST(raft_cluster, rolling_restart_under_load_loses_nothing) {
+  cluster c(3);
+  ASSERT_TRUE(c.start_all());
+  ASSERT_EQ(c.call(1, "POST", "/api/v1/pipelines", flow(50)).status, 201);
+  for (uint64_t id : c.live())
+    ASSERT_TRUE(c.eventually(id, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  std::vector<std::string> acked;
+  auto load = [&](std::chrono::milliseconds d) {
+    auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end)
+      for (uint64_t id : c.live()) {
+        auto r = c.call(id, "POST", "/hooks/greet-async", R"({"name":"r"})");
+        if (r.status == 202) acked.push_back(json_field(r.body, "trace_id"));
+      }
+  };
+  for (uint64_t id = 1; id <= 3; ++id) {
+    load(500ms);
+    c.at(id).proc->signal(SIGTERM);
+    c.at(id).port = 0;
+    load(300ms);
+    EXPECT_TRUE(c.at(id).proc->wait_exit(30s).has_value());
+    c.spawn(id);
+    ASSERT_TRUE(c.wait_serving(id));
+  }
+  load(500ms);
+  EXPECT_GT(acked.size(), 30u);
+  for (const auto& t : acked) {
+    bool done = false;
+    auto end = std::chrono::steady_clock::now() + 20s;
+    while (!done && std::chrono::steady_clock::now() < end) {
+      done = trace_status(c, 1, t) == "completed";
+      if (!done) std::this_thread::sleep_for(20ms);
+    }
+    EXPECT_TRUE(done) << t << ": " << c.call(1, "GET", "/api/v1/traces/" + t).body;
+  }
 }
