@@ -320,6 +320,7 @@ void node::send_append(node_id to, bool heartbeat) {
   m.index = index_t(pr.next.value - 1);
   m.log_term = *_log.term_at(m.index);
   m.commit = _hard.commit;
+  pr.commit_sent = m.commit;
   if (room) {
     m.entries = _log.slice(pr.next, _log.last_index(), _opts.batch_entries, _opts.batch_bytes);
     pr.sent(m.entries.back().index);
@@ -640,6 +641,20 @@ ready node::take_ready() {
   _outbox_now.clear();
   r.messages = std::move(_outbox);
   _outbox.clear();
+  // Followers hear of a new commit index with this ready, not at the next
+  // heartbeat (a client of a follower waits for the follower to apply its
+  // command) -- but only once the ready is durable: the index may count this
+  // leader's own copy of entries the ready writes, and a leader that crashed
+  // before writing them could otherwise win again without them while a
+  // follower applied them (the simulation found exactly that).
+  if (_role == role::leader) {
+    for (auto& [id, pr] : _peers)
+      if (pr.commit_sent < _hard.commit && !pr.snapshotting && pr.next > _log.snapshot_index()) send_append(id, true);
+    for (auto* q : {&_outbox_now, &_outbox}) {
+      for (auto& m : *q) r.messages.push_back(std::move(m));
+      q->clear();
+    }
+  }
   for (uint64_t i = _applied.value + 1; i <= _hard.commit.value; ++i) r.committed.push_back(_log.at(index_t(i)));
   _applied = std::max(_applied, _hard.commit);
   r.reads = std::move(_reads_ready);

@@ -23,6 +23,7 @@ struct progress {
   uint64_t snapshot_offset = 0;  // what it has received
   uint64_t snapshot_seq = 0;     // the chunk in flight: only its answer counts
   unsigned snapshot_quiet = 0;   // heartbeats since that chunk went out
+  index_t commit_sent;           // the commit index the last append to it carried
 
   bool can_send(size_t inflight_max) const { return probing ? inflight == 0 : inflight < inflight_max; }
   // An append up to `last` went out.
