@@ -133,6 +133,7 @@ class replica::store_impl final : public core::pipeline_store {
     add_pipeline(cmd, ref, c, expected_revision);
     auto t = _r.submit(ref, std::move(cmd));
     if (!t) co_return t.error();
+    _r._pending.at(*t).kept = true;
     auto waiting = _r.wait_change(*t);
     co_return co_await std::move(waiting);
   }
@@ -270,12 +271,10 @@ io::task<void> replica::stop() {
       aw.outcome = change_outcome{503, "stopping"};
       aw.resolved.notify();
     }
-  for (auto& [id, p] : _pending)
-    if (!p.done) {
-      p.done = true;
-      p.error = core::make_error_code(core::dispatch_errc::unavailable);
-      p.resolved.notify();
-    }
+  for (auto it = _pending.begin(); it != _pending.end();) {
+    auto here = it++;
+    if (!here->second.done) settle(here, core::make_error_code(core::dispatch_errc::unavailable));
+  }
   // The woken waiters read their entries before this returns.
   co_await io::yield{};
 }
@@ -543,8 +542,14 @@ void replica::deliver(shard_delivery d) {
 
 io::task<io::result<void>> replica::wait(uint64_t request) {
   auto it = _pending.find(request);
-  // Gone: applied, and its entry swept before anyone asked.
-  if (it == _pending.end()) co_return io::result<void>{};
+  if (it == _pending.end()) {
+    // Settled before anyone asked: kept only if it failed.
+    auto f = _failed.find(request);
+    if (f == _failed.end()) co_return io::result<void>{};
+    std::error_code e = f->second;
+    _failed.erase(f);
+    co_return e;
+  }
   pending& p = it->second;
   ++p.waiters;
   while (!p.done) {
@@ -605,19 +610,14 @@ void replica::resend_pending(std::chrono::milliseconds older_than) {
 void replica::expire_pending() {
   auto now = clock::now();
   for (auto it = _pending.begin(); it != _pending.end();) {
-    pending& p = it->second;
+    auto here = it++;
+    pending& p = here->second;
     if (!p.done && now - p.since > _opts.request_timeout) {
-      p.done = true;
-      p.error = core::make_error_code(core::dispatch_errc::unavailable);
-      p.command.clear();
-      p.resolved.notify();
-    }
-    // Answered and never asked about (an acknowledgement nobody waits for).
-    if (p.done && p.waiters == 0 && now - p.since > _opts.request_timeout + failed_kept) {
-      it = _pending.erase(it);
+      settle(here, core::make_error_code(core::dispatch_errc::unavailable));
       continue;
     }
-    ++it;
+    // A kept answer nobody came for.
+    if (p.done && p.waiters == 0 && now - p.since > _opts.request_timeout + failed_kept) _pending.erase(here);
   }
 }
 
@@ -846,12 +846,24 @@ void replica::on_result(request_ref r, std::error_code e, const core::pipeline_c
   if (r.origin != _opts.id) return;
   auto it = _pending.find(r.id);
   if (it == _pending.end() || it->second.done) return;
+  if (change) it->second.change = *change;
+  settle(it, e);
+}
+
+void replica::settle(std::map<uint64_t, pending>::iterator it, std::error_code e) {
   pending& p = it->second;
-  p.done = true;
-  p.error = e;
-  if (change) p.change = *change;
-  p.command.clear();
-  p.resolved.notify();
+  if (p.waiters > 0 || p.kept) {
+    p.done = true;
+    p.error = e;
+    p.command.clear();
+    p.resolved.notify();
+    return;
+  }
+  if (e) {
+    _failed.emplace(it->first, e);
+    if (_failed.size() > 4096) _failed.erase(_failed.begin());
+  }
+  _pending.erase(it);
 }
 
 }  // namespace xerv::backends::raft

@@ -135,8 +135,13 @@ class replica final : state_machine::listener {
     std::error_code error;
     std::optional<core::pipeline_change> change;
     unsigned waiters = 0;  // a ticket may be awaited more than once
+    bool kept = false;     // answered to a waiter that comes later (a pipeline change)
     io::event resolved;
   };
+  // Settles a command: its waiters hear it; with none, only a failure is kept
+  // (an acknowledgement nobody awaits must not hold memory, nor count
+  // against pending_max, for a minute).
+  void settle(std::map<uint64_t, pending>::iterator it, std::error_code e);
 
   explicit replica(replica_options o);
   request_ref next_ref() { return {_opts.id, ++_next_request}; }
@@ -195,6 +200,7 @@ class replica final : state_machine::listener {
 
   uint64_t _next_request = 0;
   std::map<uint64_t, pending> _pending;
+  std::map<uint64_t, std::error_code> _failed;  // settled with an error before anyone asked
   std::vector<std::string> _outgoing;         // commands for the leader, in entries of about 1 MiB
   std::vector<std::string> _forwarded;        // batches followers sent us, to propose
   std::vector<xerv::raft::message> _inbox;    // messages to step
