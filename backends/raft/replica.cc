@@ -59,7 +59,7 @@ class replica::queue_impl final : public core::trace_queue {
   }
   io::task<io::result<void>> durable(core::dispatch_ticket t) override {
     if (t == 0) return ready_now();
-    return _r.wait(t);
+    return _r._pending.wait(t);
   }
   std::unique_ptr<core::trace_consumer> consume(std::string name) override { return _r._local.consume(std::move(name)); }
   core::queue_depth depth() const override { return _r._local.depth(); }
@@ -133,7 +133,7 @@ class replica::store_impl final : public core::pipeline_store {
     add_pipeline(cmd, ref, c, expected_revision);
     auto t = _r.submit(ref, std::move(cmd));
     if (!t) co_return t.error();
-    _r._pending.at(*t).kept = true;
+    _r._pending.find(*t)->second.kept = true;
     auto waiting = _r.wait_change(*t);
     co_return co_await std::move(waiting);
   }
@@ -271,7 +271,7 @@ io::task<void> replica::stop() {
       aw.outcome = change_outcome{503, "stopping"};
       aw.resolved.notify();
     }
-  for (auto it = _pending.begin(); it != _pending.end();) {
+  for (auto it = _pending.all().begin(); it != _pending.end();) {
     auto here = it++;
     if (!here->second.done) settle(here, core::make_error_code(core::dispatch_errc::unavailable));
   }
@@ -400,7 +400,7 @@ io::task<change_outcome> replica::change_here(member_change what, uint64_t id, s
     add_address(cmd, ref, id, host, port);
     auto t = submit(ref, std::move(cmd));
     if (!t) co_return change_outcome{503, "cannot record the address: " + t.error().message()};
-    auto recording = wait(*t);
+    auto recording = _pending.wait(*t);
     auto recorded = co_await std::move(recording);
     if (!recorded) co_return change_outcome{503, "cannot record the address: " + recorded.error().message()};
   }
@@ -475,7 +475,7 @@ io::result<uint64_t> replica::submit(request_ref ref, std::string command) {
     return core::make_error_code(core::dispatch_errc::unavailable);
   if (_outgoing.empty() || _outgoing.back().size() + command.size() > chunk_bytes) _outgoing.emplace_back();
   _outgoing.back() += command;
-  auto& p = _pending[ref.id];
+  auto& p = _pending.open(ref.id);
   p.command = std::move(command);
   p.since = clock::now();
   kick();
@@ -515,7 +515,7 @@ io::task<std::vector<std::error_code>> replica::submit_from(unsigned shard, std:
       out.push_back(t.error());
       continue;
     }
-    auto waiting = wait(*t);
+    auto waiting = _pending.wait(*t);
     auto r = co_await std::move(waiting);
     out.push_back(r ? std::error_code{} : r.error());
   }
@@ -540,35 +540,11 @@ void replica::deliver(shard_delivery d) {
   _local.push(local_queue::entry{d.id, &_local.slot(d.pipeline), std::move(d.record), d.attempt, 0, {}});
 }
 
-io::task<io::result<void>> replica::wait(uint64_t request) {
-  auto it = _pending.find(request);
-  if (it == _pending.end()) {
-    // Settled before anyone asked: kept only if it failed.
-    auto f = _failed.find(request);
-    if (f == _failed.end()) co_return io::result<void>{};
-    std::error_code e = f->second;
-    _failed.erase(f);
-    co_return e;
-  }
-  pending& p = it->second;
-  ++p.waiters;
-  while (!p.done) {
-    auto resolved = p.resolved.wait(_never);
-    co_await resolved;
-  }
-  std::error_code e = p.error;
-  if (--p.waiters == 0) _pending.erase(request);  // the last one to hear it
-  if (e) co_return e;
-  co_return io::result<void>{};
-}
-
 io::task<io::result<core::pipeline_change>> replica::wait_change(uint64_t request) {
   auto it = _pending.find(request);
   ASSERT(it != _pending.end(), "pipeline change %llu waited for twice", static_cast<unsigned long long>(request));
-  while (!it->second.done) {
-    auto resolved = it->second.resolved.wait(_never);
-    co_await resolved;
-  }
+  auto answered = _pending.until_done(it->second);
+  co_await std::move(answered);
   std::error_code e = it->second.error;
   std::optional<core::pipeline_change> c = std::move(it->second.change);
   _pending.erase(it);
@@ -599,7 +575,7 @@ void replica::resend_pending(std::chrono::milliseconds older_than) {
   // until the next resend, a second later: the benchmark's p99).
   if (older_than.count() == 0) _outgoing.clear();
   auto now = clock::now();
-  for (auto& [id, p] : _pending) {
+  for (auto& [id, p] : _pending.all()) {
     if (p.done || now - p.since < older_than) continue;
     if (_outgoing.empty() || _outgoing.back().size() + p.command.size() > chunk_bytes) _outgoing.emplace_back();
     _outgoing.back() += p.command;
@@ -609,7 +585,7 @@ void replica::resend_pending(std::chrono::milliseconds older_than) {
 
 void replica::expire_pending() {
   auto now = clock::now();
-  for (auto it = _pending.begin(); it != _pending.end();) {
+  for (auto it = _pending.all().begin(); it != _pending.end();) {
     auto here = it++;
     pending& p = here->second;
     if (!p.done && now - p.since > _opts.request_timeout) {
@@ -850,20 +826,9 @@ void replica::on_result(request_ref r, std::error_code e, const core::pipeline_c
   settle(it, e);
 }
 
-void replica::settle(std::map<uint64_t, pending>::iterator it, std::error_code e) {
-  pending& p = it->second;
-  if (p.waiters > 0 || p.kept) {
-    p.done = true;
-    p.error = e;
-    p.command.clear();
-    p.resolved.notify();
-    return;
-  }
-  if (e) {
-    _failed.emplace(it->first, e);
-    if (_failed.size() > 4096) _failed.erase(_failed.begin());
-  }
-  _pending.erase(it);
+void replica::settle(ticket_table<pending>::iterator it, std::error_code e) {
+  it->second.command.clear();
+  _pending.settle(it, e);
 }
 
 }  // namespace xerv::backends::raft

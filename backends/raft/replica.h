@@ -41,6 +41,7 @@
 #include "backends/local_queue.h"
 #include "backends/raft/shard_queue.h"
 #include "backends/raft/state_machine.h"
+#include "backends/raft/tickets.h"
 #include "core/dispatch.h"
 #include "core/wal.h"
 #include "io/event.h"
@@ -128,26 +129,19 @@ class replica final : state_machine::listener {
   class queue_impl;
   class store_impl;
   class watch_impl;
-  struct pending {
+  struct pending : ticket {
     std::string command;  // what to send again until it is applied
     std::chrono::steady_clock::time_point since;
-    bool done = false;
-    std::error_code error;
     std::optional<core::pipeline_change> change;
-    unsigned waiters = 0;  // a ticket may be awaited more than once
-    bool kept = false;     // answered to a waiter that comes later (a pipeline change)
-    io::event resolved;
   };
-  // Settles a command: its waiters hear it; with none, only a failure is kept
-  // (an acknowledgement nobody awaits must not hold memory, nor count
-  // against pending_max, for a minute).
-  void settle(std::map<uint64_t, pending>::iterator it, std::error_code e);
+  // Settles a command (see ticket_table: an acknowledgement nobody awaits
+  // must not hold memory, nor count against pending_max, for a minute).
+  void settle(ticket_table<pending>::iterator it, std::error_code e);
 
   explicit replica(replica_options o);
   request_ref next_ref() { return {_opts.id, ++_next_request}; }
   // Registers a command (encoded with `ref`) and queues it for the leader.
   io::result<uint64_t> submit(request_ref ref, std::string command);
-  io::task<io::result<void>> wait(uint64_t request);
   io::task<io::result<core::pipeline_change>> wait_change(uint64_t request);
   void kick() { _kick.notify(); }
   // Runs f on the node between two readies (raft/node.h: no call while one is
@@ -199,8 +193,7 @@ class replica final : state_machine::listener {
   } _ship;
 
   uint64_t _next_request = 0;
-  std::map<uint64_t, pending> _pending;
-  std::map<uint64_t, std::error_code> _failed;  // settled with an error before anyone asked
+  ticket_table<pending> _pending;
   std::vector<std::string> _outgoing;         // commands for the leader, in entries of about 1 MiB
   std::vector<std::string> _forwarded;        // batches followers sent us, to propose
   std::vector<xerv::raft::message> _inbox;    // messages to step

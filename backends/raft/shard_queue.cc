@@ -6,7 +6,6 @@
 namespace xerv::backends::raft {
 
 namespace {
-constexpr size_t failed_kept_max = 4096;
 io::task<io::result<void>> ready_now() { co_return io::result<void>{}; }
 }  // namespace
 
@@ -43,7 +42,7 @@ io::result<core::dispatch_ticket> shard_queue::admit(const core::admission& a) {
 io::result<core::dispatch_ticket> shard_queue::queue_command(shard_command c) {
   if (_gate.closed()) return core::make_error_code(core::dispatch_errc::unavailable);
   uint64_t t = ++_next;
-  _pending[t];
+  _pending.open(t);
   _batch.push_back(std::move(c));
   _batch_tickets.push_back(t);
   io::this_reactor().at_turn_end(&_flush);
@@ -52,29 +51,7 @@ io::result<core::dispatch_ticket> shard_queue::queue_command(shard_command c) {
 
 io::task<io::result<void>> shard_queue::durable(core::dispatch_ticket t) {
   if (t == 0) return ready_now();
-  return wait(t);
-}
-
-io::task<io::result<void>> shard_queue::wait(uint64_t t) {
-  auto it = _pending.find(t);
-  if (it == _pending.end()) {
-    // Answered before anyone asked: kept only if it failed.
-    auto f = _failed.find(t);
-    if (f == _failed.end()) co_return io::result<void>{};
-    std::error_code e = f->second;
-    _failed.erase(f);
-    co_return e;
-  }
-  pending& p = it->second;
-  ++p.waiters;
-  while (!p.done) {
-    auto resolved = p.resolved.wait(_never);
-    co_await resolved;
-  }
-  std::error_code e = p.error;
-  if (--p.waiters == 0) _pending.erase(t);  // the last one to hear it
-  if (e) co_return e;
-  co_return io::result<void>{};
+  return _pending.wait(t);
 }
 
 io::task<void> shard_queue::send(std::vector<shard_command> batch, std::vector<uint64_t> tickets) {
@@ -89,19 +66,7 @@ void shard_queue::resolve(const std::vector<uint64_t>& tickets, const std::vecto
   for (size_t i = 0; i < tickets.size(); ++i) {
     auto it = _pending.find(tickets[i]);
     if (it == _pending.end()) continue;
-    std::error_code e =
-        i < results.size() ? results[i] : std::error_code(core::make_error_code(core::dispatch_errc::unavailable));
-    if (it->second.waiters > 0) {
-      it->second.done = true;
-      it->second.error = e;
-      it->second.resolved.notify();
-      continue;
-    }
-    // Nobody waits (an acknowledgement): only a failure is worth keeping.
-    _pending.erase(it);
-    if (!e) continue;
-    _failed.emplace(tickets[i], e);
-    if (_failed.size() > failed_kept_max) _failed.erase(_failed.begin());
+    _pending.settle(it, i < results.size() ? results[i] : core::make_error_code(core::dispatch_errc::unavailable));
   }
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/local_queue.h"
+#include "backends/raft/tickets.h"
 #include "core/dispatch.h"
 #include "io/event.h"
 #include "io/gate.h"
@@ -55,14 +56,7 @@ class shard_queue final : public core::trace_queue {
   void receive(std::vector<shard_delivery> changes);
 
  private:
-  struct pending {
-    bool done = false;
-    std::error_code error;
-    unsigned waiters = 0;  // durable() may be awaited more than once per ticket
-    io::event resolved;
-  };
   io::result<core::dispatch_ticket> queue_command(shard_command c);
-  io::task<io::result<void>> wait(uint64_t t);
   io::task<void> send(std::vector<shard_command> batch, std::vector<uint64_t> tickets);
   void resolve(const std::vector<uint64_t>& tickets, const std::vector<std::error_code>& results);
 
@@ -72,12 +66,10 @@ class shard_queue final : public core::trace_queue {
   std::vector<shard_command> _batch;
   std::vector<uint64_t> _batch_tickets;
   uint64_t _next = 0;
-  std::map<uint64_t, pending> _pending;
-  std::map<uint64_t, std::error_code> _failed;  // answered with an error before anyone asked
+  ticket_table<> _pending;
   struct flush_hook : io::turn_hook {
     shard_queue* q = nullptr;
   } _flush;
-  io::cancel_source _never;
   io::gate _gate;
 };
 

@@ -248,8 +248,10 @@ TEST(raft_cluster, leader_kill9_under_load_fails_over_and_keeps_acknowledged_tra
   std::this_thread::sleep_for(1500ms);  // load goes on with the new leader
   stop = true;
   for (auto& t : load) t.join();
-  ASSERT_NE(now, 0u) << "no new leader";
-  EXPECT_LT(elected, 2 * election) << "a new leader took " << elected.count() << " ms";
+  std::string healths;
+  for (uint64_t id : c.live()) healths += "\nnode " + std::to_string(id) + ": " + c.call(id, "GET", "/health").body;
+  ASSERT_NE(now, 0u) << "no new leader" << healths;
+  EXPECT_LT(elected, 2 * election) << "a new leader took " << elected.count() << " ms" << healths;
 
   // Every acknowledged trace completes: those the dead leader ran after the
   // lease, on a survivor.
