@@ -656,8 +656,7 @@ io::task<void> replica::drive() {
       _last_leader = leader;
       if (leader != 0) resend_pending(std::chrono::milliseconds(0));
     }
-    auto snapping = maybe_snapshot();
-    co_await std::move(snapping);
+    maybe_snapshot();
   }
 }
 
@@ -773,21 +772,32 @@ void replica::watch_leases() {
   }
 }
 
-io::task<void> replica::maybe_snapshot() {
-  if (_applied < _snapshot_index + _opts.snapshot_entries) co_return;
+void replica::maybe_snapshot() {
+  if (_snapshotting || _applied < _snapshot_index + _opts.snapshot_entries) return;
   auto term = _node->log().term_at(rf::index_t(_applied));
-  if (!term) co_return;
+  if (!term) return;
   rf::snapshot s{rf::index_t(_applied), *term, _node->config().encode(), _sm.snapshot()};
+  _snapshot_index = _applied;  // the next one after as many entries, whether this one is saved or not
+  _snapshotting = true;
+  (void)io::spawn(_gate, save_snapshot(std::move(s)));
+}
+
+// Off the drive loop: its file write and fsyncs took milliseconds every
+// snapshot_entries entries, and every admission of that turn waited them out.
+io::task<void> replica::save_snapshot(rf::snapshot s) {
   auto saving = _storage->save_snapshot(s);
   auto saved = co_await std::move(saving);
+  _snapshotting = false;
   if (!saved) {
-    XLOG(warn, "raft snapshot at %llu not saved: %s", static_cast<unsigned long long>(_applied),
+    XLOG(warn, "raft snapshot at %llu not saved: %s", static_cast<unsigned long long>(s.index.value),
          saved.error().message().c_str());
-    _snapshot_index = _applied;  // try again after as many entries
     co_return;
   }
-  _node->compact(s.index, std::move(s.data));
-  _snapshot_index = s.index.value;
+  // Between two readies; a snapshot installed from the leader meanwhile may cover it.
+  _node_calls.push_back([this, s = std::move(s)]() mutable {
+    if (s.index > _node->log().snapshot_index()) _node->compact(s.index, std::move(s.data));
+  });
+  kick();
 }
 
 // ---- what applying did ----

@@ -167,7 +167,8 @@ class replica final : state_machine::listener {
   void watch_leases();
   void promote_learners();
   void update_peers();
-  io::task<void> maybe_snapshot();
+  void maybe_snapshot();
+  io::task<void> save_snapshot(xerv::raft::snapshot s);
 
   // state_machine::listener
   void on_assigned(const core::trace_id& id, const trace_state& t) override;
@@ -216,6 +217,7 @@ class replica final : state_machine::listener {
   // node's, or an earlier process's).
   std::set<state_machine::key> _acking;
   uint64_t _snapshot_index = 0;
+  bool _snapshotting = false;  // a save_snapshot() in flight
   std::map<uint64_t, std::chrono::steady_clock::time_point> _heard;  // the leader's view of its peers
   std::map<uint64_t, std::chrono::steady_clock::time_point> _reassigned;  // when we last moved a node's traces
   std::chrono::steady_clock::time_point _last_resend;
