@@ -534,15 +534,18 @@ io::task<int> serve() {
   g_control->start_following();
   for (const auto& f : g_startup_flows) {
     // A Raft group already holding the pipeline keeps its version: every
-    // node starts with the directory, and a restart must not redeploy.
+    // node starts with the directory, and a restart must not redeploy; of
+    // nodes starting together, the first to deploy it wins.
     if (g_replica && g_engines->local().find(f.name)) continue;
     flows::deploy_request dr;
     dr.yaml = f.yaml;
     dr.initial = f.state;
     dr.disabled = f.disabled;
     dr.persist = false;
+    if (g_replica) dr.expected_revision = core::revision_absent;
     auto deploying = g_control->deploy(std::move(dr));
     flows::control_reply r = co_await std::move(deploying);
+    if (r.result == flows::control_reply::outcome::conflict) continue;
     if (!r.ok()) XLOG(error, "loading a pipeline at start failed: %s", r.message.c_str());
   }
   size_t loaded = g_engines->local().pipelines().size();

@@ -173,6 +173,13 @@ class pipeline_watch {
   virtual io::task<std::optional<pipeline_change>> next(io::cancel_source& stop) = 0;
 };
 
+// A publish's expected revision that only a pipeline not stored yet matches.
+inline constexpr uint64_t revision_absent = UINT64_MAX;
+// Whether a publish expecting `expected` (0: any) may change a pipeline now at `now` (0: none).
+inline bool revision_matches(uint64_t expected, uint64_t now) {
+  return expected == revision_absent ? now == 0 : expected == 0 || expected == now;
+}
+
 class pipeline_store {
  public:
   virtual ~pipeline_store() = default;
@@ -180,8 +187,8 @@ class pipeline_store {
   virtual io::task<io::result<std::vector<pipeline_change>>> load() = 0;
   // Durably records the change and gives it its revision and seq; every watch
   // then sees it. `expected_revision` > 0 refuses (conflict) unless the
-  // pipeline is at that revision; a delete or state change of an unknown
-  // pipeline is not_found.
+  // pipeline is at that revision (revision_absent: unless there is none);
+  // a delete or state change of an unknown pipeline is not_found.
   virtual io::task<io::result<pipeline_change>> publish(pipeline_change c, uint64_t expected_revision) = 0;
   // Changes published from now on.
   virtual std::unique_ptr<pipeline_watch> watch() = 0;

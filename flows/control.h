@@ -30,7 +30,7 @@ inline constexpr unsigned control_shard = 0;
 struct deploy_request {
   std::string yaml;
   std::string update;              // PUT: the pipeline that must exist and the flow's name; empty for POST
-  uint64_t expected_revision = 0;  // > 0: refuse (conflict) unless the pipeline is at it
+  uint64_t expected_revision = 0;  // > 0: refuse (conflict) unless the pipeline is at it (core::revision_absent: unless new)
   core::pipeline_state initial = core::pipeline_state::running;  // a new pipeline's state
   std::vector<std::string> disabled;  // a new pipeline's triggers switched off (an update keeps its own)
   bool persist = true;             // false: from XERV_PIPELINES_DIR at start

@@ -171,7 +171,7 @@ io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeli
   using kind = core::pipeline_change::kind;
   auto it = _current.find(c.name);
   uint64_t now = it == _current.end() ? 0 : it->second.revision;
-  if (expected && expected != now) co_return core::make_error_code(core::dispatch_errc::conflict);
+  if (!core::revision_matches(expected, now)) co_return core::make_error_code(core::dispatch_errc::conflict);
   if (c.what != kind::deploy && it == _current.end()) co_return core::make_error_code(core::dispatch_errc::not_found);
   c.revision = c.what == kind::deploy ? now + 1 : now;
   if (c.what != kind::deploy) c.persist = it->second.persist;

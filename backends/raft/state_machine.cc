@@ -204,7 +204,7 @@ bool state_machine::apply_pipeline(core::record_reader& in, request_ref r, liste
   auto it = _pipelines.find(c.name);
   uint64_t now = it == _pipelines.end() ? 0 : it->second.revision;
   // The same rules as every backend's store (backends/memory/pipeline_store.cc).
-  if (expected && expected != now) {
+  if (!core::revision_matches(expected, now)) {
     l.on_result(r, core::make_error_code(core::dispatch_errc::conflict), nullptr);
     return true;
   }

@@ -362,12 +362,24 @@ io::task<int> pipeline_changes_in_one_order(Cluster& c) {
   auto unknown = c.store().publish(change(kind::state, "b", "", st::paused), 0);
   auto missing = co_await std::move(unknown);
   EXPECT_EQ(missing.error(), core::dispatch_errc::not_found);
+  // Only-if-new: refused for a stored pipeline (nodes starting together
+  // deploy their pipelines directory once), taken for one that is not.
+  auto again = c.store().publish(change(kind::deploy, "a", "name: a\n", st::running), core::revision_absent);
+  auto exists = co_await std::move(again);
+  EXPECT_EQ(exists.error(), core::dispatch_errc::conflict);
   auto current = c.store().publish(change(kind::deploy, "a", "name: a\nversion: '4'\n", st::paused), 3);
   auto accepted = co_await std::move(current);
   EXPECT_TRUE(accepted.ok());
   if (accepted) {
     EXPECT_EQ(accepted->revision, 4u);
     published.push_back(*accepted);
+  }
+  auto fresh = c.store().publish(change(kind::deploy, "c", "name: c\n", st::running), core::revision_absent);
+  auto created = co_await std::move(fresh);
+  EXPECT_TRUE(created.ok());
+  if (created) {
+    EXPECT_EQ(created->revision, 1u);
+    published.push_back(*created);
   }
   for (auto& w : watches) {
     std::vector<core::pipeline_change> seen;

@@ -324,6 +324,37 @@ TEST(raft_cluster, ready_follows_the_quorum_and_a_restart_keeps_state) {
   EXPECT_EQ(r.status, 200) << r.body;
 }
 
+// Every node starts with the same pipelines directory: the group deploys
+// each pipeline once (revision 1), whichever node comes first.
+TEST(raft_cluster, a_shared_pipelines_directory_deploys_once) {
+  char tmpl[] = "/tmp/xerv-raft-flows-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  {
+    FILE* f = fopen((dir + "/greet.yaml").c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::string yaml = flow(10);
+    fwrite(yaml.data(), 1, yaml.size(), f);
+    fclose(f);
+  }
+  cluster c(3, {"XERV_PIPELINES_DIR=" + dir});
+  ASSERT_TRUE(c.start_all());
+  for (uint64_t id : c.live())
+    EXPECT_TRUE(c.eventually(id, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }))
+        << "node " << id;
+  std::this_thread::sleep_for(500ms);  // a second deploy would have reached every node by now
+  for (uint64_t id : c.live())
+    EXPECT_EQ(json_number(c.call(id, "GET", "/api/v1/pipelines/greet").body, "revision"), 1) << "node " << id;
+  // A restarted node keeps the group's version too.
+  c.kill9(2);
+  c.spawn(2);
+  ASSERT_TRUE(c.wait_serving(2));
+  std::this_thread::sleep_for(300ms);
+  for (uint64_t id : c.live())
+    EXPECT_EQ(json_number(c.call(id, "GET", "/api/v1/pipelines/greet").body, "revision"), 1) << "node " << id;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 namespace {
 
 std::pair<int, std::string> run_cli(const std::string& args) {
