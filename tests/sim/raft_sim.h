@@ -9,20 +9,26 @@
 // that, after the ready's messages_now went out; on restart the commit index
 // is clamped to the restored log (never below its snapshot). One seed drives
 // every choice, the protocol options included (draw_protocol()), so a
-// failing seed replays exactly. Checkers, as the run goes: election safety (one leader per term),
-// leader completeness (a new leader holds every committed entry), state
-// machine safety (one entry per applied index, everywhere, snapshots
-// included: nodes compact their logs and laggards get snapshots in small
-// chunks), linearizable
-// reads (a ReadIndex read sees every write applied before it was asked);
-// one vote per node and term (granted replies, and the persisted vote never
-// changes within a term), terms never decrease (persisted, and in memory
-// while up) and no message promises a term that is not durable, the
-// persisted commit index never decreases and never passes the persisted log;
-// leadership transfers and membership changes (spare servers added as
-// learners, promoted, servers removed) happen at random too. At the end, log
-// matching across every pair of logs, and liveness: once the faults stop, a
-// leader is elected and a new entry is applied everywhere.
+// failing seed replays exactly. Checkers, as the run goes: election safety
+// (one leader per term), leader completeness (a new leader holds every
+// committed entry), state machine safety (one entry per applied index,
+// everywhere, snapshots included: nodes compact their logs and laggards get
+// snapshots in small chunks), linearizable reads (a ReadIndex read sees every
+// write applied before it was asked), linearizable admissions (the client
+// model of invoke(), after backends/raft/replica.cc: a client's admission,
+// resent by the node it asked until that node applies it, is acknowledged
+// once, with the index of its first occurrence in the committed sequence, as
+// the state machine dedups by request id; it comes after every admission
+// acknowledged before it was invoked, and nothing is committed that no client
+// invoked or that was refused); one vote per node and term (granted replies,
+// and the persisted vote never changes within a term), terms never decrease
+// (persisted, and in memory while up) and no message promises a term that is
+// not durable, the persisted commit index never decreases and never passes
+// the persisted log; leadership transfers and membership changes (spare
+// servers added as learners, promoted, servers removed) happen at random too.
+// At the end, log matching across every pair of logs, liveness (once the
+// faults stop, a leader is elected and a new entry is applied everywhere),
+// and every acknowledged admission is on every member, at its index.
 
 #include <algorithm>
 #include <cstdio>
@@ -54,11 +60,14 @@ struct sim_options {
   // any prefix of its writes is durable.
   double persist_crash_rate = 0.0005;
   double eio_rate = 0.0002;
-  double propose_rate = 0.3;    // per tick: a client proposes to whoever is leader
+  double propose_rate = 0.3;    // per tick: a client invokes an admission on a node (see invoke())
   double read_rate = 0.1;       // per tick: a linearizable read (ReadIndex) on the leader
   double transfer_rate = 0.003; // per tick: the leader hands over to a random peer
   bool unsafe_commit_without_quorum = false;
   bool unsafe_read_without_quorum = false;
+  // Test-only, the client model's: an admission is acknowledged once the
+  // leader has appended it, before it commits. The checker must catch it.
+  bool unsafe_ack_on_append = false;
   // The protocol options (raft::options); draw_protocol() picks them per seed.
   bool pre_vote = true;
   bool check_quorum = true;  // off: a cut-off leader keeps leading (and, unsafe, reading)
@@ -113,12 +122,14 @@ class cluster {
     for (_now = 0; _now < _o.ticks && _failure.empty(); ++_now) {
       faults();
       step_all();
-      if (chance(_o.propose_rate)) propose();
+      clients();
+      if (chance(_o.propose_rate)) invoke();
       if (chance(_o.read_rate)) read();
       if (chance(_o.transfer_rate)) transfer();
       if (chance(_o.membership_rate)) change_membership();
     }
     if (_failure.empty()) quiet_phase();
+    if (_failure.empty()) check_acknowledged();
     if (_failure.empty()) check_log_matching();
     if (_failure.empty()) return "";
     return "seed " + std::to_string(_o.seed) + " (" + _o.protocol() + "): " + _failure;
@@ -127,6 +138,8 @@ class cluster {
   uint64_t committed() const { return _committed.size(); }
   uint64_t elections() const { return _leaders.size(); }
   uint64_t reads() const { return _reads_done; }
+  uint64_t admissions() const { return _admissions.size() - _refused; }  // invoked (refused ones not counted)
+  uint64_t admissions_acked() const { return _acks; }
   uint64_t transfers() const { return _transfers; }
   uint64_t membership_changes() const { return _changes; }
   uint64_t snapshots_installed() const { return _installs; }
@@ -158,6 +171,22 @@ class cluster {
     unsigned down_until = 0;
     bool leader_seen = false;       // checked as leader in its current term
     raft::term_t term_seen;         // the highest term since it last started
+    // Its state machine's admissions (rebuilt with it): request id -> the
+    // index of its first occurrence (a resend's later copy is ignored).
+    std::map<uint64_t, uint64_t> admitted;
+    // In memory only (a crash loses it): the admissions its clients wait
+    // for (request id -> invoked when), the leader it last knew, its last resend.
+    std::map<uint64_t, unsigned> pending;
+    raft::node_id leader_known;
+    unsigned last_resend = 0;
+  };
+  // A client's call (request id r is _admissions[r - 1]).
+  struct admission {
+    unsigned client;          // the node it talks to
+    uint64_t floor, floor_id; // the highest index acknowledged when it was invoked, and whose
+    uint64_t pos = 0;         // its first index in the committed sequence (0: not there yet)
+    uint64_t acked = 0;       // the index it was acknowledged with (0: not acknowledged)
+    bool refused = false;     // no leader known when invoked: never proposed
   };
   struct flight {
     unsigned at;
@@ -200,11 +229,14 @@ class cluster {
     hard.commit = raft::index_t(std::max(std::min(hard.commit.value, stored_last(m)), snapshot_index(m)));
     m.n = std::make_unique<raft::node>(opts, raft::restored{hard, m.snap, m.log});
     m.term_seen = m.n->term();
+    m.leader_known = raft::node_id();
+    m.last_resend = _now;
     trace("node %u starts: term %llu vote %llu commit %llu (saved %llu), snapshot %llu, log to %llu", i + 1,
           ull(hard.term.value), ull(hard.vote.value), ull(hard.commit.value), ull(m.hard.commit.value),
           ull(snapshot_index(m)), ull(stored_last(m)));
     // The state machine is rebuilt from the snapshot, then the log.
     m.applied.clear();
+    m.admitted.clear();
     if (m.snap) restore_state(i, m.snap->data);
     m.leader_seen = false;
   }
@@ -219,6 +251,7 @@ class cluster {
   }
   void restore_state(unsigned i, const std::string& data) {
     _m[i].applied.clear();
+    _m[i].admitted.clear();
     for (size_t at = 0, k = 1; at < data.size(); ++k) {
       size_t t1 = data.find('\t', at), t2 = data.find('\t', t1 + 1), nl = data.find('\n', t2 + 1);
       raft::entry e{raft::term_t(std::stoull(data.substr(at, t1 - at))), raft::index_t(k),
@@ -236,6 +269,7 @@ class cluster {
   void crash(unsigned i) {
     trace("node %u down", i + 1);
     _m[i].n.reset();
+    _m[i].pending.clear();  // its clients' outcomes are unknown: they stop waiting
     _m[i].down_until = _now + 5 + pick(46);
   }
 
@@ -270,15 +304,13 @@ class cluster {
         handle_ready(i);
       }
     // Due messages, in an order of their own.
+    // (One pass, the rest kept in order: erasing each one was quadratic.)
     std::vector<flight> due;
-    for (auto it = _net.begin(); it != _net.end();) {
-      if (it->at > _now) {
-        ++it;
-        continue;
-      }
-      due.push_back(std::move(*it));
-      it = _net.erase(it);
-    }
+    auto kept = _net.begin();
+    for (auto it = _net.begin(); it != _net.end(); ++it)
+      if (it->at <= _now) due.push_back(std::move(*it));
+      else if (kept++ != it) *std::prev(kept) = std::move(*it);
+    _net.erase(kept, _net.end());
     std::shuffle(due.begin(), due.end(), _rng);
     for (auto& f : due) {
       unsigned to = unsigned(f.m.to.value - 1);
@@ -330,7 +362,17 @@ class cluster {
       transmit(i, std::move(msg));
     }
     if (r.snap) restore_state(i, r.snap->data);
-    for (auto& e : r.committed) apply(i, e);
+    for (auto& e : r.committed) {
+      apply(i, e);
+      // A client waiting on this node hears back once it applies an entry
+      // carrying its request id (a resend's copy too: the first may have come
+      // in a snapshot), with the index of the first (replica.cc's on_result).
+      if (m.pending.empty() || !_failure.empty()) continue;
+      for_each_request(e, [&](uint64_t q) {
+        auto at = m.admitted.find(q);
+        if (at != m.admitted.end() && m.pending.erase(q)) acknowledge(q, at->second);
+      });
+    }
     maybe_compact(i);
     // A read must see every write applied anywhere before it was asked (§6.4).
     for (const auto& rs : r.reads) {
@@ -430,9 +472,81 @@ class cluster {
       return fail("node " + std::to_string(i + 1) + " applied index " + std::to_string(e.index.value) + " after " +
                   std::to_string(m.applied.size()));
     m.applied.push_back(e);
+    // The dedup: a later copy changes nothing.
+    for_each_request(e, [&](uint64_t r) { m.admitted.emplace(r, e.index.value); });
     auto [it, fresh] = _committed.emplace(e.index.value, e);
     if (!fresh && (it->second.term != e.term || it->second.data != e.data))
       fail("state machine safety: index " + std::to_string(e.index.value) + " applied as two different entries");
+    if (fresh) check_admissions(e);
+  }
+
+  // The request ids an entry of admissions carries: "a" then ids, comma
+  // separated (a batch, as replica.cc proposes them).
+  template <class F>
+  static void for_each_request(const raft::entry& e, F f) {
+    if (e.kind != raft::entry_kind::data || e.data.size() < 2 || e.data[0] != 'a') return;
+    for (const char* p = e.data.c_str() + 1; *p; p += *p == ',') {
+      char* end;
+      uint64_t r = std::strtoull(p, &end, 10);
+      if (end == p) return f(0);  // not ours: a phantom
+      f(r);
+      p = end;
+    }
+  }
+  static bool carries(const raft::entry& e, uint64_t r) {
+    bool found = false;
+    for_each_request(e, [&](uint64_t q) { found = found || q == r; });
+    return found;
+  }
+  static std::string admission_name(uint64_t r) { return "admission " + std::to_string(r); }
+
+  // Entry `e` joins the committed sequence (applied for the first time anywhere).
+  void check_admissions(const raft::entry& e) {
+    uint64_t k = e.index.value;
+    std::string at = " index " + std::to_string(k);
+    auto [from, to] = _acked_at.equal_range(k);
+    for (auto a = from; a != to; ++a)
+      if (!carries(e, a->second))
+        fail("linearizability: " + admission_name(a->second) + " was acknowledged at" + at +
+             ", which commits an entry without it");
+    _acked_at.erase(from, to);
+    for_each_request(e, [&](uint64_t r) {
+      if (r == 0 || r > _admissions.size())
+        return fail("linearizability:" + at + " commits " + admission_name(r) + ", which no client invoked");
+      admission& a = _admissions[r - 1];
+      if (a.refused)
+        return fail("linearizability:" + at + " commits " + admission_name(r) + ", refused (never proposed)");
+      if (a.pos) return;  // a resend's copy: the first one stands
+      a.pos = k;
+      if (a.acked && a.acked != k)
+        fail("linearizability: " + admission_name(r) + " was acknowledged at index " + std::to_string(a.acked) +
+             " but is first at" + at);
+      if (k <= a.floor)
+        fail("linearizability: " + admission_name(r) + ", invoked after " + admission_name(a.floor_id) +
+             " was acknowledged at index " + std::to_string(a.floor) + ", is first at" + at);
+    });
+  }
+
+  // The client of admission `r` hears it is at index `pos`.
+  void acknowledge(uint64_t r, uint64_t pos) {
+    admission& a = _admissions[r - 1];
+    trace("admission %llu acknowledged by node %u at index %llu", ull(r), a.client + 1, ull(pos));
+    if (a.acked) return fail("linearizability: " + admission_name(r) + " acknowledged twice");
+    a.acked = pos;
+    ++_acks;
+    if (pos > _acked_max) {
+      _acked_max = pos;
+      _acked_max_id = r;
+    }
+    auto it = _committed.find(pos);
+    if (it == _committed.end())
+      _acked_at.emplace(pos, r);  // not committed yet (only a broken node acknowledges that): checked when it is
+    else if (!carries(it->second, r))
+      fail("linearizability: " + admission_name(r) + " was acknowledged at index " + std::to_string(pos) +
+           ", which holds an entry without it");
+    else if (a.pos != pos)
+      fail("linearizability: " + admission_name(r) + " was acknowledged at index " + std::to_string(pos) +
+           " but is first at index " + std::to_string(a.pos));
   }
 
   void check_leader(unsigned i) {
@@ -496,9 +610,111 @@ class cluster {
     handle_ready(unsigned(l));
   }
 
-  void propose() {
+  // The client model, after backends/raft/replica.cc: a client calls any up
+  // node with an admission of a fresh request id. Knowing no leader, the
+  // node refuses it (it is never proposed, so must never appear); else it
+  // keeps it pending, forwards it to the leader it knows (forward()) and
+  // resends it (clients()) until it applies an entry carrying it, when the
+  // client is acknowledged with the index of the first such entry (its state
+  // machine dedups by request id). Not acknowledged within the request
+  // timeout (replica.cc's default: five election timeouts), or the node
+  // crashes (what is pending is lost), the client stops waiting: its outcome
+  // is unknown (the admission may appear or not).
+  void invoke() {
+    std::vector<unsigned> live;
     for (unsigned i = 0; i < _o.nodes; ++i)
-      if (up(i) && _m[i].n->propose("v" + std::to_string(++_proposals))) return handle_ready(i);
+      if (up(i)) live.push_back(i);
+    if (live.empty()) return;
+    unsigned c = live[pick(unsigned(live.size()))];
+    _admissions.push_back(admission{c, _acked_max, _acked_max_id});
+    uint64_t r = _admissions.size();
+    if (_m[c].n->leader() == raft::node_id()) {
+      trace("admission %llu refused by node %u: no leader known", ull(r), c + 1);
+      _admissions.back().refused = true;
+      ++_refused;
+      return;
+    }
+    _m[c].pending.emplace(r, _now);
+    forward(c, {r});
+  }
+
+  // Node `c` hands admissions to the leader it knows, which proposes them as
+  // one entry; forwarded (from a follower) they are lost if that one is down
+  // or out of reach, or the message drops. Proposed by a node that no longer
+  // leads (or is handing over), or in a term that ends before it commits,
+  // they may be lost too: resent.
+  void forward(unsigned c, const std::vector<uint64_t>& batch) {
+    raft::node_id known = _m[c].n->leader();
+    if (known == raft::node_id()) return;
+    unsigned l = unsigned(known.value - 1);
+    if (l != c && (!up(l) || !reachable(c, l) || chance(_o.drop))) return;
+    std::string data = "a";
+    for (uint64_t r : batch) data += (data.size() > 1 ? "," : "") + std::to_string(r);
+    auto at = _m[l].n->propose(data);
+    if (!at) return;
+    trace("admissions %s from node %u proposed on node %u at index %llu", data.c_str() + 1, c + 1, l + 1,
+          ull(at->value));
+    if (_o.unsafe_ack_on_append)
+      for (uint64_t r : batch) {
+        _m[c].pending.erase(r);
+        acknowledge(r, at->value);
+      }
+    handle_ready(l);
+  }
+
+  // Each node gives up on what has waited past the request timeout, and
+  // resends the rest in one batch, as replica.cc does: all of it when it
+  // learns of a new leader, and every election timeout what has waited that
+  // long.
+  void clients() {
+    for (unsigned c = 0; c < _o.nodes; ++c) {
+      if (!up(c)) continue;
+      member& m = _m[c];
+      raft::node_id known = m.n->leader();
+      bool all = known != m.leader_known && known != raft::node_id();
+      m.leader_known = known;
+      for (auto it = m.pending.begin(); it != m.pending.end();)
+        it = _now - it->second > 5 * _o.election_ticks ? m.pending.erase(it) : std::next(it);
+      if (!all && _now - m.last_resend <= _o.election_ticks) continue;
+      m.last_resend = _now;
+      std::vector<uint64_t> again;
+      for (const auto& [r, since] : m.pending)
+        if (all || _now - since >= _o.election_ticks) again.push_back(r);
+      if (!again.empty()) forward(c, again);
+    }
+  }
+
+  // After the quiet phase: every acknowledged admission is on every member,
+  // at the index it was acknowledged with. (Some may have been acknowledged
+  // past the final entry: time for them to get everywhere first.)
+  void check_acknowledged() {
+    raft::configuration members;
+    for (unsigned until = _now + 20 * _o.election_ticks + 500; _now < until && _failure.empty(); ++_now) {
+      int l = leader();
+      if (l >= 0) members = _m[l].n->config();
+      bool everywhere = l >= 0;
+      for (unsigned i = 0; i < _o.nodes && everywhere; ++i)
+        everywhere = !members.is_member(_ids[i]) || _m[i].applied.size() >= _acked_max;
+      if (everywhere) break;
+      step_all();
+      clients();
+    }
+    for (uint64_t r = 1; r <= _admissions.size() && _failure.empty(); ++r) {
+      const admission& a = _admissions[r - 1];
+      if (!a.acked) continue;
+      for (unsigned i = 0; i < _o.nodes; ++i) {
+        if (!members.is_member(_ids[i])) continue;
+        const member& m = _m[i];
+        auto first = m.admitted.find(r);
+        if (m.applied.size() < a.acked)
+          return fail("linearizability: " + admission_name(r) + ", acknowledged at index " + std::to_string(a.acked) +
+                      ", is not applied on " + node_name(i) + " (which applied " + std::to_string(m.applied.size()) +
+                      " entries)");
+        if (!carries(m.applied[a.acked - 1], r) || first == m.admitted.end() || first->second != a.acked)
+          return fail("linearizability: " + admission_name(r) + ", acknowledged at index " + std::to_string(a.acked) +
+                      ", is not there on " + node_name(i));
+      }
+    }
   }
 
   // The faults stop: everyone up, everyone reachable, nothing lost. A leader
@@ -517,6 +733,7 @@ class cluster {
     unsigned proposed_at = 0;
     for (; _now < until && _failure.empty(); ++_now) {
       step_all();
+      clients();
       // A client retries: an entry its leader had not committed may be lost
       // with it. (Not once applied somewhere: more entries would make the
       // leader compact again, and a snapshot still in transfer start over.)
@@ -583,7 +800,10 @@ class cluster {
   std::vector<int> _group;  // empty: no partition
   bool _one_way = false;
   unsigned _now = 0;
-  uint64_t _proposals = 0;
+  std::vector<admission> _admissions;
+  uint64_t _acked_max = 0, _acked_max_id = 0;  // the highest index acknowledged so far, and whose
+  std::multimap<uint64_t, uint64_t> _acked_at;  // index -> an admission acknowledged there before it committed
+  uint64_t _acks = 0, _refused = 0;
   std::map<uint64_t, raft::entry> _committed;  // index -> the entry applied there
   std::map<uint64_t, unsigned> _leaders;       // term -> its leader
   std::map<uint64_t, uint64_t> _pending_reads;  // read id -> the highest index applied anywhere when asked

@@ -1,7 +1,8 @@
 // The Raft simulation (tests/sim/raft_sim.h) over many seeds, 3- and 5-node
 // clusters, each seed with protocol options of its own (draw_protocol()), and
-// deliberately broken nodes (commits or reads without a quorum) that it must
-// catch. XERV_SIM_SEEDS sets how many seeds per cluster size (half that with
+// deliberately broken nodes (commits or reads without a quorum) and clients
+// (admissions acknowledged before they commit) that it must catch.
+// XERV_SIM_SEEDS sets how many seeds per cluster size (half that with
 // membership changes), XERV_SIM_SEED_BASE the first one (1; scripts/sim-soak
 // moves it on); a failing seed is printed with its options and replays with
 // XERV_SIM_SEED.
@@ -25,7 +26,8 @@ uint64_t env_or(const char* name, uint64_t fallback) {
 }
 
 struct totals {
-  uint64_t committed = 0, elections = 0, reads = 0, transfers = 0, changes = 0, installs = 0, torn = 0, eios = 0;
+  uint64_t committed = 0, elections = 0, reads = 0, admissions = 0, acked = 0, transfers = 0, changes = 0, installs = 0,
+           torn = 0, eios = 0;
 };
 
 // Runs `seeds` seeds (or only XERV_SIM_SEED), each with the options `make`
@@ -43,17 +45,21 @@ totals run_seeds(const char* filter, uint64_t seeds, const std::function<sim_opt
     t.committed += c.committed();
     t.elections += c.elections();
     t.reads += c.reads();
+    t.admissions += c.admissions();
+    t.acked += c.admissions_acked();
     t.transfers += c.transfers();
     t.changes += c.membership_changes();
     t.installs += c.snapshots_installed();
     t.torn += c.torn_writes();
     t.eios += c.eios();
   }
-  printf("%llu seeds from %llu: %llu elections, %llu entries committed, %llu reads, %llu transfers, %llu membership "
-         "changes, %llu snapshots installed, %llu torn writes (%llu of them EIO)\n",
+  printf("%llu seeds from %llu: %llu elections, %llu entries committed, %llu reads, %llu admissions (%llu "
+         "acknowledged), %llu transfers, %llu membership changes, %llu snapshots installed, %llu torn writes (%llu of "
+         "them EIO)\n",
          static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(first),
          static_cast<unsigned long long>(t.elections), static_cast<unsigned long long>(t.committed),
-         static_cast<unsigned long long>(t.reads), static_cast<unsigned long long>(t.transfers),
+         static_cast<unsigned long long>(t.reads), static_cast<unsigned long long>(t.admissions),
+         static_cast<unsigned long long>(t.acked), static_cast<unsigned long long>(t.transfers),
          static_cast<unsigned long long>(t.changes), static_cast<unsigned long long>(t.installs),
          static_cast<unsigned long long>(t.torn), static_cast<unsigned long long>(t.eios));
   return t;
@@ -68,11 +74,13 @@ void run_cluster(unsigned nodes) {
     draw_protocol(o);
     return o;
   });
-  // The runs did something: elections, commits and reads in every seed, on average.
+  // The runs did something: elections, commits, reads and acknowledged
+  // admissions in every seed, on average.
   uint64_t ran = std::getenv("XERV_SIM_SEED") ? 1 : seeds;
   EXPECT_GE(t.elections, ran);
   EXPECT_GE(t.committed, 10 * ran);
   EXPECT_GE(t.reads, ran);
+  EXPECT_GE(t.acked, 5 * ran);
   if (ran > 100) {
     EXPECT_GT(t.installs, 0u);  // laggards caught up by snapshot
   }
@@ -154,6 +162,15 @@ TEST(raft_sim, reads_without_quorum_are_caught) {
     o.check_quorum = false;
     o.read_rate = 0.5;
   });
+  EXPECT_NE(caught.find("linearizability"), std::string::npos) << caught;
+}
+
+// Admissions acknowledged once the leader has appended them, before they
+// commit: a leader deposed before it replicates one loses it (or a later
+// leader puts another entry at its index, and later admissions before it),
+// and the linearizability checker must see it.
+TEST(raft_sim, admissions_acked_before_commit_are_caught) {
+  std::string caught = first_caught(300, "linearizability", [](sim_options& o) { o.unsafe_ack_on_append = true; });
   EXPECT_NE(caught.find("linearizability"), std::string::npos) << caught;
 }
 
