@@ -63,7 +63,8 @@ heavy_patterns=(-f:http_fuzz -f:io_tests -f:http_tests -x:echo_bench -x:msg_benc
 # counts irq and softirq: a task's stime includes the interrupt ticks that land while
 # it runs, and loopback TCP spends ~30 % of all CPU in softirq), and what this
 # script's processes used (own_ticks): the servers, read live, and reaped children
-# (wrk, curl). The difference over a run is what other processes took.
+# (wrk, curl). The difference over a run, less what kernel threads took
+# (kernel_ticks), is what other processes took.
 servers_ticks() { own_ticks "$xerv_pid" "$nginx_pid" $(pgrep -P "$nginx_pid" 2>/dev/null); }
 
 launch_xerv() {
@@ -143,15 +144,15 @@ measure() {
   local route=$1 server=$2 port path args=() rps p50 p99 n
   [[ $server == xerv ]] && port=$xerv_port || port=$nginx_port
   if [[ $route == echo ]]; then path=/api/v1/debug/echo args=(-s "$tmp/post.lua"); else path=/health; fi
-  local attempt m0 o0 other limit best="" best_other=-1
+  local attempt m0 o0 k0 other limit best="" best_other=-1
   # A run during which other processes took more than 5 % of the CPU time is
   # repeated, twice at most; the quietest attempt counts.
   limit=$(noise_limit "$seconds")
   for attempt in 1 2 3; do
     wait_until_quiet
-    m0=$(machine_ticks) o0=$(servers_ticks)
+    m0=$(machine_ticks) o0=$(servers_ticks) k0=$(kernel_ticks)
     run_wrk "http://127.0.0.1:$port$path" "$seconds" "${args[@]}"
-    other=$(($(machine_ticks) - m0 - ($(servers_ticks) - o0)))
+    other=$(($(machine_ticks) - m0 - ($(servers_ticks) - o0) - ($(kernel_ticks) - k0)))
     ((other > 0)) || other=0
     read -r rps p50 p99 n <"$tmp/wrk.parsed"
     printf 'http_bench: round %d %-6s %-5s %10.0f req/s  p50 %7.0f us  p99 %7.0f us  other processes %.2f CPU-s\n' \

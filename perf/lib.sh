@@ -98,6 +98,17 @@ machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
 # Prints the CPU ticks process $1 used, its own and its reaped children's (utime,
 # stime, cutime, cstime); 0 when it is gone.
 proc_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# Prints the ticks the hypervisor gave other guests so far (steal: counted in
+# machine_ticks, so in a run's "other processes" too; printed apart so that a
+# noisy neighbour can be told from a process here).
+steal_ticks() { awk '/^cpu / { print $9 }' /proc/stat; }
+# Prints the CPU ticks all kernel threads used so far (PF_KTHREAD in the flags):
+# writeback, the ext4 journal, kworkers and ksoftirqd, mostly working for the
+# servers measured (their fdatasyncs, their loopback traffic), so not noise.
+kernel_ticks() {
+  cat /proc/[0-9]*/stat 2>/dev/null |
+    awk '{ sub(/^.*\) /, ""); if (int($7 / 2097152) % 2) t += $12 + $13 } END { print t + 0 }'
+}
 # Prints the CPU ticks this script used: this shell with its reaped children (wrk,
 # fio, curl), plus each live process given (the servers, read live). Empty arguments
 # are skipped.

@@ -36,7 +36,7 @@
 #
 # Before each measured run it waits (up to --max-wait seconds, 300) while another
 # heavy process runs, holds /tmp/xerv-bench.lock, and repeats a run (twice at
-# most) when other processes took more than 5 % of the CPU time meanwhile.
+# most) when other processes (kernel threads not counted: kernel_ticks) took more than 5 % of the CPU time meanwhile.
 # --smoke (1 round, 1 s runs, 6 connections, 1 failover, no RESULTS.md) skips
 # those: it only checks that everything works and every figure comes out.
 set -euo pipefail
@@ -287,7 +287,7 @@ runs="$tmp/runs.txt" # per kept run: round sys conns rps p50 p99 n server_us_per
 # Measures system $2 with $3 connections in round $1 (repeated when noisy).
 measure() {
   local round=$1 sys=$2 c=$3 attempt limit m0 s0 w0 m1 s1 w1 before after ok other best="" best_other=-1 srv
-  local i avail rps p50 p99 n server_us busy loader t0 t1
+  local i avail rps p50 p99 n server_us busy loader t0 t1 k0 k1 st0 st1
   limit=$(noise_limit "$seconds")
   if [[ $sys == xerv ]]; then srv=("${xpid[@]:1}"); else srv=("${epid[@]:1}"); fi
   for attempt in 1 2 3; do
@@ -295,9 +295,9 @@ measure() {
     wait_until_quiet
     if [[ $sys == xerv ]]; then before=0; for i in 1 2 3; do before=$((before + $(x202 "$i"))); done
     else before=$(erev 1); fi
-    m0=$(machine_ticks) s0=$(ticks_of "${srv[@]}") w0=$(proc_ticks "$$") t0=$(now_ms)
+    m0=$(machine_ticks) s0=$(ticks_of "${srv[@]}") w0=$(proc_ticks "$$") k0=$(kernel_ticks) st0=$(steal_ticks) t0=$(now_ms)
     run_load "$sys" "$c" "$seconds"
-    m1=$(machine_ticks) s1=$(ticks_of "${srv[@]}") w1=$(proc_ticks "$$") t1=$(now_ms)
+    m1=$(machine_ticks) s1=$(ticks_of "${srv[@]}") w1=$(proc_ticks "$$") k1=$(kernel_ticks) st1=$(steal_ticks) t1=$(now_ms)
     read -r rps p50 p99 n <"$tmp/load.parsed"
     if [[ $sys == xerv ]]; then after=0; for i in 1 2 3; do after=$((after + $(x202 "$i"))); done
     else after=$(erev 1); fi
@@ -306,14 +306,14 @@ measure() {
     # answers in flight when wrk stopped, and the revision read itself for etcd).
     ((ok + c >= n && ok <= n + 2 * c + 2)) ||
       fail "$sys: wrk counted $n answers, the servers $ok ($([[ $sys == xerv ]] && echo "202s on /metrics" || echo "etcd revisions"))"
-    other=$(((m1 - m0) - (s1 - s0) - (w1 - w0)))
+    other=$(((m1 - m0) - (s1 - s0) - (w1 - w0) - (k1 - k0)))
     ((other > 0)) || other=0
     avail=$(((t1 - t0) * $(nproc) * hz / 1000)) # CPU ticks the machine had meanwhile
     server_us=$(awk -v t=$((s1 - s0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')
     busy=$(awk -v t=$((m1 - m0)) -v a="$avail" 'BEGIN { printf "%.2f", t / a }')
     loader=$(awk -v t=$((w1 - w0)) -v a="$avail" 'BEGIN { printf "%.2f", t / a }')
-    printf 'raft_bench: round %d %-4s c%-4d %9.0f /s  p50 %7d us  p99 %7d us  %d requests  server CPU %s us/request  machine busy %s, loader %s, other processes %s CPU-s\n' \
-      "$round" "$sys" "$c" "$rps" "$p50" "$p99" "$n" "$server_us" "$busy" "$loader" "$(cpu_s "$other")" >&2
+    printf 'raft_bench: round %d %-4s c%-4d %9.0f /s  p50 %7d us  p99 %7d us  %d requests  server CPU %s us/request  machine busy %s, loader %s, other processes %s CPU-s (steal %s)\n' \
+      "$round" "$sys" "$c" "$rps" "$p50" "$p99" "$n" "$server_us" "$busy" "$loader" "$(cpu_s "$other")" "$(cpu_s $((st1 - st0)))" >&2
     if ((best_other < 0 || other < best_other)); then
       best="$rps $p50 $p99 $n $server_us $busy $loader $other" best_other=$other
     fi
