@@ -87,7 +87,7 @@ core::settings declare_settings(config& c) {
          "docs/durability.md); a bare --wal-skip-corrupt means true",
          core::parse_bool(&c.wal_skip_corrupt)});
   s.add({"arena_bytes", "XERV_ARENA_BYTES", "--arena-bytes", "64MiB",
-         "size of each shard's memory-mapped arena for running traces' values (preallocated under the data dir)",
+         "size of each shard's memory-mapped arena for running traces' values (mapped and faulted in at start)",
          core::parse_bytes(&c.arena_bytes, 1 << 20, 64ull << 30)});
   s.add({"drain_timeout_ms", "XERV_DRAIN_TIMEOUT_MS", "--drain-timeout-ms", "30000",
          "on SIGTERM/SIGINT, how long running traces may take to finish; the rest resume after the restart",

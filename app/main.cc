@@ -261,19 +261,16 @@ core::wal_sync wal_sync_mode() {
 // engine. A corrupt log is reported (file and offset) and fails the start.
 io::task<io::result<void>> open_storage(shard_services& svc) {
   unsigned shard = io::this_shard_id();
-  std::string arena_dir = g_cfg.data_dir + "/arena";
-  if (auto d = co_await io::make_dirs(arena_dir); !d) {
-    XLOG(error, "%s: %s", arena_dir.c_str(), d.error().message().c_str());
-    co_return d.error();
-  }
-  std::string arena_path = arena_dir + "/shard-" + std::to_string(shard) + ".arena";
-  auto a = co_await core::arena::open(arena_path, g_cfg.arena_bytes);
+  auto a = core::arena::create(g_cfg.arena_bytes);
   if (!a) {
-    XLOG(error, "%s: cannot create the arena (%llu bytes): %s", arena_path.c_str(),
+    XLOG(error, "shard %u: cannot map the arena (XERV_ARENA_BYTES=%llu): %s", shard,
          static_cast<unsigned long long>(g_cfg.arena_bytes), a.error().message().c_str());
     co_return a.error();
   }
   svc.arena = std::move(*a);
+  // Earlier builds kept the arena in a file under the data dir: not needed any more.
+  auto stale = io::remove_file(g_cfg.data_dir + "/arena/shard-" + std::to_string(shard) + ".arena");
+  (void)co_await std::move(stale);
   core::wal_options wo;
   wo.dir = g_cfg.data_dir + "/wal/shard-" + std::to_string(shard);
   wo.sync = wal_sync_mode();

@@ -16,24 +16,15 @@ gauge g_capacity{"xerv_arena_capacity_bytes", "Arena bytes mapped (XERV_ARENA_BY
 counter g_overflow{"xerv_arena_overflow_total", "Values kept on the heap because the arena was full"};
 }  // namespace
 
-io::task<io::result<std::unique_ptr<arena>>> arena::open(std::string path, uint64_t capacity) {
+io::result<std::unique_ptr<arena>> arena::create(uint64_t capacity) {
   uint32_t chunks = uint32_t(capacity / chunk_bytes);
   ASSERT(chunks > 0, "arena capacity %llu below one chunk", static_cast<unsigned long long>(capacity));
   capacity = uint64_t(chunks) * chunk_bytes;
-  auto f = co_await io::file::open(path, {.flags = O_RDWR | O_CREAT | O_TRUNC, .direct = io::direct_io::off});
-  if (!f) co_return f.error();
-  auto a = co_await f->allocate(0, capacity);
-  if (!a && a.error() == std::errc::operation_not_supported) {
-    if (auto t = f->truncate(capacity); !t) a = t;
-    else a = {};
-  }
-  if (!a) co_return a.error();
-  // Mapping happens once at start-up, before the shard serves anything.
-  void* p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_SHARED, f->fd(), 0);
-  if (p == MAP_FAILED) co_return io::from_errno(errno);
-  co_await f->close();  // the mapping keeps the file
+  // Once at start-up, before the shard serves anything.
+  void* p = mmap(nullptr, capacity, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (p == MAP_FAILED) return io::from_errno(errno);
   g_capacity.add(int64_t(capacity));
-  co_return std::unique_ptr<arena>(new arena(static_cast<char*>(p), chunks));
+  return std::unique_ptr<arena>(new arena(static_cast<char*>(p), chunks));
 }
 
 arena::arena(char* base, uint32_t chunks) : _base(base), _chunks(chunks), _bits((chunks + 63) / 64, 0) {

@@ -1,9 +1,13 @@
 #pragma once
 // The per-shard memory-mapped arena that holds the input and node outputs of the
-// traces running on a shard (SPEC §6). The file lives under the data dir, is
-// preallocated at start (so touching a page can never hit a full disk) and mapped
-// shared; its content is a cache of what the WAL makes durable, so it starts empty
-// on every run. Memory is handed out in 4 KiB chunks tracked by a bitmap.
+// traces running on a shard (SPEC §6). Its content is a cache of what the WAL
+// makes durable, so it starts empty on every run and needs no file: it is an
+// anonymous private mapping, populated at start. (A file-backed shared mapping
+// made the first write to each page a page_mkwrite fault into ext4, which waits
+// for the journal the WAL's fdatasyncs commit: the shard stalled for tens of
+// milliseconds at a time until every page had been touched, and again after
+// each writeback of pages nothing needed on disk.) Memory is handed out in
+// 4 KiB chunks tracked by a bitmap.
 //
 // arena_region is one trace's append-only view: values are copied in once and
 // addressed by offset (an arena_ref), never by a stored pointer; all its chunks go
@@ -30,8 +34,9 @@ class arena {
  public:
   static constexpr uint32_t chunk_bytes = 4096;
 
-  // Creates (truncates) `path`, preallocates `capacity` bytes and maps them.
-  static io::task<io::result<std::unique_ptr<arena>>> open(std::string path, uint64_t capacity);
+  // Maps `capacity` bytes (rounded down to whole chunks) and faults them in, so
+  // that a shard short of memory fails at start, not under load.
+  static io::result<std::unique_ptr<arena>> create(uint64_t capacity);
   ~arena();
   arena(const arena&) = delete;
   arena& operator=(const arena&) = delete;

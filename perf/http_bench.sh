@@ -59,12 +59,11 @@ if ((!smoke)); then take_bench_lock "$max_wait"; fi
 # Heavy processes another developer may run on this machine (see heavy_now).
 heavy_patterns=(-f:http_fuzz -f:io_tests -f:http_tests -x:echo_bench -x:msg_bench -x:cc1plus)
 
-# CPU time in USER_HZ ticks: the whole machine's busy time (machine_ticks, which
-# counts irq and softirq: a task's stime includes the interrupt ticks that land while
-# it runs, and loopback TCP spends ~30 % of all CPU in softirq), and what this
-# script's processes used (own_ticks): the servers, read live, and reaped children
-# (wrk, curl). The difference over a run, less what kernel threads took
-# (kernel_ticks), is what other processes took.
+# CPU time in USER_HZ ticks: the machine's task time (task_ticks: user, system,
+# steal; not the interrupt ticks that land on an idle CPU and belong to no
+# process), less what this script's processes used (own_ticks: the servers, read
+# live, and reaped children: wrk, curl) and what kernel threads took
+# (kernel_ticks), is what other processes took over a run.
 servers_ticks() { own_ticks "$xerv_pid" "$nginx_pid" $(pgrep -P "$nginx_pid" 2>/dev/null); }
 
 launch_xerv() {
@@ -150,9 +149,9 @@ measure() {
   limit=$(noise_limit "$seconds")
   for attempt in 1 2 3; do
     wait_until_quiet
-    m0=$(machine_ticks) o0=$(servers_ticks) k0=$(kernel_ticks)
+    m0=$(task_ticks) o0=$(servers_ticks) k0=$(kernel_ticks)
     run_wrk "http://127.0.0.1:$port$path" "$seconds" "${args[@]}"
-    other=$(($(machine_ticks) - m0 - ($(servers_ticks) - o0) - ($(kernel_ticks) - k0)))
+    other=$(($(task_ticks) - m0 - ($(servers_ticks) - o0) - ($(kernel_ticks) - k0)))
     ((other > 0)) || other=0
     read -r rps p50 p99 n <"$tmp/wrk.parsed"
     printf 'http_bench: round %d %-6s %-5s %10.0f req/s  p50 %7.0f us  p99 %7.0f us  other processes %.2f CPU-s\n' \

@@ -287,7 +287,7 @@ runs="$tmp/runs.txt" # per kept run: round sys conns rps p50 p99 n server_us_per
 # Measures system $2 with $3 connections in round $1 (repeated when noisy).
 measure() {
   local round=$1 sys=$2 c=$3 attempt limit m0 s0 w0 m1 s1 w1 before after ok other best="" best_other=-1 srv
-  local i avail rps p50 p99 n server_us busy loader t0 t1 k0 k1 st0 st1
+  local i avail rps p50 p99 n server_us busy loader t0 t1 k0 k1 st0 st1 q0 q1
   limit=$(noise_limit "$seconds")
   if [[ $sys == xerv ]]; then srv=("${xpid[@]:1}"); else srv=("${epid[@]:1}"); fi
   for attempt in 1 2 3; do
@@ -295,9 +295,9 @@ measure() {
     wait_until_quiet
     if [[ $sys == xerv ]]; then before=0; for i in 1 2 3; do before=$((before + $(x202 "$i"))); done
     else before=$(erev 1); fi
-    m0=$(machine_ticks) s0=$(ticks_of "${srv[@]}") w0=$(proc_ticks "$$") k0=$(kernel_ticks) st0=$(steal_ticks) t0=$(now_ms)
+    m0=$(machine_ticks) q0=$(task_ticks) s0=$(ticks_of "${srv[@]}") w0=$(proc_ticks "$$") k0=$(kernel_ticks) st0=$(steal_ticks) t0=$(now_ms)
     run_load "$sys" "$c" "$seconds"
-    m1=$(machine_ticks) s1=$(ticks_of "${srv[@]}") w1=$(proc_ticks "$$") k1=$(kernel_ticks) st1=$(steal_ticks) t1=$(now_ms)
+    m1=$(machine_ticks) q1=$(task_ticks) s1=$(ticks_of "${srv[@]}") w1=$(proc_ticks "$$") k1=$(kernel_ticks) st1=$(steal_ticks) t1=$(now_ms)
     read -r rps p50 p99 n <"$tmp/load.parsed"
     if [[ $sys == xerv ]]; then after=0; for i in 1 2 3; do after=$((after + $(x202 "$i"))); done
     else after=$(erev 1); fi
@@ -306,7 +306,7 @@ measure() {
     # answers in flight when wrk stopped, and the revision read itself for etcd).
     ((ok + c >= n && ok <= n + 2 * c + 2)) ||
       fail "$sys: wrk counted $n answers, the servers $ok ($([[ $sys == xerv ]] && echo "202s on /metrics" || echo "etcd revisions"))"
-    other=$(((m1 - m0) - (s1 - s0) - (w1 - w0) - (k1 - k0)))
+    other=$(((q1 - q0) - (s1 - s0) - (w1 - w0) - (k1 - k0)))
     ((other > 0)) || other=0
     avail=$(((t1 - t0) * $(nproc) * hz / 1000)) # CPU ticks the machine had meanwhile
     server_us=$(awk -v t=$((s1 - s0)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.1f", t / hz / n * 1e6 }')

@@ -1170,20 +1170,17 @@ TEST(scan_segment, a_good_record_far_after_damage_rules_out_a_torn_write) {
 constexpr uint64_t k_none = ~uint64_t(0);
 constexpr uint64_t k_chunk = core::arena::chunk_bytes;
 
-io::task<std::unique_ptr<core::arena>> open_arena(std::string path, uint64_t capacity) {
-  auto opening = core::arena::open(std::move(path), capacity);
-  auto a = co_await std::move(opening);
+std::unique_ptr<core::arena> open_arena(uint64_t capacity) {
+  auto a = core::arena::create(capacity);
   EXPECT_TRUE(a.ok()) << a.error().message();
-  if (!a) co_return nullptr;
-  co_return std::move(*a);
+  if (!a) return nullptr;
+  return std::move(*a);
 }
 
-io::task<int> arena_allocation(std::string dir) {
-  auto opening = open_arena(dir + "/arena", 16 * k_chunk + 100);  // rounded down to whole chunks
-  std::unique_ptr<core::arena> a = co_await std::move(opening);
+io::task<int> arena_allocation() {
+  std::unique_ptr<core::arena> a = open_arena(16 * k_chunk + 100);  // rounded down to whole chunks
   if (!a) co_return 1;
   EXPECT_EQ(a->capacity(), 16 * k_chunk);
-  EXPECT_EQ(std::filesystem::file_size(dir + "/arena"), 16 * k_chunk);
   EXPECT_EQ(a->used_bytes(), 0u);
   EXPECT_EQ(a->allocate(0), k_none);
   EXPECT_EQ(a->allocate(17), k_none);
@@ -1227,14 +1224,12 @@ io::task<int> arena_allocation(std::string dir) {
 }
 
 TEST(arena, allocates_first_fit_wraps_and_accounts_used_bytes) {
-  temp_dir d;
-  EXPECT_EQ(run_on(1, arena_allocation(d.path())), 0);
+  EXPECT_EQ(run_on(1, arena_allocation()), 0);
 }
 
-io::task<int> arena_bitmap_words(std::string dir) {
+io::task<int> arena_bitmap_words() {
   // 200 chunks: four bitmap words, the last one partly past the end.
-  auto opening = open_arena(dir + "/arena", 200 * k_chunk);
-  std::unique_ptr<core::arena> a = co_await std::move(opening);
+  std::unique_ptr<core::arena> a = open_arena(200 * k_chunk);
   if (!a) co_return 1;
   for (uint64_t i = 0; i < 200; ++i) EXPECT_EQ(a->allocate(1), i * k_chunk);
   EXPECT_EQ(a->allocate(1), k_none);
@@ -1260,8 +1255,7 @@ io::task<int> arena_bitmap_words(std::string dir) {
 }
 
 TEST(arena, runs_cross_bitmap_words_and_never_pass_the_end) {
-  temp_dir d;
-  EXPECT_EQ(run_on(1, arena_bitmap_words(d.path())), 0);
+  EXPECT_EQ(run_on(1, arena_bitmap_words()), 0);
 }
 
 std::string encoded_string(std::string_view s) {
@@ -1281,9 +1275,8 @@ std::string encoded_object(int64_t n) {
   return b.finish().bytes();
 }
 
-io::task<int> arena_regions(std::string dir) {
-  auto opening = open_arena(dir + "/arena", 4 * k_chunk);
-  std::unique_ptr<core::arena> a = co_await std::move(opening);
+io::task<int> arena_regions() {
+  std::unique_ptr<core::arena> a = open_arena(4 * k_chunk);
   if (!a) co_return 1;
   {
     core::arena_region r(a.get());
@@ -1350,8 +1343,7 @@ io::task<int> arena_regions(std::string dir) {
 }
 
 TEST(arena, regions_store_values_fall_back_to_the_heap_and_release_on_destruction) {
-  temp_dir d;
-  EXPECT_EQ(run_on(1, arena_regions(d.path())), 0);
+  EXPECT_EQ(run_on(1, arena_regions()), 0);
 }
 
 // ---------- journal records ----------
