@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/free_port.h"
+
 extern char** environ;
 
 namespace xerv::testing {
@@ -287,20 +289,6 @@ class client {
   bool _eof = false;
   std::string _buf;
 };
-
-// A free loopback port: bind 0, read it, release it (for the rare test that must
-// know a port before the server logs it).
-inline uint16_t free_port() {
-  int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  bool ok = ::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-            getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  ::close(probe);
-  return ok ? ntohs(a.sin_port) : 0;
-}
 
 inline std::string get(std::string_view path, std::string_view extra_headers = "") {
   return "GET " + std::string(path) + " HTTP/1.1\r\nHost: test\r\n" + std::string(extra_headers) + "\r\n";
