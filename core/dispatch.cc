@@ -92,6 +92,49 @@ std::optional<final_header> decode_final_header(std::string_view bytes) {
   return h;
 }
 
+void write_change(record_writer& w, const pipeline_change& c) {
+  w.u8(uint8_t(c.what));
+  w.str(c.name);
+  w.str(c.source);
+  w.u8(uint8_t(c.state));
+  w.u64(c.disabled.size());
+  for (const auto& d : c.disabled) w.str(d);
+  w.u8(c.persist ? 1 : 0);
+}
+
+pipeline_change read_change(record_reader& in) {
+  pipeline_change c;
+  uint8_t what = in.u8();
+  if (what > uint8_t(pipeline_change::kind::triggers)) in.ok = false;
+  c.what = pipeline_change::kind(what);
+  c.name = in.str();
+  c.source = in.str();
+  uint8_t state = in.u8();
+  if (state > uint8_t(pipeline_state::draining)) in.ok = false;
+  c.state = pipeline_state(state);
+  uint64_t n = in.u64();
+  if (n > in.in.size()) in.ok = false;  // each name takes at least 4 bytes
+  for (uint64_t i = 0; in.ok && i < n; ++i) c.disabled.push_back(in.str());
+  c.persist = in.u8() != 0;
+  return c;
+}
+
+io::result<pipeline_change> apply_publish(pipeline_change c, const pipeline_change* stored, uint64_t expected) {
+  using kind = pipeline_change::kind;
+  uint64_t now = stored ? stored->revision : 0;
+  bool matches = expected == revision_absent ? now == 0 : expected == 0 || expected == now;
+  if (!matches) return make_error_code(dispatch_errc::conflict);
+  if (c.what != kind::deploy && !stored) return make_error_code(dispatch_errc::not_found);
+  c.revision = c.what == kind::deploy ? now + 1 : now;
+  if (c.what != kind::deploy) {
+    c.persist = stored->persist;
+    if (c.what != kind::remove) c.source = stored->source;
+  }
+  if (c.what == kind::state) c.disabled = stored->disabled;  // a state change keeps them
+  if (c.what == kind::triggers) c.state = stored->state;
+  return c;
+}
+
 io::task<std::optional<trace_whereabouts>> trace_queue::locate(const trace_id&) { co_return std::nullopt; }
 
 }  // namespace xerv::core

@@ -24,6 +24,7 @@
 #include <system_error>
 #include <vector>
 
+#include "core/codec.h"
 #include "core/trace_id.h"
 #include "io/cancel.h"
 #include "io/result.h"
@@ -175,10 +176,18 @@ class pipeline_watch {
 
 // A publish's expected revision that only a pipeline not stored yet matches.
 inline constexpr uint64_t revision_absent = UINT64_MAX;
-// Whether a publish expecting `expected` (0: any) may change a pipeline now at `now` (0: none).
-inline bool revision_matches(uint64_t expected, uint64_t now) {
-  return expected == revision_absent ? now == 0 : expected == 0 || expected == now;
-}
+
+// A change's binary form (its revision and seq not included), for backends
+// that store or send changes; a bad one leaves in.ok false.
+void write_change(record_writer& w, const pipeline_change& c);
+pipeline_change read_change(record_reader& in);
+
+// The rules every pipeline_store applies to a publish (below): `stored` is the
+// pipeline as stored, nullptr if none. Gives the change as it is to be stored
+// and shown to watchers, its revision set (a deploy adds one) and, for a
+// state, trigger or remove change, what it keeps of the stored pipeline; or
+// conflict (`expected` not matched) or not_found. The seq is the store's.
+io::result<pipeline_change> apply_publish(pipeline_change c, const pipeline_change* stored, uint64_t expected);
 
 class pipeline_store {
  public:

@@ -54,34 +54,6 @@ std::optional<stored_state> parse_state_file(std::string_view text) {
 
 }  // namespace
 
-class pipeline_store::watcher final : public core::pipeline_watch {
- public:
-  explicit watcher(pipeline_store& s) : _s(&s) { s._watchers.push_back(this); }
-  ~watcher() override {
-    if (_s) std::erase(_s->_watchers, this);
-  }
-  void push(const core::pipeline_change& c) {
-    _changes.push_back(c);
-    _arrived.notify();
-  }
-  void detach() { _s = nullptr; }
-
-  io::task<std::optional<core::pipeline_change>> next(io::cancel_source& stop) override {
-    while (_changes.empty() && !stop.cancelled()) {
-      auto arrived = _arrived.wait(stop);
-      co_await arrived;
-    }
-    if (_changes.empty()) co_return std::nullopt;
-    core::pipeline_change c = std::move(_changes.front());
-    _changes.pop_front();
-    co_return c;
-  }
-
- private:
-  pipeline_store* _s;
-  std::deque<core::pipeline_change> _changes;
-  io::event _arrived;
-};
 
 pipeline_store::stored pipeline_store::read_dir(const std::string& dir) {
   stored out;
@@ -136,13 +108,11 @@ pipeline_store::pipeline_store(std::string dir, std::vector<core::pipeline_chang
   }
 }
 
-pipeline_store::~pipeline_store() {
-  for (watcher* w : _watchers) w->detach();
-}
+pipeline_store::~pipeline_store() = default;
 
 io::task<io::result<std::vector<core::pipeline_change>>> pipeline_store::load() { co_return _initial; }
 
-std::unique_ptr<core::pipeline_watch> pipeline_store::watch() { return std::make_unique<watcher>(*this); }
+std::unique_ptr<core::pipeline_watch> pipeline_store::watch() { return _feed.watch(); }
 
 io::task<io::result<void>> pipeline_store::store(const core::pipeline_change& c) {
   // A state change is stored even for a pipeline loaded from XERV_PIPELINES_DIR:
@@ -171,12 +141,18 @@ io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeli
   using kind = core::pipeline_change::kind;
   auto it = _current.find(c.name);
   uint64_t now = it == _current.end() ? 0 : it->second.revision;
-  if (!core::revision_matches(expected, now)) co_return core::make_error_code(core::dispatch_errc::conflict);
-  if (c.what != kind::deploy && it == _current.end()) co_return core::make_error_code(core::dispatch_errc::not_found);
-  c.revision = c.what == kind::deploy ? now + 1 : now;
-  if (c.what != kind::deploy) c.persist = it->second.persist;
-  if (c.what == kind::state) c.disabled = it->second.disabled;  // a state change keeps them
-  if (c.what == kind::triggers) c.state = it->second.state;
+  // (The definition lives in its file: a state or trigger change carries none.)
+  std::optional<core::pipeline_change> was;
+  if (it != _current.end()) {
+    was.emplace();
+    was->revision = now;
+    was->state = it->second.state;
+    was->persist = it->second.persist;
+    was->disabled = it->second.disabled;
+  }
+  auto ruled = core::apply_publish(std::move(c), was ? &*was : nullptr, expected);
+  if (!ruled) co_return ruled.error();
+  c = std::move(*ruled);
   if (c.what == kind::remove) {
     auto unstoring = unstore(c.name);
     auto gone = co_await std::move(unstoring);
@@ -193,7 +169,7 @@ io::task<io::result<core::pipeline_change>> pipeline_store::publish(core::pipeli
   if (c.what == kind::remove) _current.erase(c.name);
   else _current[c.name] = current{c.revision, c.state, c.persist, c.disabled};
   c.seq = ++_seq;
-  for (watcher* w : _watchers) w->push(c);
+  _feed.push(c);
   co_return c;
 }
 

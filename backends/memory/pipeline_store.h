@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/change_feed.h"
 #include "core/dispatch.h"
 #include "io/event.h"
 
@@ -50,7 +51,6 @@ class pipeline_store final : public core::pipeline_store {
   std::unique_ptr<core::pipeline_watch> watch() override;
 
  private:
-  class watcher;
   struct current {
     uint64_t revision = 0;
     core::pipeline_state state = core::pipeline_state::running;
@@ -64,7 +64,7 @@ class pipeline_store final : public core::pipeline_store {
   std::vector<core::pipeline_change> _initial;
   std::map<std::string, current, std::less<>> _current;
   uint64_t _seq = 0;
-  std::vector<watcher*> _watchers;
+  change_feed _feed;
 };
 
 }  // namespace xerv::backends::memory

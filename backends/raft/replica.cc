@@ -71,36 +71,6 @@ class replica::queue_impl final : public core::trace_queue {
   std::string _record;  // reused: one encoding buffer per queue
 };
 
-class replica::watch_impl final : public core::pipeline_watch {
- public:
-  explicit watch_impl(replica& r) : _r(&r) { r._watches.push_back(this); }
-  ~watch_impl() override {
-    if (_r) std::erase(_r->_watches, this);
-  }
-  void push(const core::pipeline_change& c) {
-    _changes.push_back(c);
-    _arrived.notify();
-  }
-  void detach() {
-    _r = nullptr;
-    _arrived.notify();
-  }
-  io::task<std::optional<core::pipeline_change>> next(io::cancel_source& stop) override {
-    while (_changes.empty() && _r && !stop.cancelled()) {
-      auto arrived = _arrived.wait(stop);
-      co_await arrived;
-    }
-    if (_changes.empty() || stop.cancelled()) co_return std::nullopt;
-    core::pipeline_change c = std::move(_changes.front());
-    _changes.pop_front();
-    co_return c;
-  }
-
- private:
-  replica* _r;
-  std::deque<core::pipeline_change> _changes;
-  io::event _arrived;
-};
 
 class replica::store_impl final : public core::pipeline_store {
  public:
@@ -137,7 +107,7 @@ class replica::store_impl final : public core::pipeline_store {
     auto waiting = _r.wait_change(*t);
     co_return co_await std::move(waiting);
   }
-  std::unique_ptr<core::pipeline_watch> watch() override { return std::make_unique<watch_impl>(_r); }
+  std::unique_ptr<core::pipeline_watch> watch() override { return _r._feed.watch(); }
 
  private:
   replica& _r;
@@ -166,7 +136,6 @@ replica::replica(replica_options o)
 
 replica::~replica() {
   if (_ship.queued) io::this_reactor().cancel_turn_end(&_ship);
-  for (watch_impl* w : _watches) w->detach();
 }
 
 void replica::attach_shards(std::vector<shard_queue*> queues) {
@@ -825,7 +794,7 @@ void replica::on_address(uint64_t id, const node_address& a) {
 }
 
 void replica::on_pipeline(const core::pipeline_change& c) {
-  for (watch_impl* w : _watches) w->push(c);
+  _feed.push(c);
 }
 
 void replica::on_result(request_ref r, std::error_code e, const core::pipeline_change* change) {

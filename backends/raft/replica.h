@@ -38,6 +38,7 @@
 #include <variant>
 #include <vector>
 
+#include "backends/change_feed.h"
 #include "backends/local_queue.h"
 #include "backends/raft/shard_queue.h"
 #include "backends/raft/state_machine.h"
@@ -128,7 +129,6 @@ class replica final : state_machine::listener {
  private:
   class queue_impl;
   class store_impl;
-  class watch_impl;
   struct pending : ticket {
     std::string command;  // what to send again until it is applied
     std::chrono::steady_clock::time_point since;
@@ -186,7 +186,7 @@ class replica final : state_machine::listener {
   local_queue _local;
   std::unique_ptr<queue_impl> _queue;
   std::unique_ptr<store_impl> _store;
-  std::vector<watch_impl*> _watches;
+  change_feed _feed;
   std::vector<shard_queue*> _shards;                 // [0]: this shard (_local)
   std::vector<std::vector<shard_delivery>> _outbox;  // per shard, sent at the end of the turn
   struct outbox_hook : io::turn_hook {

@@ -19,32 +19,6 @@ void add(std::string& entry, op o, request_ref r, const std::string& body) {
   w.str(body);
 }
 
-void write_change(core::record_writer& w, const core::pipeline_change& c) {
-  w.u8(uint8_t(c.what));
-  w.str(c.name);
-  w.str(c.source);
-  w.u8(uint8_t(c.state));
-  w.u64(c.disabled.size());
-  for (const auto& d : c.disabled) w.str(d);
-  w.u8(c.persist ? 1 : 0);
-}
-
-core::pipeline_change read_change(core::record_reader& in) {
-  core::pipeline_change c;
-  uint8_t what = in.u8();
-  if (what > uint8_t(core::pipeline_change::kind::triggers)) in.ok = false;
-  c.what = core::pipeline_change::kind(what);
-  c.name = in.str();
-  c.source = in.str();
-  uint8_t state = in.u8();
-  if (state > uint8_t(core::pipeline_state::draining)) in.ok = false;
-  c.state = core::pipeline_state(state);
-  uint64_t n = in.u64();
-  if (n > in.in.size()) in.ok = false;  // each name takes at least 4 bytes
-  for (uint64_t i = 0; in.ok && i < n; ++i) c.disabled.push_back(in.str());
-  c.persist = in.u8() != 0;
-  return c;
-}
 
 void write_pipeline(core::record_writer& w, const std::string& name, const stored_pipeline& p) {
   w.str(name);
@@ -85,7 +59,7 @@ void add_reassign(std::string& entry, request_ref r, uint64_t from, std::span<co
 void add_pipeline(std::string& entry, request_ref r, const core::pipeline_change& c, uint64_t expected_revision) {
   std::string body;
   core::record_writer w{body};
-  write_change(w, c);
+  core::write_change(w, c);
   w.u64(expected_revision);
   add(entry, op::pipeline, r, body);
 }
@@ -195,30 +169,29 @@ bool state_machine::apply_reassign(core::record_reader& in, request_ref r, liste
 
 bool state_machine::apply_pipeline(core::record_reader& in, request_ref r, listener& l) {
   using kind = core::pipeline_change::kind;
-  core::pipeline_change c = read_change(in);
+  core::pipeline_change c = core::read_change(in);
   uint64_t expected = in.u64();
   if (!in.done()) return false;
   if (std::find(_recent_changes.begin(), _recent_changes.end(), r) != _recent_changes.end()) return true;
   _recent_changes.push_back(r);
   if (_recent_changes.size() > recent_changes_max) _recent_changes.pop_front();
   auto it = _pipelines.find(c.name);
-  uint64_t now = it == _pipelines.end() ? 0 : it->second.revision;
-  // The same rules as every backend's store (backends/memory/pipeline_store.cc).
-  if (!core::revision_matches(expected, now)) {
-    l.on_result(r, core::make_error_code(core::dispatch_errc::conflict), nullptr);
+  std::optional<core::pipeline_change> stored;
+  if (it != _pipelines.end()) {
+    const stored_pipeline& p = it->second;
+    stored.emplace();
+    stored->source = p.source;
+    stored->state = p.state;
+    stored->disabled = p.disabled;
+    stored->revision = p.revision;
+    stored->persist = p.persist;
+  }
+  auto ruled = core::apply_publish(std::move(c), stored ? &*stored : nullptr, expected);
+  if (!ruled) {
+    l.on_result(r, ruled.error(), nullptr);
     return true;
   }
-  if (c.what != kind::deploy && it == _pipelines.end()) {
-    l.on_result(r, core::make_error_code(core::dispatch_errc::not_found), nullptr);
-    return true;
-  }
-  c.revision = c.what == kind::deploy ? now + 1 : now;
-  if (c.what != kind::deploy) {
-    c.persist = it->second.persist;
-    if (c.what != kind::remove) c.source = it->second.source;
-  }
-  if (c.what == kind::state) c.disabled = it->second.disabled;
-  if (c.what == kind::triggers) c.state = it->second.state;
+  c = std::move(*ruled);
   if (c.what == kind::remove) _pipelines.erase(it);
   else _pipelines[c.name] = stored_pipeline{c.source, c.state, c.disabled, c.revision, c.persist};
   c.seq = ++_seq;
