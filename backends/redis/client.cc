@@ -133,12 +133,12 @@ io::task<bool> client::wait_connected(std::chrono::milliseconds limit) {
 io::task<io::result<reply>> client::call(std::initializer_list<std::string_view> args,
                                          std::chrono::milliseconds blocks) {
   if (!_ready) return io::make_ready_task(unavailable());
-  return await_slot(enqueue(args, blocks));
+  return await_slot(claim(this, enqueue(args, blocks)));
 }
 
 io::task<io::result<reply>> client::call(const std::vector<std::string_view>& args, std::chrono::milliseconds blocks) {
   if (!_ready) return io::make_ready_task(unavailable());
-  return await_slot(enqueue(args, blocks));
+  return await_slot(claim(this, enqueue(args, blocks)));
 }
 
 template <class Args>
@@ -171,17 +171,19 @@ client::slot* client::find(uint64_t seq) {
   return &_slots[seq - _slots.front().seq];
 }
 
-io::task<io::result<reply>> client::await_slot(uint64_t seq) {
-  slot* s = find(seq);
-  ASSERT(s, "redis call %llu awaited twice", static_cast<unsigned long long>(seq));
+io::task<io::result<reply>> client::await_slot(claim k) {
+  slot* s = find(k.seq);
+  ASSERT(s, "redis call %llu awaited twice", static_cast<unsigned long long>(k.seq));
   while (!s->done) {
     auto w = s->answered.wait(_never);
     co_await w;
   }
-  io::result<reply> r = std::move(s->result);
-  s->taken = true;
-  while (!_slots.empty() && _slots.front().taken) _slots.pop_front();
-  co_return r;
+  co_return std::move(s->result);
+}
+
+void client::release(uint64_t seq) {
+  if (slot* s = find(seq)) s->taken = true;
+  while (!_slots.empty() && _slots.front().taken && _slots.front().done) _slots.pop_front();
 }
 
 bool client::answer(io::result<reply> r) {
@@ -191,6 +193,7 @@ bool client::answer(io::result<reply> r) {
   s->done = true;
   s->result = std::move(r);
   s->answered.notify();
+  release(0);  // a slot whose caller went away leaves once answered
   return true;
 }
 
@@ -306,7 +309,7 @@ io::task<bool> client::handshake(std::string& error) {
   seqs.push_back(enqueue(std::initializer_list<std::string_view>{"CLIENT", "SETNAME", _o.name}, {}));
   bool ok = true;
   for (uint64_t s : seqs) {
-    auto waiting = await_slot(s);
+    auto waiting = await_slot(claim(this, s));
     io::result<reply> r = co_await std::move(waiting);
     if (ok && r && r->is_error()) error = r->str;  // WRONGPASS, NOAUTH, ERR DB index is out of range
     ok = ok && r && !r->is_error();

@@ -19,6 +19,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "io/cancel.h"
@@ -104,14 +105,27 @@ class client {
     uint64_t seq = 0;
     uint64_t due_ns = 0;  // the reply is late after this
     bool done = false;
-    bool taken = false;  // its caller read it
+    bool taken = false;  // its caller is done with it
     io::result<reply> result = reply{};
     io::event answered;
   };
 
+  // A caller's hold on its slot: released when the call's task goes, awaited
+  // or not (a task dropped unawaited must not pin the slots behind it).
+  struct claim {
+    client* c = nullptr;
+    uint64_t seq = 0;
+    claim(client* owner, uint64_t s) : c(owner), seq(s) {}
+    claim(claim&& o) noexcept : c(std::exchange(o.c, nullptr)), seq(o.seq) {}
+    claim(const claim&) = delete;
+    ~claim() {
+      if (c) c->release(seq);
+    }
+  };
   template <class Args>
   uint64_t enqueue(const Args& args, std::chrono::milliseconds blocks);
-  io::task<io::result<reply>> await_slot(uint64_t seq);
+  io::task<io::result<reply>> await_slot(claim k);
+  void release(uint64_t seq);
   slot* find(uint64_t seq);
   bool answer(io::result<reply> r);  // false: a reply nobody asked for
   void fail_all();
