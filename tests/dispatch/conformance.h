@@ -35,6 +35,7 @@
 #include "io/gate.h"
 #include "io/ops.h"
 #include "io/when_all.h"
+#include "tests/dispatch/changes.h"
 #include "tests/run_on.h"
 
 namespace xerv::conformance {
@@ -327,12 +328,7 @@ io::task<int> pipeline_changes_in_one_order(Cluster& c) {
   std::vector<std::unique_ptr<core::pipeline_watch>> watches;
   for (int i = 0; i < 3; ++i) watches.push_back(c.store().watch());
   auto change = [](kind k, std::string name, std::string source, core::pipeline_state s) {
-    core::pipeline_change ch;
-    ch.what = k;
-    ch.name = std::move(name);
-    ch.source = std::move(source);
-    ch.state = s;
-    return ch;
+    return testing::make_change(k, std::move(name), std::move(source), s);
   };
   using st = core::pipeline_state;
   std::vector<core::pipeline_change> script = {

@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "backends/raft/state_machine.h"
+#include "tests/dispatch/changes.h"
 
 using namespace xerv;
 using backends::raft::request_ref;
 using backends::raft::state_machine;
 using backends::raft::trace_state;
+using xerv::testing::make_change;
 
 namespace {
 
@@ -67,15 +69,6 @@ std::string finish(uint64_t origin, uint64_t ref, uint64_t n) {
   return e;
 }
 
-core::pipeline_change change(core::pipeline_change::kind k, std::string name, std::string source = "",
-                             core::pipeline_state s = core::pipeline_state::running) {
-  core::pipeline_change c;
-  c.what = k;
-  c.name = std::move(name);
-  c.source = std::move(source);
-  c.state = s;
-  return c;
-}
 
 }  // namespace
 
@@ -152,15 +145,15 @@ TEST(raft_state_machine, pipeline_changes_follow_the_store_rules) {
     backends::raft::add_pipeline(e, {1, ref}, c, expected);
     EXPECT_TRUE(sm.apply(e, r));
   };
-  publish(1, change(kind::deploy, "a", "name: a\n"));
-  publish(2, change(kind::deploy, "a", "name: a\nv: 2\n"));
-  publish(2, change(kind::deploy, "a", "name: a\nv: 2\n"));  // sent twice: applied once
-  publish(3, change(kind::state, "a", "", core::pipeline_state::paused));
-  auto t = change(kind::triggers, "a");
+  publish(1, make_change(kind::deploy, "a", "name: a\n"));
+  publish(2, make_change(kind::deploy, "a", "name: a\nv: 2\n"));
+  publish(2, make_change(kind::deploy, "a", "name: a\nv: 2\n"));  // sent twice: applied once
+  publish(3, make_change(kind::state, "a", "", core::pipeline_state::paused));
+  auto t = make_change(kind::triggers, "a");
   t.disabled = {"hook"};
   publish(4, t);
-  publish(5, change(kind::deploy, "a", "name: a\n"), 1);  // overtaken
-  publish(6, change(kind::state, "b", "", core::pipeline_state::paused));  // unknown
+  publish(5, make_change(kind::deploy, "a", "name: a\n"), 1);  // overtaken
+  publish(6, make_change(kind::state, "b", "", core::pipeline_state::paused));  // unknown
   ASSERT_EQ(r.changes.size(), 4u);
   EXPECT_EQ(r.changes[0].revision, 1u);
   EXPECT_EQ(r.changes[1].revision, 2u);
@@ -175,7 +168,7 @@ TEST(raft_state_machine, pipeline_changes_follow_the_store_rules) {
   EXPECT_EQ(a.revision, 2u);
   EXPECT_EQ(a.state, core::pipeline_state::paused);
   EXPECT_EQ(a.disabled, (std::vector<std::string>{"hook"}));
-  publish(7, change(kind::remove, "a"));
+  publish(7, make_change(kind::remove, "a"));
   EXPECT_TRUE(sm.pipelines().empty());
 }
 
@@ -186,7 +179,7 @@ TEST(raft_state_machine, snapshot_round_trip_and_bad_bytes) {
   for (uint64_t n = 1; n <= 6; ++n) ASSERT_TRUE(sm.apply(admit(n, 1 + n % 2, n, n % 2 ? "odd" : "even"), r));
   ASSERT_TRUE(sm.apply(finish(1, 90, 2), r));
   std::string e;
-  backends::raft::add_pipeline(e, {1, 91}, change(kind::deploy, "a", "name: a\n"), 0);
+  backends::raft::add_pipeline(e, {1, 91}, make_change(kind::deploy, "a", "name: a\n"), 0);
   ASSERT_TRUE(sm.apply(e, r));
   std::string addr;
   backends::raft::add_address(addr, {1, 92}, 4, "10.0.0.4", 5004);

@@ -15,6 +15,7 @@
 
 #include "io/ops.h"
 #include "io/when_all.h"
+#include "tests/dispatch/changes.h"
 #include "tests/dispatch/redis_server.h"
 #include "tests/run_on.h"
 
@@ -25,6 +26,7 @@ namespace core = xerv::core;
 using kind = core::pipeline_change::kind;
 using st = core::pipeline_state;
 using xerv::testing::redis_server;
+using xerv::testing::make_change;
 using xerv::testing::run_on;
 
 // One worker's store with its two connections (not in an anonymous
@@ -63,13 +65,18 @@ struct store_worker {
   }
 };
 
-inline core::pipeline_change change(kind what, std::string name, std::string source = "", st state = st::running) {
-  core::pipeline_change c;
-  c.what = what;
-  c.name = std::move(name);
-  c.source = std::move(source);
-  c.state = state;
-  return c;
+inline io::task<bool> start_both(store_worker& a, store_worker& b) {
+  auto starting_a = a.start();
+  bool up = co_await std::move(starting_a);
+  auto starting_b = b.start();
+  co_return co_await std::move(starting_b) && up;
+}
+
+inline io::task<void> stop_both(store_worker& a, store_worker& b) {
+  auto stopping_a = a.stop();
+  co_await std::move(stopping_a);
+  auto stopping_b = b.stop();
+  co_await std::move(stopping_b);
 }
 
 inline io::task<std::vector<core::pipeline_change>> next_n(core::pipeline_watch& w, size_t n) {
@@ -91,18 +98,16 @@ TEST(redis_store, follows_the_store_rules_and_reaches_every_worker) {
   EXPECT_EQ(run_on(1, [](uint16_t port) -> io::task<int> {
               auto a = std::make_unique<store_worker>(port);
               auto b = std::make_unique<store_worker>(port);
-              auto starting_a = a->start();
-              EXPECT_TRUE(co_await std::move(starting_a));
-              auto starting_b = b->start();
-              EXPECT_TRUE(co_await std::move(starting_b));
+              auto starting = start_both(*a, *b);
+              EXPECT_TRUE(co_await std::move(starting));
               auto on_b = b->store.watch();
               std::vector<core::pipeline_change> script = {
-                  change(kind::deploy, "a", "name: a\nversion: '1'\n"),
-                  change(kind::deploy, "b", "name: b\n"),
-                  change(kind::deploy, "a", "name: a\nversion: '2'\n"),
-                  change(kind::state, "a", "", st::paused),
-                  change(kind::remove, "b"),
-                  change(kind::deploy, "a", "name: a\nversion: '3'\n", st::paused),
+                  make_change(kind::deploy, "a", "name: a\nversion: '1'\n"),
+                  make_change(kind::deploy, "b", "name: b\n"),
+                  make_change(kind::deploy, "a", "name: a\nversion: '2'\n"),
+                  make_change(kind::state, "a", "", st::paused),
+                  make_change(kind::remove, "b"),
+                  make_change(kind::deploy, "a", "name: a\nversion: '3'\n", st::paused),
               };
               std::vector<core::pipeline_change> published;
               for (auto& c : script) {
@@ -117,13 +122,13 @@ TEST(redis_store, follows_the_store_rules_and_reaches_every_worker) {
               for (size_t i = 1; i < published.size(); ++i) EXPECT_EQ(published[i].seq, published[i - 1].seq + 1);
               EXPECT_EQ(published[3].source, "name: a\nversion: '2'\n") << "a state change keeps the definition";
               // Refusals, through the other worker.
-              auto stale = b->store.publish(change(kind::deploy, "a", "name: a\n"), 2);
+              auto stale = b->store.publish(make_change(kind::deploy, "a", "name: a\n"), 2);
               auto stale_r = co_await std::move(stale);
               EXPECT_EQ(stale_r.error(), core::dispatch_errc::conflict);
-              auto unknown = b->store.publish(change(kind::state, "b", "", st::paused), 0);
+              auto unknown = b->store.publish(make_change(kind::state, "b", "", st::paused), 0);
               auto unknown_r = co_await std::move(unknown);
               EXPECT_EQ(unknown_r.error(), core::dispatch_errc::not_found);
-              auto again = b->store.publish(change(kind::deploy, "a", "name: a\n"), core::revision_absent);
+              auto again = b->store.publish(make_change(kind::deploy, "a", "name: a\n"), core::revision_absent);
               auto again_r = co_await std::move(again);
               EXPECT_EQ(again_r.error(), core::dispatch_errc::conflict);
               // The other worker's watch saw every change, in order, and its load has what is left.
@@ -149,10 +154,8 @@ TEST(redis_store, follows_the_store_rules_and_reaches_every_worker) {
                 }
               }
               on_b.reset();
-              auto stopping_a = a->stop();
-              co_await std::move(stopping_a);
-              auto stopping_b = b->stop();
-              co_await std::move(stopping_b);
+              auto stopping = stop_both(*a, *b);
+              co_await std::move(stopping);
               co_return 0;
             }(server.port())),
             0);
@@ -164,16 +167,14 @@ TEST(redis_store, racing_publishes_from_two_workers_all_land_in_one_order) {
   EXPECT_EQ(run_on(1, [](uint16_t port) -> io::task<int> {
               auto a = std::make_unique<store_worker>(port);
               auto b = std::make_unique<store_worker>(port);
-              auto starting_a = a->start();
-              EXPECT_TRUE(co_await std::move(starting_a));
-              auto starting_b = b->start();
-              EXPECT_TRUE(co_await std::move(starting_b));
+              auto starting = start_both(*a, *b);
+              EXPECT_TRUE(co_await std::move(starting));
               auto watch = a->store.watch();
               // Both read the same seq under WATCH; one EXEC aborts and goes again.
               std::vector<io::task<io::result<core::pipeline_change>>> racing;
               for (int i = 0; i < 10; ++i) {
-                racing.push_back(a->store.publish(change(kind::deploy, "p" + std::to_string(i), "name: x\n"), 0));
-                racing.push_back(b->store.publish(change(kind::deploy, "q" + std::to_string(i), "name: y\n"), 0));
+                racing.push_back(a->store.publish(make_change(kind::deploy, "p" + std::to_string(i), "name: x\n"), 0));
+                racing.push_back(b->store.publish(make_change(kind::deploy, "q" + std::to_string(i), "name: y\n"), 0));
               }
               auto all = io::when_all(std::move(racing));
               auto results = co_await std::move(all);
@@ -190,10 +191,8 @@ TEST(redis_store, racing_publishes_from_two_workers_all_land_in_one_order) {
               EXPECT_EQ(seen.size(), 20u);
               for (size_t i = 1; i < seen.size(); ++i) EXPECT_LT(seen[i - 1].seq, seen[i].seq);
               watch.reset();
-              auto stopping_a = a->stop();
-              co_await std::move(stopping_a);
-              auto stopping_b = b->stop();
-              co_await std::move(stopping_b);
+              auto stopping = stop_both(*a, *b);
+              co_await std::move(stopping);
               co_return 0;
             }(server.port())),
             0);
@@ -207,19 +206,19 @@ TEST(redis_store, redis_down_is_unavailable_and_the_watch_resumes_after_it) {
               auto starting = a->start();
               EXPECT_TRUE(co_await std::move(starting));
               auto watch = a->store.watch();
-              auto first = a->store.publish(change(kind::deploy, "a", "name: a\n"), 0);
+              auto first = a->store.publish(make_change(kind::deploy, "a", "name: a\n"), 0);
               auto first_r = co_await std::move(first);
               EXPECT_TRUE(first_r.ok());
               s->kill();
               auto pausing = io::sleep_for(100ms);
               (void)co_await pausing;
-              auto refused = a->store.publish(change(kind::deploy, "b", "name: b\n"), 0);
+              auto refused = a->store.publish(make_change(kind::deploy, "b", "name: b\n"), 0);
               auto refused_r = co_await std::move(refused);
               EXPECT_EQ(refused_r.error(), core::dispatch_errc::unavailable);
               EXPECT_TRUE(s->start());
               auto back = a->commands.wait_connected(5s);
               EXPECT_TRUE(co_await std::move(back));
-              auto second = a->store.publish(change(kind::deploy, "b", "name: b\n"), 0);
+              auto second = a->store.publish(make_change(kind::deploy, "b", "name: b\n"), 0);
               auto r = co_await std::move(second);
               EXPECT_TRUE(r.ok());
               if (r) {
