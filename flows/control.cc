@@ -156,13 +156,14 @@ io::task<control_reply> control_plane::set_state(std::string name, core::pipelin
   core::pipeline_change c;
   c.what = core::pipeline_change::kind::state;
   c.name = name;
-  // What is stored is where the pipeline ends up: a drain ends stopped.
-  c.state = target == core::pipeline_state::draining ? core::pipeline_state::stopped : target;
+  // A drain is stored as draining: every node that follows the store drains
+  // too (runs what it had admitted, then stops), and one restarted mid-drain
+  // finishes it (a drain with nothing left to run ends stopped at once).
+  c.state = target;
   auto publishing = _store.publish(std::move(c), 0);
   auto published = co_await std::move(publishing);
   if (!published) co_return store_error(name, published.error());
   core::pipeline_change applied = std::move(*published);
-  applied.state = target;
   control_reply r;
   r.result = outcome::changed;
   r.name = name;
@@ -291,6 +292,8 @@ io::task<std::vector<std::string>> control_plane::restore() {
     std::shared_ptr<const compiled_flow> flow = std::move(std::get<std::unique_ptr<compiled_flow>>(compiled));
     c.name = flow->name;
     c.source.clear();
+    // A drain a restart interrupted ends where it was going.
+    if (c.state == core::pipeline_state::draining) c.state = core::pipeline_state::stopped;
     auto applying = apply(std::move(c), flow, core::unix_ms_now());
     co_await std::move(applying);
     co_await io::yield();

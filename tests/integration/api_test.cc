@@ -297,6 +297,32 @@ TEST(api, pending_queue_beyond_max_concurrent_executions) {
   EXPECT_NE(m2.body.find("xerv_node_execution_seconds_count{node_type=\"std::delay\"} 3"), std::string::npos);
 }
 
+// A drain is stored as draining (so that other nodes drain too); a restart in
+// the middle of one comes back stopped, where the drain was going.
+TEST(api, a_drain_cut_short_by_kill_9_comes_back_stopped) {
+  std::filesystem::path dir;
+  {
+    api s({"XERV_SHARDS=1"});
+    s.keep_dir = true;
+    dir = s.dir;
+    ASSERT_EQ(s.post("/api/v1/pipelines", flow(3000)).status, 201);
+    ASSERT_EQ(s.post("/hooks/greet-async", "{}").status, 202);
+    auto drained = s.post("/api/v1/pipelines/greet/drain", "");
+    ASSERT_EQ(drained.status, 200) << drained.body;
+    EXPECT_EQ(json_field(drained.body, "state"), "draining") << drained.body;
+    s.proc->signal(SIGKILL);
+  }
+  xerv_process again({"XERV_SHARDS=1", "XERV_DATA_DIR=" + dir.string()});
+  uint16_t port = again.wait_ready();
+  ASSERT_NE(port, 0) << again.log();
+  client c(port);
+  c.send(get("/api/v1/pipelines/greet"));
+  auto r = c.read_response();
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json_field(r.body, "state"), "stopped") << r.body;
+  std::filesystem::remove_all(dir);
+}
+
 TEST(api, deployed_pipelines_and_their_state_survive_a_restart) {
   std::filesystem::path dir;
   {

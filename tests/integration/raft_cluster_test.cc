@@ -355,6 +355,34 @@ TEST(raft_cluster, a_shared_pipelines_directory_deploys_once) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// A drain through one node drains the pipeline on every node: each runs the
+// traces it had admitted but not started (max_concurrent_executions: 1),
+// then stops, as on a single node (SPEC §4).
+TEST(raft_cluster, a_drain_through_one_node_runs_what_every_node_had_admitted) {
+  cluster c(3, {"XERV_SHARDS=1"});
+  ASSERT_TRUE(c.start_all());
+  std::string f = flow(800) + "settings: {max_concurrent_executions: 1}\n";
+  ASSERT_EQ(c.call(1, "POST", "/api/v1/pipelines", f).status, 201);
+  for (uint64_t id : c.live())
+    ASSERT_TRUE(c.eventually(id, "/api/v1/pipelines/greet", [](const client::response& r) { return r.status == 200; }));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 9; ++i) {
+    auto r = c.call(1 + i % 3, "POST", "/hooks/greet-async", R"({"name":"d"})");
+    ASSERT_EQ(r.status, 202) << r.body;
+    ids.push_back(json_field(r.body, "trace_id"));
+  }
+  auto drained = c.call(1, "POST", "/api/v1/pipelines/greet/drain");
+  ASSERT_EQ(drained.status, 200) << drained.body;
+  for (const auto& id : ids)
+    EXPECT_TRUE(c.eventually(1, "/api/v1/traces/" + id,
+                             [](const client::response& r) { return json_field(r.body, "status") == "completed"; }, 15s))
+        << id << ": " << trace_status(c, 1, id);
+  for (uint64_t id : c.live())
+    EXPECT_TRUE(c.eventually(id, "/api/v1/pipelines/greet", [](const client::response& r) {
+      return json_field(r.body, "state") == "stopped";
+    })) << "node " << id << ": " << c.call(id, "GET", "/api/v1/pipelines/greet").body;
+}
+
 namespace {
 
 std::pair<int, std::string> run_cli(const std::string& args) {
