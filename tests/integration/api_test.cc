@@ -297,6 +297,23 @@ TEST(api, pending_queue_beyond_max_concurrent_executions) {
   EXPECT_NE(m2.body.find("xerv_node_execution_seconds_count{node_type=\"std::delay\"} 3"), std::string::npos);
 }
 
+// Starts xerv again on `dir` (then removes it) and reads pipeline greet's state.
+std::string state_after_restart(const std::filesystem::path& dir, int shards) {
+  xerv_process again({"XERV_SHARDS=" + std::to_string(shards), "XERV_DATA_DIR=" + dir.string()});
+  uint16_t port = again.wait_ready();
+  EXPECT_NE(port, 0) << again.log();
+  std::string state;
+  if (port) {
+    client c(port);
+    c.send(get("/api/v1/pipelines/greet"));
+    auto r = c.read_response();
+    EXPECT_EQ(r.status, 200) << r.body;
+    state = json_field(r.body, "state");
+  }
+  std::filesystem::remove_all(dir);
+  return state;
+}
+
 // A drain is stored as draining (so that other nodes drain too); a restart in
 // the middle of one comes back stopped, where the drain was going.
 TEST(api, a_drain_cut_short_by_kill_9_comes_back_stopped) {
@@ -312,15 +329,7 @@ TEST(api, a_drain_cut_short_by_kill_9_comes_back_stopped) {
     EXPECT_EQ(json_field(drained.body, "state"), "draining") << drained.body;
     s.proc->signal(SIGKILL);
   }
-  xerv_process again({"XERV_SHARDS=1", "XERV_DATA_DIR=" + dir.string()});
-  uint16_t port = again.wait_ready();
-  ASSERT_NE(port, 0) << again.log();
-  client c(port);
-  c.send(get("/api/v1/pipelines/greet"));
-  auto r = c.read_response();
-  EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json_field(r.body, "state"), "stopped") << r.body;
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(state_after_restart(dir, 1), "stopped");
 }
 
 TEST(api, deployed_pipelines_and_their_state_survive_a_restart) {
@@ -333,15 +342,7 @@ TEST(api, deployed_pipelines_and_their_state_survive_a_restart) {
     ASSERT_EQ(s.post("/api/v1/pipelines/greet/pause", "").status, 200);
     s.proc->signal(SIGKILL);  // no graceful stop: the data dir must already hold it
   }
-  xerv_process again({"XERV_SHARDS=2", "XERV_DATA_DIR=" + dir.string()});
-  uint16_t port = again.wait_ready();
-  ASSERT_NE(port, 0) << again.log();
-  client c(port);
-  c.send(get("/api/v1/pipelines/greet"));
-  auto r = c.read_response();
-  EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json_field(r.body, "state"), "paused");
-  std::filesystem::remove_all(dir);
+  EXPECT_EQ(state_after_restart(dir, 2), "paused");
 }
 
 TEST(api, pipelines_dir_is_loaded_at_start) {
